@@ -1,0 +1,38 @@
+# The two commands of the README: `make demo` and `make test`. Both create .venv
+# when it is missing, install the project into it, then run.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+export RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER := 0
+export RAY_USAGE_STATS_ENABLED := 0
+export TF_CPP_MIN_LOG_LEVEL := 2
+export PYTHONDONTWRITEBYTECODE := 1
+
+.PHONY: demo test test-fast lint bench install clean
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check uv
+	$(VENV)/bin/uv pip install --quiet --python $(PY) -e '.[dev]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+demo: $(STAMP)
+	$(VENV)/bin/bandit-tune demo
+
+test: $(STAMP)
+	$(PY) -m pytest -q
+
+test-fast: $(STAMP)
+	$(PY) -m pytest -q -m "not ray"
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check bandit_tune tests examples benchmarks
+
+bench: $(STAMP)
+	$(PY) benchmarks/decision_latency.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache build *.egg-info

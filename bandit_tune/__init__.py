@@ -1,0 +1,66 @@
+"""bandit_tune: tune Keras models by treating each configuration as a slot-machine arm.
+
+Light names (policies, the search space, the simulator) import at once; the Ray
+and Keras parts load on first use, so ``import bandit_tune`` stays fast.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+from bandit_tune.policies import ArmPolicy, Decision
+from bandit_tune.simulate import PolicyError, SimulationResult, simulate
+from bandit_tune.space import HyperParameter, HyperParameters, SearchSpace, record_space
+
+__version__ = "0.1.0"
+
+_LAZY = {
+    "BanditScheduler": "bandit_tune.scheduler",
+    "HyperModel": "bandit_tune.search",
+    "BanditTuner": "bandit_tune.search",
+    "Hyperband": "bandit_tune.search",
+    "SuccessiveHalving": "bandit_tune.search",
+    "ASHA": "bandit_tune.search",
+    "Objective": "bandit_tune.search",
+}
+
+if TYPE_CHECKING:  # pragma: no cover
+    from bandit_tune.scheduler import BanditScheduler
+    from bandit_tune.search import (
+        ASHA,
+        BanditTuner,
+        HyperModel,
+        Hyperband,
+        Objective,
+        SuccessiveHalving,
+    )
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'bandit_tune' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+__all__ = [
+    "ASHA",
+    "ArmPolicy",
+    "BanditScheduler",
+    "BanditTuner",
+    "Decision",
+    "HyperModel",
+    "HyperParameter",
+    "HyperParameters",
+    "Hyperband",
+    "Objective",
+    "PolicyError",
+    "SearchSpace",
+    "SimulationResult",
+    "SuccessiveHalving",
+    "record_space",
+    "simulate",
+]

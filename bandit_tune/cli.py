@@ -1,0 +1,78 @@
+"""The ``bandit-tune`` command line."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from bandit_tune.policies import Hyperband, bracket_epochs
+
+
+def format_plan(policy: Hyperband) -> str:
+    """Render a Hyperband plan as a small table."""
+    lines = [f"Hyperband(max_t={policy.max_t}, eta={policy.eta}, min_t={policy.min_t})"]
+    for s, bracket in enumerate(policy.plan()):
+        rungs = "  ".join(f"{n:>3} arms x {t:>3} ep" for n, t in bracket)
+        lines.append(f"  bracket {s}: {rungs}   ({bracket_epochs(bracket)} epochs)")
+    lines.append(f"  one pass: {policy.n_arms} arms, {policy.budget} epochs")
+    return "\n".join(lines)
+
+
+def _plan(args: argparse.Namespace) -> int:
+    print(format_plan(Hyperband(args.max_epochs, args.eta, args.min_epochs)))
+    return 0
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from bandit_tune.demo import run_demo
+
+    return run_demo(max_epochs=args.max_epochs, directory=args.directory, seed=args.seed)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of ``bandit-tune``."""
+    parser = argparse.ArgumentParser(
+        prog="bandit-tune",
+        description="Tune Keras models with bandit policies (Hyperband, ASHA, ...) on Ray Tune.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="examples:\n  bandit-tune demo\n  bandit-tune plan --max-epochs 81 --eta 3",
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+    demo = sub.add_parser(
+        "demo",
+        help="Hyperband over a Keras MLP on scikit-learn's bundled digits",
+        epilog="example:\n  bandit-tune demo --max-epochs 9",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    demo.add_argument("--max-epochs", type=int, default=27, help="epochs of the top rung (R)")
+    demo.add_argument("--directory", default="bandit_tune_results", help="where results go")
+    demo.add_argument("--seed", type=int, default=0)
+    demo.set_defaults(func=_demo)
+    plan = sub.add_parser(
+        "plan",
+        help="print a Hyperband plan without running it",
+        epilog="example:\n  bandit-tune plan --max-epochs 81 --eta 3",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    plan.add_argument("--max-epochs", type=int, default=81)
+    plan.add_argument("--eta", type=float, default=3)
+    plan.add_argument("--min-epochs", type=int, default=1)
+    plan.set_defaults(func=_plan)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of ``bandit-tune``."""
+    args = build_parser().parse_args(argv)
+    if getattr(args, "eta", None) is not None and float(args.eta).is_integer():
+        args.eta = int(args.eta)
+    try:
+        return int(args.func(args) or 0)
+    except ValueError as exc:
+        print(f"bandit-tune: error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

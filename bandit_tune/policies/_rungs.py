@@ -1,0 +1,102 @@
+"""Rung arithmetic and bookkeeping shared by the successive-halving family.
+
+One convention for every halving policy (documented in ``docs/policies.md``):
+
+* ``s_max`` is the largest ``s`` with ``min_t * eta**s <= max_t``.
+* A ladder of ``k`` rungs is anchored at the top: rung ``i`` sits at
+  ``round(max_t / eta**(k - 1 - i))`` epochs (never below ``min_t``), so the top
+  rung is exactly ``max_t`` also when ``max_t`` is not a power of ``eta``.
+* Bracket ``s`` of Hyperband starts ``n = ceil((s_max + 1) / (s + 1) * eta**s)``
+  arms and keeps ``floor(n / eta**i)`` of them at rung ``i`` — Algorithm 1 of
+  Li et al. (2018) in exact rational arithmetic.
+"""
+
+from __future__ import annotations
+
+import math
+from fractions import Fraction
+from numbers import Real
+
+Rung = tuple[int, int]
+"""One rung of a bracket: ``(n_arms, epochs)``."""
+
+
+def check_ladder(max_t: object, eta: object, min_t: object) -> None:
+    """Validate halving parameters, naming the bad value and what is accepted."""
+    if isinstance(max_t, bool) or not isinstance(max_t, int) or max_t < 1:
+        raise ValueError(f"max_t must be an integer >= 1 (epochs), got {max_t!r}")
+    if isinstance(min_t, bool) or not isinstance(min_t, int) or min_t < 1:
+        raise ValueError(f"min_t must be an integer >= 1 (epochs), got {min_t!r}")
+    if isinstance(eta, bool) or not isinstance(eta, Real) or not math.isfinite(eta) or eta < 2:
+        raise ValueError(f"eta must be a number >= 2 (the halving rate), got {eta!r}")
+    if min_t > max_t:
+        raise ValueError(f"min_t={min_t} is larger than max_t={max_t}; need min_t <= max_t")
+
+
+def s_max(max_t: int, eta: float, min_t: int = 1) -> int:
+    """Return the number of halvings that fit between ``min_t`` and ``max_t``."""
+    ratio = Fraction(max_t, min_t)
+    f_eta = Fraction(eta)
+    s = 0
+    while f_eta ** (s + 1) <= ratio:
+        s += 1
+    return s
+
+
+def ladder(max_t: int, eta: float, min_t: int, n_rungs: int) -> list[int]:
+    """Return ``n_rungs`` strictly increasing rung epochs ending exactly at ``max_t``."""
+    f_eta = Fraction(eta)
+    steps: list[int] = []
+    for i in range(n_rungs):
+        step = max(min_t, round(Fraction(max_t) / f_eta ** (n_rungs - 1 - i)))
+        if steps and step <= steps[-1]:
+            step = steps[-1] + 1
+        steps.append(step)
+    steps[-1] = max_t
+    return steps
+
+
+def hyperband_brackets(max_t: int, eta: float, min_t: int = 1) -> list[list[Rung]]:
+    """Return Hyperband's brackets, most aggressive first, as lists of ``(n_arms, epochs)``."""
+    top = s_max(max_t, eta, min_t)
+    f_eta = Fraction(eta)
+    brackets = []
+    for s in range(top, -1, -1):
+        n = math.ceil(Fraction(top + 1, s + 1) * f_eta**s)
+        counts = [math.floor(n / f_eta**i) for i in range(s + 1)]
+        brackets.append(list(zip(counts, ladder(max_t, eta, min_t, s + 1))))
+    return brackets
+
+
+def halving_bracket(max_t: int, eta: float, min_t: int = 1, n_arms: int | None = None) -> list[Rung]:
+    """Return one successive-halving bracket; by default Hyperband's most aggressive one.
+
+    With ``n_arms`` the bracket starts that many arms and has as many rungs as
+    halvings that leave at least one arm (at most ``s_max + 1``).
+    """
+    if n_arms is None:
+        return hyperband_brackets(max_t, eta, min_t)[0]
+    if isinstance(n_arms, bool) or not isinstance(n_arms, int) or n_arms < 1:
+        raise ValueError(f"n_arms must be an integer >= 1, got {n_arms!r}")
+    f_eta = Fraction(eta)
+    counts = []
+    for i in range(s_max(max_t, eta, min_t) + 1):
+        count = math.floor(n_arms / f_eta**i)
+        if count < 1:
+            break
+        counts.append(count)
+    return list(zip(counts, ladder(max_t, eta, min_t, len(counts))))
+
+
+def bracket_epochs(bracket: list[Rung]) -> int:
+    """Epochs a bracket trains in all when promoted arms resume instead of retraining."""
+    total, previous = 0, 0
+    for n, step in bracket:
+        total += n * (step - previous)
+        previous = step
+    return total
+
+
+def sort_key(score: float, seq: int) -> tuple[float, int]:
+    """Order arms best first; ties go to the arm that reached the rung first."""
+    return (-score, seq)

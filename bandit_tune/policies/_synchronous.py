@@ -1,0 +1,254 @@
+"""Synchronous successive halving over a cycle of bracket shapes.
+
+Both :class:`~bandit_tune.policies.SuccessiveHalving` (one shape) and
+:class:`~bandit_tune.policies.Hyperband` (one shape per bracket) are this engine.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from collections.abc import Sequence
+from typing import Any
+
+from bandit_tune.policies._rungs import Rung, bracket_epochs, sort_key
+from bandit_tune.policies.base import ArmPolicy, Decision, check_state
+
+_RUNNING, _PAUSED, _DONE = "running", "paused", "done"
+
+
+class _Bracket:
+    """Runtime state of one bracket: who reached which rung, and what was decided."""
+
+    __slots__ = (
+        "shape", "counts", "steps", "members", "closed", "arrived", "lost", "expected", "decided"
+    )
+
+    def __init__(self, shape: int, rungs: list[Rung]) -> None:
+        self.shape = shape
+        self.counts = [n for n, _ in rungs]
+        self.steps = [t for _, t in rungs]
+        levels = len(rungs)
+        self.members = 0
+        self.closed = False  # settled before it filled: takes no more arms
+        # arrived[i]: arm -> (score, arrival sequence) at rung i
+        self.arrived: list[dict[str, tuple[float, int]]] = [{} for _ in range(levels)]
+        self.lost = [0] * levels  # arms that left while heading for rung i
+        self.expected: list[int | None] = [None] * levels
+        self.decided = [False] * levels
+
+    def full(self) -> bool:
+        return self.closed or self.members >= self.counts[0]
+
+    def complete(self, level: int) -> bool:
+        """Whether every arm expected at a (non-top) rung has arrived or left."""
+        expected = self.expected[level]
+        return (
+            level < len(self.steps) - 1
+            and not self.decided[level]
+            and expected is not None
+            and len(self.arrived[level]) + self.lost[level] >= expected
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "shape": self.shape,
+            "members": self.members,
+            "closed": self.closed,
+            "arrived": [[[a, s, q] for a, (s, q) in rung.items()] for rung in self.arrived],
+            "lost": self.lost,
+            "expected": self.expected,
+            "decided": self.decided,
+        }
+
+
+class SynchronousHalving(ArmPolicy):
+    """Successive halving in synchronous brackets; arms fill the shapes in turn.
+
+    Arms are assigned to brackets in the order they are added. At each rung an
+    arm pauses until every arm of its bracket has reached the rung (or left),
+    then exactly the planned number of best arms is promoted and the rest stop.
+    The last arm to complete a rung does not pause when it is promoted.
+    """
+
+    def __init__(self, shapes: list[list[Rung]]) -> None:
+        self._shapes = shapes
+        self._brackets: list[_Bracket] = []
+        self._arms: dict[str, list[Any]] = {}  # arm -> [bracket index, level, state]
+        self._seq = 0
+        self._resume: deque[str] = deque()
+        self._to_stop: list[str] = []
+
+    # -- the plan ----------------------------------------------------------------
+    def plan(self) -> list[list[Rung]]:
+        """Return the brackets of one pass as lists of ``(n_arms, epochs)`` rungs."""
+        return [list(shape) for shape in self._shapes]
+
+    @property
+    def n_arms(self) -> int:
+        """Number of arms one pass over all brackets starts."""
+        return sum(shape[0][0] for shape in self._shapes)
+
+    @property
+    def budget(self) -> int:
+        """Epochs one full pass trains in all (promoted arms resume, never retrain)."""
+        return sum(bracket_epochs(shape) for shape in self._shapes)
+
+    def decision_steps(self) -> list[int]:
+        """Every rung epoch of every bracket: where arms may pause or stop."""
+        return sorted({t for shape in self._shapes for _, t in shape})
+
+    # -- hooks -------------------------------------------------------------------
+    def on_arm_added(self, arm_id: str, config: dict[str, Any]) -> None:
+        """Assign the arm to the open bracket, opening the next shape when it is full."""
+        if arm_id in self._arms:
+            raise ValueError(f"{type(self).__name__}: arm {arm_id!r} was added twice")
+        if not self._brackets or self._brackets[-1].full():
+            shape = len(self._brackets) % len(self._shapes)
+            self._brackets.append(_Bracket(shape, self._shapes[shape]))
+        bracket = self._brackets[-1]
+        bracket.members += 1
+        if bracket.full():
+            bracket.expected[0] = bracket.members
+        self._arms[arm_id] = [len(self._brackets) - 1, 0, _RUNNING]
+
+    def on_result(self, arm_id: str, step: int, score: float) -> Decision:
+        """Continue below the next rung; at a rung, pause until it is complete."""
+        record = self._record(arm_id)
+        index, level, state = record
+        if state == _DONE:
+            return Decision.STOP
+        record[2] = _RUNNING
+        bracket = self._brackets[index]
+        if not math.isfinite(score):
+            self._leave(arm_id)
+            return Decision.STOP
+        if step < bracket.steps[level]:
+            return Decision.CONTINUE
+        if level == len(bracket.steps) - 1:
+            record[2] = _DONE
+            return Decision.STOP
+        bracket.arrived[level][arm_id] = (score, self._seq)
+        self._seq += 1
+        if bracket.decided[level]:  # a straggler after the rung was settled
+            record[2] = _DONE
+            return Decision.STOP
+        if bracket.complete(level):
+            self._decide(index, level, None)
+            return Decision.CONTINUE if record[2] == _RUNNING else Decision.STOP
+        record[2] = _PAUSED
+        return Decision.PAUSE
+
+    def on_arm_finished(self, arm_id: str) -> None:
+        """An arm left on its own: count it as lost for the rung it was heading to."""
+        record = self._arms.get(arm_id)
+        if record is not None and record[2] != _DONE:
+            self._leave(arm_id)
+
+    def choose_arm_to_resume(self, paused: Sequence[str]) -> str | None:
+        """Resume promoted arms first (oldest bracket, lowest rung, best first)."""
+        while self._resume:
+            arm_id = self._resume.popleft()
+            record = self._arms[arm_id]
+            if record[2] == _PAUSED:
+                record[2] = _RUNNING
+                return arm_id
+        return None
+
+    def arms_to_stop(self) -> list[str]:
+        """Paused arms that lost at their rung."""
+        stopped, self._to_stop = self._to_stop, []
+        return stopped
+
+    def on_no_new_arms(self) -> None:
+        """Settle every waiting rung with the arms that reached it."""
+        for index, bracket in enumerate(self._brackets):
+            for level in range(len(bracket.steps) - 1):
+                if bracket.decided[level] or not bracket.arrived[level]:
+                    continue
+                waiting = any(self._arms[a][2] == _PAUSED for a in bracket.arrived[level])
+                if not waiting:
+                    continue
+                arrived = len(bracket.arrived[level])
+                planned = bracket.expected[level] or bracket.counts[level]
+                keep = max(1, arrived * bracket.counts[level + 1] // max(planned, 1))
+                if level == 0:
+                    bracket.closed = True
+                self._decide(index, level, min(keep, bracket.counts[level + 1], arrived))
+
+    # -- state -------------------------------------------------------------------
+    def state_dict(self) -> dict[str, Any]:
+        """Plain JSON-able state: brackets, arms, queues."""
+        state = super().state_dict()
+        state.update(
+            shapes=[[list(r) for r in shape] for shape in self._shapes],
+            brackets=[b.to_json() for b in self._brackets],
+            arms={a: list(r) for a, r in self._arms.items()},
+            seq=self._seq,
+            resume=list(self._resume),
+            to_stop=list(self._to_stop),
+        )
+        return state
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore :meth:`state_dict` output; the plan must match this policy's."""
+        check_state(self, state)
+        shapes = [[tuple(r) for r in shape] for shape in state["shapes"]]
+        if shapes != [list(s) for s in self._shapes]:
+            raise ValueError(
+                f"{type(self).__name__}: saved plan {shapes} differs from this policy's "
+                f"plan {self._shapes}; construct the policy with the same max_t, eta, min_t"
+            )
+        self._brackets = []
+        for saved in state["brackets"]:
+            bracket = _Bracket(saved["shape"], self._shapes[saved["shape"]])
+            bracket.members = saved["members"]
+            bracket.closed = saved["closed"]
+            bracket.arrived = [{a: (s, q) for a, s, q in rung} for rung in saved["arrived"]]
+            bracket.lost = list(saved["lost"])
+            bracket.expected = list(saved["expected"])
+            bracket.decided = list(saved["decided"])
+            self._brackets.append(bracket)
+        self._arms = {a: list(r) for a, r in state["arms"].items()}
+        self._seq = state["seq"]
+        self._resume = deque(state["resume"])
+        self._to_stop = list(state["to_stop"])
+
+    # -- internals ---------------------------------------------------------------
+    def _record(self, arm_id: str) -> list[Any]:
+        try:
+            return self._arms[arm_id]
+        except KeyError:
+            raise KeyError(
+                f"{type(self).__name__}: arm {arm_id!r} reported a result but was never "
+                "added; call on_arm_added first"
+            ) from None
+
+    def _leave(self, arm_id: str) -> None:
+        index, level, _ = self._arms[arm_id]
+        self._arms[arm_id][2] = _DONE
+        bracket = self._brackets[index]
+        bracket.arrived[level].pop(arm_id, None)
+        bracket.lost[level] += 1
+        if bracket.complete(level):
+            self._decide(index, level, None)
+
+    def _decide(self, index: int, level: int, keep: int | None) -> None:
+        bracket = self._brackets[index]
+        ranked = sorted(bracket.arrived[level].items(), key=lambda kv: sort_key(*kv[1]))
+        if keep is None:
+            keep = min(bracket.counts[level + 1], len(ranked))
+        bracket.decided[level] = True
+        bracket.expected[level + 1] = keep
+        for rank, (arm_id, _) in enumerate(ranked):
+            record = self._arms[arm_id]
+            if rank < keep:
+                record[1] = level + 1
+                if record[2] == _PAUSED:
+                    self._resume.append(arm_id)
+            else:
+                if record[2] == _PAUSED:
+                    self._to_stop.append(arm_id)
+                record[2] = _DONE
+        if bracket.complete(level + 1):
+            self._decide(index, level + 1, None)

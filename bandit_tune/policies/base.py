@@ -1,0 +1,129 @@
+"""The arm-policy protocol: the plug-in interface every policy implements.
+
+A policy sees only plain values — an arm id, a step (epochs trained so far) and a
+score already oriented so that higher is better — and answers with a
+:class:`Decision`. It never imports Ray or TensorFlow, so the same object can be
+unit-tested, replayed over recorded learning curves (:func:`bandit_tune.simulate`)
+and run on a Ray cluster (:class:`bandit_tune.BanditScheduler`).
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Sequence
+from typing import Any
+
+
+class Decision(str, enum.Enum):
+    """What an arm does after it reports a result.
+
+    The string values equal Ray Tune's ``TrialScheduler.CONTINUE``/``PAUSE``/``STOP``.
+    """
+
+    CONTINUE = "CONTINUE"
+    """Keep training the arm."""
+    PAUSE = "PAUSE"
+    """Checkpoint the arm and free its worker; the arm may be resumed later."""
+    STOP = "STOP"
+    """The arm is done: either it reached its last step or it lost."""
+
+
+class ArmPolicy:
+    """Base class of all arm policies: decides how long each arm is pulled.
+
+    Subclass it and override :meth:`on_result` (the only required hook). The
+    runner — :class:`bandit_tune.BanditScheduler` on Ray or
+    :func:`bandit_tune.simulate` in replay — calls the hooks in this order:
+
+    1. :meth:`on_arm_added` once per arm, before its first result;
+    2. :meth:`on_result` after every reported step of a running arm;
+    3. :meth:`on_arm_finished` when an arm ends for a reason the policy did not
+       decide (it completed its epochs, stopped itself early, errored or was removed);
+    4. :meth:`choose_arm_to_resume` whenever a worker is free;
+    5. :meth:`arms_to_stop` after each hook, to collect paused arms the policy gave up on;
+    6. :meth:`on_no_new_arms` when no arm is running and no new arm can start,
+       so that a policy waiting for more arms can settle with the ones it has.
+
+    Example — stop every arm whose score after two epochs is negative::
+
+        from bandit_tune.policies import ArmPolicy, Decision
+
+        class StopNegative(ArmPolicy):
+            def on_result(self, arm_id, step, score):
+                if step == 2 and score < 0:
+                    return Decision.STOP
+                return Decision.CONTINUE
+    """
+
+    #: Version of the :meth:`state_dict` layout; bump it when the layout changes.
+    state_version: int = 1
+
+    def on_arm_added(self, arm_id: str, config: dict[str, Any]) -> None:
+        """Register a new arm with its hyperparameter ``config``."""
+
+    def on_result(self, arm_id: str, step: int, score: float) -> Decision:
+        """Decide what ``arm_id`` does after reaching ``step`` with ``score`` (higher is better).
+
+        ``score`` may be NaN or infinite (a diverged model); built-in policies treat
+        such an arm as the worst and stop it.
+        """
+        raise NotImplementedError(f"{type(self).__name__} must implement on_result")
+
+    def on_arm_finished(self, arm_id: str) -> None:
+        """Forget about ``arm_id``: it completed, stopped itself, errored or was removed."""
+
+    def choose_arm_to_resume(self, paused: Sequence[str]) -> str | None:
+        """Pick a paused arm to resume on a free worker, or ``None`` to start a new arm.
+
+        ``paused`` lists the arms the runner holds paused. Returning an arm that is
+        not in it is an error.
+        """
+        return None
+
+    def arms_to_stop(self) -> list[str]:
+        """Return (and forget) paused arms that will never be resumed; the runner ends them."""
+        return []
+
+    def on_no_new_arms(self) -> None:
+        """No arm is running and no new arm can start: settle with the arms at hand.
+
+        A synchronous policy that waits for a rung to fill promotes among the arms
+        that reached it; afterwards the runner asks :meth:`choose_arm_to_resume`
+        again and ends every paused arm that is still not chosen.
+        """
+
+    def decision_steps(self) -> Sequence[int] | None:
+        """Steps after which this policy may return PAUSE or STOP (``None``: any step).
+
+        Trainables checkpoint only at these steps (and at the end), which is where a
+        paused arm resumes from.
+        """
+        return None
+
+    def state_dict(self) -> dict[str, Any]:
+        """Return the policy's state as plain JSON-able data, with a ``version`` key."""
+        return {"version": self.state_version, "policy": type(self).__name__}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore a state produced by :meth:`state_dict` of the same policy class."""
+        check_state(self, state)
+
+
+def check_state(policy: ArmPolicy, state: dict[str, Any]) -> None:
+    """Raise ``ValueError`` unless ``state`` was saved by ``policy``'s class and version."""
+    if not isinstance(state, dict):
+        raise ValueError(
+            f"{type(policy).__name__}.load_state_dict expects a dict from state_dict(), "
+            f"got {type(state).__name__}"
+        )
+    name = state.get("policy")
+    if name is not None and name != type(policy).__name__:
+        raise ValueError(
+            f"state was saved by {name}, cannot load it into {type(policy).__name__}"
+        )
+    version = state.get("version")
+    if version != policy.state_version:
+        raise ValueError(
+            f"{type(policy).__name__} state version {version!r} is not supported; "
+            f"expected {policy.state_version}"
+        )
