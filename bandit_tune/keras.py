@@ -1,0 +1,129 @@
+"""Keras side of an arm: per-epoch reports to Ray Tune, checkpoints at rungs, resume.
+
+:class:`ReportCallback` reports every Keras log (``loss``, ``accuracy``,
+``val_loss``, ...) after each epoch and attaches a checkpoint — weights,
+optimizer state and the epoch — only at the epochs where the policy may pause
+or stop the arm, and at the last epoch. :func:`restore` rebuilds that state so a
+resumed arm continues at the next epoch with its optimizer state, never
+retraining an epoch.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import tempfile
+from collections.abc import Iterable
+from typing import Any
+
+import keras
+import numpy as np
+
+EPOCH_KEY = "epoch"
+"""Result key holding the number of epochs the arm has trained (1-based)."""
+
+_WEIGHTS = "model.weights.h5"
+_OPTIMIZER = "optimizer.npz"
+_STATE = "arm.json"
+
+
+def save_arm(model: keras.Model, directory: str, epoch: int, logs: dict[str, Any] | None = None) -> None:
+    """Write weights, optimizer variables and ``epoch`` into ``directory``."""
+    model.save_weights(os.path.join(directory, _WEIGHTS))
+    optimizer = getattr(model, "optimizer", None)
+    if optimizer is not None and getattr(optimizer, "built", False):
+        arrays = {f"v{i}": np.asarray(v) for i, v in enumerate(optimizer.variables)}
+        np.savez(os.path.join(directory, _OPTIMIZER), **arrays)
+    with open(os.path.join(directory, _STATE), "w") as f:
+        json.dump({"epoch": epoch, "logs": _plain_logs(logs or {})}, f)
+
+
+def restore_arm(model: keras.Model, directory: str) -> int:
+    """Load what :func:`save_arm` wrote into a freshly built ``model``; return its epoch."""
+    model.load_weights(os.path.join(directory, _WEIGHTS))
+    path = os.path.join(directory, _OPTIMIZER)
+    optimizer = getattr(model, "optimizer", None)
+    if optimizer is not None and os.path.exists(path):
+        if not optimizer.built:
+            optimizer.build(model.trainable_variables)
+        with np.load(path) as saved:
+            arrays = [saved[f"v{i}"] for i in range(len(saved.files))]
+        if len(arrays) == len(optimizer.variables):
+            for variable, value in zip(optimizer.variables, arrays):
+                variable.assign(value)
+    with open(os.path.join(directory, _STATE)) as f:
+        return int(json.load(f)["epoch"])
+
+
+def _plain_logs(logs: dict[str, Any]) -> dict[str, float]:
+    return {k: float(v) for k, v in logs.items() if np.ndim(v) == 0}
+
+
+class ReportCallback(keras.callbacks.Callback):
+    """Report Keras logs to Ray Tune after every epoch; checkpoint where it matters.
+
+    Put it last in ``callbacks`` so that it sees a stop requested by
+    ``EarlyStopping`` in the same epoch.
+
+    Args:
+        checkpoint_epochs: epochs (1-based) after which to attach a checkpoint;
+            ``None`` checkpoints every epoch.
+        max_epochs: the last epoch, always checkpointed.
+        extra: constant keys added to every report.
+    """
+
+    def __init__(
+        self,
+        checkpoint_epochs: Iterable[int] | None = None,
+        max_epochs: int | None = None,
+        extra: dict[str, Any] | None = None,
+    ) -> None:
+        super().__init__()
+        self.checkpoint_epochs = None if checkpoint_epochs is None else set(checkpoint_epochs)
+        self.max_epochs = max_epochs
+        self.extra = dict(extra or {})
+        self.last_epoch = 0
+        self.last_logs: dict[str, float] = {}
+        self.diverged = False
+
+    def _wants_checkpoint(self, epoch: int) -> bool:
+        return (
+            self.checkpoint_epochs is None
+            or epoch in self.checkpoint_epochs
+            or epoch == self.max_epochs
+            or bool(getattr(self.model, "stop_training", False))
+        )
+
+    def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
+        """Report this epoch (1-based ``epoch`` key) and maybe a checkpoint."""
+        from ray import tune
+
+        done = epoch + 1
+        metrics = {**_plain_logs(logs or {}), **self.extra, EPOCH_KEY: done}
+        if not all(math.isfinite(v) for k, v in metrics.items() if k.endswith("loss")):
+            self.diverged = True
+            metrics["diverged"] = True
+            self.model.stop_training = True
+        metrics["early_stopped"] = bool(
+            getattr(self.model, "stop_training", False) and not self.diverged
+            and (self.max_epochs is None or done < self.max_epochs)
+        )
+        self.last_epoch, self.last_logs = done, metrics
+        if self._wants_checkpoint(done):
+            with tempfile.TemporaryDirectory() as directory:
+                save_arm(self.model, directory, done, metrics)
+                tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(directory))
+        else:
+            tune.report(metrics)
+
+
+def configure_threads(cpus: int) -> None:
+    """Give TensorFlow ``cpus`` intra-op threads, where it is not initialised yet."""
+    try:
+        import tensorflow as tf
+
+        tf.config.threading.set_intra_op_parallelism_threads(max(1, int(cpus)))
+        tf.config.threading.set_inter_op_parallelism_threads(1)
+    except (RuntimeError, ValueError, ImportError):
+        pass  # already initialised in this (reused) worker: keep its settings

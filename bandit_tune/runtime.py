@@ -1,0 +1,54 @@
+"""Starting or joining Ray, kept on 127.0.0.1 when the library starts it."""
+
+from __future__ import annotations
+
+import logging
+import os
+from typing import Any
+
+WORKER_ENV = {
+    "TF_CPP_MIN_LOG_LEVEL": "2",
+    "PYTHONWARNINGS": "ignore",
+    "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0",
+}
+
+
+def ensure_ray(address: str | None = None, num_cpus: int | None = None) -> dict[str, Any]:
+    """Start a quiet local Ray bound to 127.0.0.1, or join ``address``; return its resources.
+
+    A Ray already initialised in this process is reused as it is.
+    """
+    # Ray binds a local instance to the interface address unless this is set before
+    # it starts (../shared/MEASURED.md); loopback keeps its ports off the network.
+    os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
+    import ray
+
+    if not ray.is_initialized():
+        common = dict(
+            log_to_driver=False,
+            logging_level=logging.WARNING,
+            runtime_env={"env_vars": WORKER_ENV},
+        )
+        if address:
+            try:
+                ray.init(address=address, **common)
+            except (ConnectionError, RuntimeError, ValueError) as exc:
+                raise ConnectionError(
+                    f"could not join the Ray cluster at address={address!r}: {exc}. Give "
+                    "'auto' (a cluster started on this machine with `ray start`), "
+                    "'host:port' of the head's GCS, or 'ray://host:10001', or leave address "
+                    "unset to start a local Ray"
+                ) from exc
+        else:
+            ray.init(
+                address="local",
+                num_cpus=num_cpus,
+                include_dashboard=False,
+                _node_ip_address="127.0.0.1",
+                **common,
+            )
+    for name in ("ray.tune", "ray.train", "ray.air"):
+        logging.getLogger(name).setLevel(logging.ERROR)
+    return ray.cluster_resources()

@@ -1,0 +1,304 @@
+"""Run any :class:`~bandit_tune.policies.ArmPolicy` as a Ray Tune ``TrialScheduler``.
+
+The adapter is thin and knows no algorithm: it turns Ray's trial events into the
+policy's hooks (arm id = Ray trial id, step = ``result[time_attr]``, score =
+``result[metric]`` negated for ``mode="min"``) and the policy's answers into
+Ray's ``CONTINUE``/``PAUSE``/``STOP`` and trial choices.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import Any
+
+from ray.tune.experiment import Trial
+from ray.tune.schedulers import TrialScheduler
+from ray.tune.search import Searcher
+
+from bandit_tune.policies.base import ArmPolicy, Decision
+from bandit_tune.simulate import PolicyError, call_policy, choose, decide
+
+
+class BanditScheduler(TrialScheduler):
+    """A Ray Tune scheduler driven by an arm policy.
+
+    Drop it into a plain ``ray.tune.Tuner``::
+
+        from ray import tune
+        from bandit_tune import BanditScheduler
+        from bandit_tune.policies import Hyperband
+
+        tuner = tune.Tuner(
+            my_trainable,  # reports {"val_loss": ...} once per epoch, with a checkpoint
+            param_space={"lr": tune.loguniform(1e-4, 1e-1)},
+            tune_config=tune.TuneConfig(
+                scheduler=BanditScheduler(Hyperband(max_t=27)),
+                metric="val_loss", mode="min", num_samples=49, reuse_actors=True,
+            ),
+        )
+
+    Paused arms resume through Ray from their last reported checkpoint, so a
+    trainable that can be paused must report a checkpoint at the steps
+    ``policy.decision_steps()`` returns (or at every step) and restore from
+    ``ray.tune.get_checkpoint()``.
+
+    Args:
+        policy: the arm policy; its hooks are called in Ray's driver process.
+        metric: the result key the policy scores (or set by ``TuneConfig``).
+        mode: ``"max"`` or ``"min"`` (or set by ``TuneConfig``).
+        time_attr: the result key that counts steps (epochs).
+    """
+
+    _supports_buffered_results = False  # the policy decides after every single result
+
+    def __init__(
+        self,
+        policy: ArmPolicy,
+        metric: str | None = None,
+        mode: str | None = None,
+        time_attr: str = "training_iteration",
+    ) -> None:
+        super().__init__()
+        if not callable(getattr(policy, "on_result", None)):
+            raise TypeError(
+                f"policy must be an ArmPolicy (with on_result(arm_id, step, score)), "
+                f"got {type(policy).__name__}"
+            )
+        if mode not in (None, "min", "max"):
+            raise ValueError(f"mode must be 'min' or 'max', got {mode!r}")
+        self.policy = policy
+        self._metric = metric
+        self._mode = mode
+        self.time_attr = time_attr
+        #: Maximum arms running at once (set by the tuner); gates new arms.
+        self.slots: int | None = None
+        self._trials: dict[str, Trial] = {}
+        self._last_step: dict[str, int] = {}
+        self._chosen: Trial | None = None
+        self._declined = True  # the policy had nothing to resume at the last choice
+        #: Per arm: list of ``(step, score, decision)`` in the order they happened.
+        self.history: dict[str, list[tuple[int, float, str]]] = {}
+        #: Called with ``(arm_id, step, score, decision)`` after each decision.
+        self.listeners: list[Callable[[str, int, float, str], None]] = []
+
+    # -- Ray's configuration -----------------------------------------------------
+    def set_search_properties(self, metric: str | None, mode: str | None, **spec: Any) -> bool:
+        """Take ``metric`` and ``mode`` from ``TuneConfig`` unless given here."""
+        if (self._metric and metric and metric != self._metric) or (
+            self._mode and mode and mode != self._mode
+        ):
+            return False
+        if mode not in (None, "min", "max"):
+            raise ValueError(f"mode must be 'min' or 'max', got {mode!r}")
+        self._metric = self._metric or metric
+        self._mode = self._mode or mode
+        return True
+
+    @property
+    def metric(self) -> str | None:
+        """The metric the policy scores."""
+        return self._metric
+
+    # -- trial events -------------------------------------------------------------
+    def on_trial_add(self, tune_controller: Any, trial: Trial) -> None:
+        """A new arm: register it with the policy."""
+        if self._metric is None:
+            raise ValueError(
+                "BanditScheduler needs a metric: pass metric= to BanditScheduler or TuneConfig"
+            )
+        self._trials[trial.trial_id] = trial
+        self.history.setdefault(trial.trial_id, [])
+        call_policy(self.policy, "on_arm_added", trial.trial_id, trial.trial_id, dict(trial.config))
+        self._drain(tune_controller)
+
+    def on_trial_result(self, tune_controller: Any, trial: Trial, result: dict[str, Any]) -> str:
+        """Score the result and return the policy's decision."""
+        arm_id = trial.trial_id
+        if self._chosen is trial:
+            self._chosen = None  # it runs again: later choices go back to the policy
+        if self._metric not in result:
+            raise ValueError(
+                f"the result of trial {arm_id} has no metric {self._metric!r}; it reported "
+                f"{sorted(k for k in result if not k.startswith('config'))}. Pass one of "
+                "those as the metric (objective), or report it from the trainable."
+            )
+        if self.time_attr not in result:
+            raise ValueError(
+                f"the result of trial {arm_id} has no time attribute {self.time_attr!r}; "
+                f"it reported {sorted(result)}"
+            )
+        step = int(result[self.time_attr])
+        if step <= self._last_step.get(arm_id, 0):
+            return TrialScheduler.CONTINUE  # a repeated step (e.g. the final checkpoint)
+        self._last_step[arm_id] = step
+        try:
+            score = float(result[self._metric])
+        except (TypeError, ValueError):
+            raise ValueError(
+                f"metric {self._metric!r} of trial {arm_id} is {result[self._metric]!r}, "
+                "not a number"
+            ) from None
+        if self._mode == "min":
+            score = -score
+        decision = decide(self.policy, arm_id, step, score)
+        self.history.setdefault(arm_id, []).append((step, score, decision.value))
+        for listener in self.listeners:
+            listener(arm_id, step, score, decision.value)
+        self._drain(tune_controller)
+        return decision.value
+
+    def on_trial_complete(self, tune_controller: Any, trial: Trial, result: dict[str, Any]) -> None:
+        """The arm ended (completed its epochs, stopped itself, or was stopped)."""
+        self._finish(tune_controller, trial)
+
+    def on_trial_error(self, tune_controller: Any, trial: Trial) -> None:
+        """The arm failed for good."""
+        self._finish(tune_controller, trial)
+
+    def on_trial_remove(self, tune_controller: Any, trial: Trial) -> None:
+        """A paused or pending arm was removed."""
+        self._finish(tune_controller, trial)
+
+    # -- choosing what runs --------------------------------------------------------
+    def choose_trial_to_run(self, tune_controller: Any) -> Trial | None:
+        """Resume the arm the policy picks; else start a new arm; else let the policy settle."""
+        if self._chosen is not None and self._chosen.status == Trial.PAUSED:
+            return self._chosen  # Ray may ask again before it starts the last choice
+        trials = tune_controller.get_trials()
+        paused = {t.trial_id: t for t in trials if t.status == Trial.PAUSED}
+        pending = [t for t in trials if t.status == Trial.PENDING]
+        running = any(t.status == Trial.RUNNING for t in trials)
+        if paused:
+            arm_id = choose(self.policy, list(paused), paused)
+            self._drain(tune_controller)
+            if arm_id is not None:
+                self._declined = False
+                self._chosen = paused[arm_id]
+                return self._chosen
+        self._declined = True
+        if pending:
+            return pending[0]
+        paused = {t.trial_id: t for t in trials if t.status == Trial.PAUSED}
+        if paused and not running and self._no_new_arms(tune_controller):
+            call_policy(self.policy, "on_no_new_arms", None)
+            self._drain(tune_controller)
+            paused = {t.trial_id: t for t in trials if t.status == Trial.PAUSED}
+            arm_id = choose(self.policy, list(paused), paused) if paused else None
+            if arm_id is not None:
+                self._chosen = paused[arm_id]
+                return self._chosen
+            for trial in paused.values():  # nobody will ever resume them
+                tune_controller.stop_trial(trial)
+        return None
+
+    def wants_new_arm(self) -> bool:
+        """Whether a new arm should be created now (used by the tuner's arm source)."""
+        statuses = [t.status for t in self._trials.values()]
+        if Trial.PENDING in statuses:
+            return False
+        if not self._declined and Trial.PAUSED in statuses:
+            return False
+        if self.slots is not None and statuses.count(Trial.RUNNING) >= self.slots:
+            return False
+        return True
+
+    # -- Ray's save / restore ------------------------------------------------------
+    def save(self, checkpoint_path: str) -> None:
+        """Write the policy's JSON state (plus the adapter's) to ``checkpoint_path``."""
+        with open(checkpoint_path, "w") as f:
+            json.dump(self.get_state(), f)
+
+    def restore(self, checkpoint_path: str) -> None:
+        """Load a state written by :meth:`save`."""
+        with open(checkpoint_path) as f:
+            self.set_state(json.load(f))
+
+    def get_state(self) -> dict[str, Any]:
+        """The policy's state and the adapter's bookkeeping, as plain data."""
+        return {
+            "version": 1,
+            "policy": self.policy.state_dict(),
+            "last_step": dict(self._last_step),
+            "history": {a: [list(h) for h in hs] for a, hs in self.history.items()},
+        }
+
+    def set_state(self, state: dict[str, Any]) -> None:
+        """Restore :meth:`get_state` output."""
+        self.policy.load_state_dict(state["policy"])
+        self._last_step = dict(state["last_step"])
+        self.history = {a: [tuple(h) for h in hs] for a, hs in state["history"].items()}
+
+    def __getstate__(self) -> dict[str, Any]:
+        # Ray pickles the scheduler with the experiment state: keep trials and
+        # listeners (which hold live objects) out of it.
+        state = self.__dict__.copy()
+        state["_trials"], state["_chosen"], state["listeners"] = {}, None, []
+        return state
+
+    def debug_string(self) -> str:
+        """One line for Ray's status output."""
+        return f"Using BanditScheduler({type(self.policy).__name__}): {len(self._trials)} arms"
+
+    # -- internals -------------------------------------------------------------------
+    def _finish(self, tune_controller: Any, trial: Trial) -> None:
+        call_policy(self.policy, "on_arm_finished", trial.trial_id, trial.trial_id)
+        if self._chosen is trial:
+            self._chosen = None
+        self._drain(tune_controller)
+
+    def _drain(self, tune_controller: Any) -> None:
+        for arm_id in call_policy(self.policy, "arms_to_stop", None) or ():
+            trial = self._trials.get(arm_id)
+            if trial is None:
+                raise PolicyError(
+                    f"{type(self.policy).__name__}.arms_to_stop returned {arm_id!r}, "
+                    "which is not an arm of this search"
+                )
+            if trial.status == Trial.PAUSED:
+                tune_controller.stop_trial(trial)
+
+    @staticmethod
+    def _no_new_arms(tune_controller: Any) -> bool:
+        search_alg = getattr(tune_controller, "search_alg", None)
+        return search_alg is None or bool(search_alg.is_finished())
+
+
+class ArmSource(Searcher):
+    """Hands Ray a fixed list of configurations, one new arm at a time.
+
+    A new arm is created only when the scheduler wants one — no arm waits for
+    promotion and a slot is free — so new arms never take a worker that a
+    promoted arm should get (the trap measured in Ray's own HyperBandScheduler).
+    """
+
+    def __init__(self, configs: list[dict[str, Any]], scheduler: BanditScheduler,
+                 metric: str | None = None, mode: str | None = None) -> None:
+        super().__init__(metric=metric, mode=mode)
+        self.configs = list(configs)
+        self.scheduler = scheduler
+        self.next_index = 0
+
+    def suggest(self, trial_id: str) -> dict[str, Any] | str | None:
+        """The next configuration, ``None`` to wait, or ``FINISHED``."""
+        if self.next_index >= len(self.configs):
+            return Searcher.FINISHED
+        if not self.scheduler.wants_new_arm():
+            return None
+        config = self.configs[self.next_index]
+        self.next_index += 1
+        return dict(config)
+
+    def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False) -> None:
+        """Nothing to learn: the configurations are fixed."""
+
+    def get_state(self) -> dict[str, Any]:
+        """Position in the configuration list."""
+        return {"configs": self.configs, "next_index": self.next_index}
+
+    def set_state(self, state: dict[str, Any]) -> None:
+        """Restore :meth:`get_state` output."""
+        self.configs, self.next_index = state["configs"], state["next_index"]
+
+
+__all__ = ["ArmSource", "BanditScheduler", "Decision"]

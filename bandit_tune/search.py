@@ -1,0 +1,627 @@
+"""The tuner users call: keras-tuner's constructor and methods, scikit-learn's results.
+
+``Hyperband``, ``SuccessiveHalving`` and ``ASHA`` are :class:`BanditTuner` with a
+built-in policy; ``BanditTuner(policy=...)`` takes any
+:class:`~bandit_tune.policies.ArmPolicy`. Work happens in :meth:`BanditTuner.search`
+on Ray Tune; what was learned lives in trailing-underscore attributes.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import os
+import shutil
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from bandit_tune import policies
+from bandit_tune.policies.base import ArmPolicy
+from bandit_tune.space import HyperParameters, SearchSpace, record_space
+
+_MAX_WORDS = ("acc", "auc", "precision", "recall", "f1", "iou", "r2", "score")
+
+
+@dataclass(frozen=True)
+class Objective:
+    """The metric to optimise and its direction, as keras-tuner's ``Objective``."""
+
+    name: str
+    direction: str = "min"
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.name, str) or not self.name:
+            raise ValueError(f"objective name must be a non-empty string, got {self.name!r}")
+        if self.direction not in ("min", "max"):
+            raise ValueError(
+                f"objective direction must be 'min' or 'max', got {self.direction!r}"
+            )
+
+    @classmethod
+    def of(cls, objective: Any) -> Objective:
+        """Accept an ``Objective``, a keras-tuner ``Objective`` or a metric name."""
+        if isinstance(objective, Objective):
+            return objective
+        if isinstance(objective, str):
+            low = objective.lower()
+            direction = "max" if any(w in low for w in _MAX_WORDS) and "loss" not in low else "min"
+            return cls(objective, direction)
+        name, direction = getattr(objective, "name", None), getattr(objective, "direction", None)
+        if isinstance(name, str) and direction in ("min", "max"):
+            return cls(name, direction)
+        raise ValueError(
+            f"objective must be a metric name such as 'val_accuracy' or "
+            f"Objective(name, direction), got {objective!r}"
+        )
+
+
+class HyperModel:
+    """keras-tuner style hypermodel: override :meth:`build`, optionally :meth:`fit`.
+
+    Overriding ``fit`` tunes fit arguments too::
+
+        class MyHyperModel(bandit_tune.HyperModel):
+            def build(self, hp):
+                ...
+                return model
+
+            def fit(self, hp, model, *args, **kwargs):
+                return model.fit(*args, batch_size=hp.Choice("batch_size", [16, 32]), **kwargs)
+    """
+
+    def __init__(self, name: str | None = None, tunable: bool = True) -> None:
+        self.name = name
+        self.tunable = tunable
+
+    def build(self, hp: HyperParameters) -> Any:
+        """Build and compile a Keras model for ``hp``."""
+        raise NotImplementedError(f"{type(self).__name__} must implement build(hp)")
+
+    def declare_hyperparameters(self, hp: HyperParameters) -> None:
+        """Declare parameters used only in :meth:`fit` (called while recording)."""
+
+    def fit(self, hp: HyperParameters, model: Any, *args: Any, **kwargs: Any) -> Any:
+        """Train ``model``; the default calls ``model.fit(*args, **kwargs)``."""
+        return model.fit(*args, **kwargs)
+
+
+class _FunctionHyperModel(HyperModel):
+    def __init__(self, build_fn: Callable[[HyperParameters], Any]) -> None:
+        super().__init__(getattr(build_fn, "__name__", None))
+        self.build_fn = build_fn
+
+    def build(self, hp: HyperParameters) -> Any:
+        return self.build_fn(hp)
+
+
+def as_hypermodel(hypermodel: Any) -> HyperModel:
+    """Wrap a ``build_model(hp)`` function; pass through objects with ``build``."""
+    if isinstance(hypermodel, HyperModel):
+        return hypermodel
+    if callable(getattr(hypermodel, "build", None)):  # e.g. a keras_tuner.HyperModel
+        return hypermodel
+    if callable(hypermodel):
+        return _FunctionHyperModel(hypermodel)
+    raise TypeError(
+        f"hypermodel must be a build_model(hp) function or a HyperModel with build(hp), "
+        f"got {type(hypermodel).__name__}"
+    )
+
+
+def check_model(model: Any, where: str = "build_model(hp)") -> None:
+    """Raise unless ``model`` is a compiled Keras model."""
+    import keras
+
+    if not isinstance(model, keras.Model):
+        raise TypeError(
+            f"{where} must return a compiled keras.Model, got {type(model).__name__}; "
+            "return the model after model.compile(...)"
+        )
+    if getattr(model, "optimizer", None) is None:
+        raise ValueError(
+            f"{where} returned a model that is not compiled; call model.compile(optimizer, "
+            "loss, metrics) before returning it"
+        )
+
+
+def _record(hypermodel: HyperModel) -> SearchSpace:
+    import keras
+
+    def build(hp: HyperParameters) -> None:
+        model = hypermodel.build(hp)
+        check_model(model)
+        if hasattr(hypermodel, "declare_hyperparameters"):
+            hypermodel.declare_hyperparameters(hp)
+
+    try:
+        return record_space(build)
+    finally:
+        keras.backend.clear_session()
+
+
+def train_arm(
+    config: dict[str, Any],
+    hypermodel: HyperModel,
+    data: tuple[Any, Any, Any],
+    fit_kwargs: dict[str, Any],
+    callbacks: list[Any],
+    max_epochs: int,
+    checkpoint_epochs: list[int] | None,
+    cpus: int,
+) -> None:
+    """Ray Tune function trainable for one arm: build, maybe restore, fit, report."""
+    from bandit_tune.keras import ReportCallback, configure_threads, restore_arm, save_arm
+
+    configure_threads(cpus)
+    import keras
+    from ray import tune
+
+    keras.backend.clear_session()
+    hp = HyperParameters(config)
+    model = hypermodel.build(hp)
+    check_model(model)
+    initial_epoch = 0
+    checkpoint = tune.get_checkpoint()
+    if checkpoint is not None:
+        with checkpoint.as_directory() as directory:
+            initial_epoch = restore_arm(model, directory)
+    if initial_epoch >= max_epochs:
+        return
+    x, y, validation_data = data
+    reporter = ReportCallback(checkpoint_epochs, max_epochs)
+    arm_callbacks = [copy.deepcopy(c) for c in callbacks] + [reporter]
+    kwargs = dict(fit_kwargs)
+    kwargs.update(x=x, y=y, epochs=max_epochs, initial_epoch=initial_epoch,
+                  callbacks=arm_callbacks, verbose=0)
+    if validation_data is not None:
+        kwargs["validation_data"] = validation_data
+    hypermodel.fit(hp, model, **kwargs)
+    restored = any(getattr(c, "restore_best_weights", False) and getattr(c, "stopped_epoch", 0)
+                   for c in arm_callbacks)
+    if restored and reporter.last_epoch:
+        import tempfile
+
+        # EarlyStopping put the best weights back after the last report: save them.
+        with tempfile.TemporaryDirectory() as directory:
+            save_arm(model, directory, reporter.last_epoch, reporter.last_logs)
+            tune.report(dict(reporter.last_logs), checkpoint=tune.Checkpoint.from_directory(directory))
+
+
+class BanditTuner:
+    """Tune a Keras hypermodel with any arm policy on Ray Tune.
+
+    Args:
+        hypermodel: a ``build_model(hp)`` function or a :class:`HyperModel`.
+        policy: an :class:`~bandit_tune.policies.ArmPolicy`; ``None`` trains every
+            arm to ``max_epochs`` (Keras callbacks such as EarlyStopping still apply).
+        objective: metric name (``"val_accuracy"``) or :class:`Objective`.
+        max_epochs: epochs of the longest arm.
+        max_trials: arms to try (default: what the policy plans, else 10).
+        seed: makes the sampled configurations reproducible.
+        directory, project_name: results go to ``directory/project_name``.
+        overwrite: start afresh, deleting earlier results of the project.
+        cpus_per_arm, gpus_per_arm: resources of one arm.
+        max_concurrent: arms training at once (default: as many as resources allow).
+        address: join this Ray cluster instead of starting a local Ray.
+        max_retries_per_trial: retries of a failing arm (Ray's ``max_failures``).
+        verbose: 0 silent, 1 prints a line when the search ends.
+
+    Attributes (after :meth:`search`):
+        results_: pandas DataFrame, one row per arm.
+        best_params_, best_score_, best_index_: the best arm's configuration, its
+            best objective value and its row in ``results_``.
+        space_: the recorded :class:`~bandit_tune.SearchSpace`.
+    """
+
+    def __init__(
+        self,
+        hypermodel: Any,
+        policy: ArmPolicy | None = None,
+        objective: Any = "val_loss",
+        max_epochs: int = 10,
+        max_trials: int | None = None,
+        seed: int | None = None,
+        directory: str | None = None,
+        project_name: str | None = None,
+        overwrite: bool = False,
+        cpus_per_arm: float = 1,
+        gpus_per_arm: float = 0,
+        max_concurrent: int | None = None,
+        address: str | None = None,
+        max_retries_per_trial: int = 0,
+        verbose: int = 1,
+        hyperparameters: HyperParameters | None = None,
+        **kwargs: Any,
+    ) -> None:
+        unknown = set(kwargs) - {"tune_new_entries", "allow_new_entries", "logger",
+                                 "tuner_id", "max_consecutive_failed_trials", "distribution_strategy",
+                                 "executions_per_trial"}
+        if unknown:
+            raise TypeError(f"{type(self).__name__} got unexpected arguments {sorted(unknown)}")
+        if kwargs.get("executions_per_trial", 1) != 1:
+            raise ValueError("executions_per_trial > 1 is not supported; use search(..., cv=k)")
+        self.hypermodel = as_hypermodel(hypermodel)
+        self.policy = policy
+        self.objective = Objective.of(objective)
+        if isinstance(max_epochs, bool) or not isinstance(max_epochs, int) or max_epochs < 1:
+            raise ValueError(f"max_epochs must be an integer >= 1, got {max_epochs!r}")
+        self.max_epochs = max_epochs
+        if max_trials is not None and (not isinstance(max_trials, int) or max_trials < 1):
+            raise ValueError(f"max_trials must be an integer >= 1 or None, got {max_trials!r}")
+        self.max_trials = max_trials
+        self.seed = seed
+        self.directory = os.path.abspath(directory or "bandit_tune_results")
+        self.project_name = project_name or "untitled_project"
+        self.overwrite = overwrite
+        self.cpus_per_arm = cpus_per_arm
+        self.gpus_per_arm = gpus_per_arm
+        self.max_concurrent = max_concurrent
+        self.address = address
+        self.max_retries_per_trial = max_retries_per_trial
+        self.verbose = verbose
+        self.hyperparameters = hyperparameters
+        if policy is not None and not callable(getattr(policy, "on_result", None)):
+            raise TypeError(
+                f"policy must be an ArmPolicy with on_result(arm_id, step, score), "
+                f"got {type(policy).__name__}"
+            )
+
+    # -- planning --------------------------------------------------------------------
+    def n_arms(self) -> int:
+        """Arms the search will start."""
+        if self.max_trials is not None:
+            return self.max_trials
+        planned = getattr(self.policy, "n_arms", None)
+        return int(planned) if isinstance(planned, int) else 10
+
+    def plan(self) -> list[list[tuple[int, int]]] | None:
+        """The policy's bracket plan as ``(n_arms, epochs)`` rungs, if it has one."""
+        plan = getattr(self.policy, "plan", None)
+        return plan() if callable(plan) else None
+
+    @property
+    def project_dir(self) -> str:
+        """``directory/project_name``."""
+        return os.path.join(self.directory, self.project_name)
+
+    def search_space_summary(self) -> None:
+        """Print the recorded search space."""
+        space = _record(self.hypermodel)
+        print(f"Search space summary\nDefault search space size: {len(space)}")
+        for p in space:
+            detail = {k: v for k, v in p.__dict__.items() if v not in (None, (), "linear") and k != "name"}
+            print(f"{p.name} ({p.kind})\n  {detail}")
+
+    # -- the search ------------------------------------------------------------------
+    def search(
+        self,
+        x: Any = None,
+        y: Any = None,
+        epochs: int | None = None,
+        validation_split: float | None = None,
+        validation_data: Any = None,
+        batch_size: int | None = None,
+        callbacks: Sequence[Any] | None = None,
+        **fit_kwargs: Any,
+    ) -> BanditTuner:
+        """Run the search on Ray Tune and fill ``results_``; returns ``self``.
+
+        Arguments are those of ``model.fit``. Decisions use ``validation_split``
+        or ``validation_data`` — never a test set; score that with :meth:`evaluate`.
+        ``epochs`` is ignored when a policy sets the epochs (as in keras-tuner's
+        Hyperband); with ``policy=None`` it caps ``max_epochs``.
+        """
+        from ray import tune
+
+        from bandit_tune.runtime import ensure_ray
+        from bandit_tune.scheduler import ArmSource, BanditScheduler
+
+        data = self._check_data(x, y, validation_split, validation_data)
+        max_epochs = self.max_epochs
+        if self.policy is None and epochs is not None:
+            max_epochs = int(epochs)
+        policy = self.policy if self.policy is not None else _NoPolicy()
+        space = _record(self.hypermodel)
+        configs = space.sample(self.n_arms(), seed=self.seed)
+        self.space_ = space
+        self._prepare_directory()
+
+        resources = ensure_ray(self.address)
+        slots = self.max_concurrent or max(1, int(resources.get("CPU", 1) // max(self.cpus_per_arm, 1e-9)))
+        if self.gpus_per_arm:
+            slots = min(slots, int(resources.get("GPU", 0) // self.gpus_per_arm) or 1)
+        scheduler = BanditScheduler(policy, time_attr="epoch")
+        scheduler.slots = slots
+        source = ArmSource(configs, scheduler)
+        fit_args = dict(fit_kwargs)
+        if validation_split is not None:
+            fit_args["validation_split"] = validation_split
+        if batch_size is not None:
+            fit_args["batch_size"] = batch_size
+        steps = policy.decision_steps()
+        trainable = tune.with_resources(
+            tune.with_parameters(
+                train_arm,
+                hypermodel=self.hypermodel,
+                data=data,
+                fit_kwargs=fit_args,
+                callbacks=list(callbacks or []),
+                max_epochs=max_epochs,
+                checkpoint_epochs=None if steps is None else list(steps),
+                cpus=max(1, int(self.cpus_per_arm)),
+            ),
+            {"cpu": self.cpus_per_arm, "gpu": self.gpus_per_arm},
+        )
+        tuner = tune.Tuner(
+            trainable,
+            tune_config=tune.TuneConfig(
+                metric=self.objective.name,
+                mode=self.objective.direction,
+                search_alg=source,
+                scheduler=scheduler,
+                num_samples=len(configs),
+                reuse_actors=True,
+            ),
+            run_config=tune.RunConfig(
+                name=self.project_name,
+                storage_path=self.directory,
+                verbose=0,
+                checkpoint_config=tune.CheckpointConfig(num_to_keep=2),
+                failure_config=tune.FailureConfig(max_failures=self.max_retries_per_trial),
+            ),
+        )
+        self.scheduler_ = scheduler
+        self.result_grid_ = tuner.fit()
+        self._collect(max_epochs, steps)
+        if self.verbose:
+            print(f"bandit_tune: {len(self.results_)} arms, {int(self.results_['epochs'].sum())} "
+                  f"epochs; best {self.objective.name} = {self.best_score_:.4f} with {self.best_params_}")
+        return self
+
+    fit = search
+
+    # -- results ---------------------------------------------------------------------
+    def _collect(self, max_epochs: int, steps: Sequence[int] | None) -> None:
+        import pandas as pd
+
+        names = list(self.space_.params)
+        rows = []
+        self._histories: dict[str, Any] = {}
+        for result in self.result_grid_:
+            metrics = result.metrics or {}
+            config = {k: result.config.get(k) for k in names}
+            arm_id = metrics.get("trial_id") or os.path.basename(result.path)
+            history = result.metrics_dataframe
+            score, best_epoch, last = math.nan, 0, math.nan
+            if history is not None and self.objective.name in history:
+                values = history[self.objective.name].to_numpy(dtype=float)
+                epochs = history["epoch"].to_numpy() if "epoch" in history else np.arange(1, len(values) + 1)
+                finite = np.isfinite(values)
+                if finite.any():
+                    pick = np.nanargmax(values) if self.objective.direction == "max" else np.nanargmin(values)
+                    score, best_epoch = float(values[pick]), int(epochs[pick])
+                last = float(values[-1])
+                self._histories[arm_id] = history
+            trained = int(metrics.get("epoch", 0) or 0)
+            if result.error is not None:
+                status = "error"
+            elif metrics.get("diverged"):
+                status = "diverged"
+            elif metrics.get("early_stopped"):
+                status = "early_stopped"
+            elif trained >= max_epochs:
+                status = "completed"
+            else:
+                status = "stopped"
+            rung = max([s for s in (steps or []) if s <= trained], default=trained)
+            rows.append({
+                "arm_id": arm_id, **config, "epochs": trained, "best_score": score,
+                "best_epoch": best_epoch, "last_score": last, "rung": rung,
+                "promotions": sum(1 for s in (steps or []) if s < trained),
+                "status": status,
+                "error": None if result.error is None else str(result.error),
+                "checkpoint": None if result.checkpoint is None else result.checkpoint.path,
+            })
+        frame = pd.DataFrame(rows)
+        ascending = self.objective.direction == "min"
+        frame = frame.sort_values("best_score", ascending=ascending, na_position="last", kind="stable")
+        self.results_ = frame.reset_index(drop=True)
+        valid = self.results_["best_score"].notna()
+        if not valid.any():
+            raise RuntimeError(
+                f"no arm reported a finite {self.objective.name!r}; see results_['error']"
+            )
+        self.best_index_ = int(self.results_.index[valid][0])
+        best = self.results_.loc[self.best_index_]
+        self.best_params_ = {k: _plain(best[k]) for k in names}
+        self.best_score_ = float(best["best_score"])
+
+    def _require_results(self) -> None:
+        if not hasattr(self, "results_"):
+            raise RuntimeError("no results yet: call search(...) first")
+
+    def get_best_hyperparameters(self, num_trials: int = 1) -> list[HyperParameters]:
+        """The best ``num_trials`` arms' hyperparameters, best first (keras-tuner API)."""
+        self._require_results()
+        out = []
+        for _, row in self.results_.head(num_trials).iterrows():
+            hp = HyperParameters({k: _plain(row[k]) for k in self.space_.params})
+            hp.space = dict(self.space_.params)
+            out.append(hp)
+        return out
+
+    def get_best_models(self, num_models: int = 1) -> list[Any]:
+        """The best arms' models, restored from their checkpoints (not retrained)."""
+        import keras
+
+        from bandit_tune.keras import restore_arm
+        from ray.tune import Checkpoint
+
+        self._require_results()
+        models = []
+        for _, row in self.results_.head(num_models).iterrows():
+            if row["checkpoint"] is None or (isinstance(row["checkpoint"], float) and math.isnan(row["checkpoint"])):
+                raise RuntimeError(f"arm {row['arm_id']} has no checkpoint to restore")
+            keras.backend.clear_session()
+            hp = HyperParameters({k: _plain(row[k]) for k in self.space_.params})
+            model = self.hypermodel.build(hp)
+            with Checkpoint(row["checkpoint"]).as_directory() as directory:
+                restore_arm(model, directory)
+            models.append(model)
+        return models
+
+    def evaluate(self, x: Any, y: Any, **kwargs: Any) -> dict[str, float]:
+        """Score the best model on held-out data (the test set, used once)."""
+        model = self.get_best_models(1)[0]
+        return {k: float(v) for k, v in model.evaluate(x, y, verbose=0, return_dict=True, **kwargs).items()}
+
+    def results_summary(self, num_trials: int = 10) -> None:
+        """Print the best arms as keras-tuner does, plus epochs and status."""
+        self._require_results()
+        print("Results summary")
+        print(f"Results in {self.project_dir}")
+        print(f"Showing {min(num_trials, len(self.results_))} best trials")
+        print(f"Objective(name=\"{self.objective.name}\", direction=\"{self.objective.direction}\")")
+        for _, row in self.results_.head(num_trials).iterrows():
+            print(f"\nTrial {row['arm_id']} summary\nHyperparameters:")
+            for k in self.space_.params:
+                print(f"{k}: {_plain(row[k])}")
+            print(f"Score: {row['best_score']}")
+            print(f"Epochs: {row['epochs']} ({row['status']})")
+
+    # -- helpers -----------------------------------------------------------------------
+    def _check_data(self, x: Any, y: Any, validation_split: Any, validation_data: Any) -> tuple[Any, Any, Any]:
+        if x is None:
+            raise ValueError("search needs training data: search(x, y, ...)")
+        if y is not None and hasattr(x, "__len__") and hasattr(y, "__len__") and len(x) != len(y):
+            raise ValueError(f"x has {len(x)} samples but y has {len(y)}; they must match")
+        if validation_split is not None:
+            if not isinstance(validation_split, (int, float)) or not 0 < validation_split < 1:
+                raise ValueError(
+                    f"validation_split must be a fraction strictly between 0 and 1, got {validation_split!r}"
+                )
+        if validation_data is not None:
+            if not isinstance(validation_data, (tuple, list)) or len(validation_data) not in (2, 3):
+                raise ValueError("validation_data must be a tuple (x_val, y_val)")
+            validation_data = tuple(validation_data)
+        if self.objective.name.startswith("val_") and validation_split is None and validation_data is None:
+            raise ValueError(
+                f"objective {self.objective.name!r} needs validation data: pass "
+                "validation_split=0.2 or validation_data=(x_val, y_val) to search"
+            )
+        return x, y, validation_data
+
+    def _prepare_directory(self) -> None:
+        if self.overwrite and os.path.isdir(self.project_dir):
+            shutil.rmtree(self.project_dir)
+        try:
+            os.makedirs(self.directory, mode=0o700, exist_ok=True)
+        except OSError as exc:
+            raise OSError(f"cannot create results directory {self.directory!r}: {exc}") from exc
+        if not os.access(self.directory, os.W_OK):
+            raise PermissionError(
+                f"results directory {self.directory!r} is not writable; pass directory= a "
+                "folder you can write to"
+            )
+        if os.path.isdir(self.project_dir) and not self.overwrite:
+            # keras-tuner would resume here; until resume lands, keep old results apart.
+            import time
+
+            self.project_name = f"{self.project_name}_{time.strftime('%Y%m%d-%H%M%S')}"
+
+
+class _NoPolicy(ArmPolicy):
+    """Every arm trains to max_epochs (keras-tuner's RandomSearch behaviour)."""
+
+    def on_result(self, arm_id: str, step: int, score: float) -> Any:
+        from bandit_tune.policies import Decision
+
+        return Decision.CONTINUE
+
+    def decision_steps(self) -> list[int]:
+        return []
+
+
+def _plain(value: Any) -> Any:
+    return value.item() if isinstance(value, np.generic) else value
+
+
+class Hyperband(BanditTuner):
+    """keras-tuner's ``Hyperband`` constructor, run as Li et al.'s Hyperband on Ray Tune.
+
+    ``hyperband_iterations`` passes over all brackets (default 1). Arms train at
+    most ``max_epochs``; promoted arms resume from their checkpoint, so the
+    epochs trained in all equal ``policy.budget * hyperband_iterations``.
+
+    Example::
+
+        tuner = bandit_tune.Hyperband(build_model, objective="val_accuracy",
+                                      max_epochs=27, factor=3, directory="d", project_name="p")
+        tuner.search(x, y, validation_split=0.2)
+    """
+
+    def __init__(
+        self,
+        hypermodel: Any,
+        objective: Any = "val_loss",
+        max_epochs: int = 100,
+        factor: float = 3,
+        hyperband_iterations: int = 1,
+        seed: int | None = None,
+        min_epochs: int = 1,
+        **kwargs: Any,
+    ) -> None:
+        policy = policies.Hyperband(max_epochs, factor, min_epochs)
+        if not isinstance(hyperband_iterations, int) or hyperband_iterations < 1:
+            raise ValueError(f"hyperband_iterations must be an integer >= 1, got {hyperband_iterations!r}")
+        kwargs.setdefault("max_trials", policy.n_arms * hyperband_iterations)
+        super().__init__(hypermodel, policy=policy, objective=objective, max_epochs=max_epochs,
+                         seed=seed, **kwargs)
+        self.factor = factor
+        self.hyperband_iterations = hyperband_iterations
+
+
+class SuccessiveHalving(BanditTuner):
+    """Synchronous successive halving (one bracket of ``max_trials`` arms) on Ray Tune."""
+
+    def __init__(
+        self,
+        hypermodel: Any,
+        objective: Any = "val_loss",
+        max_epochs: int = 27,
+        factor: float = 3,
+        max_trials: int | None = None,
+        min_epochs: int = 1,
+        seed: int | None = None,
+        **kwargs: Any,
+    ) -> None:
+        policy = policies.SuccessiveHalving(max_epochs, factor, min_epochs, n_arms=max_trials)
+        super().__init__(hypermodel, policy=policy, objective=objective, max_epochs=max_epochs,
+                         max_trials=max_trials or policy.n_arms, seed=seed, **kwargs)
+        self.factor = factor
+
+
+class ASHA(BanditTuner):
+    """Asynchronous successive halving (promotion variant) on Ray Tune."""
+
+    def __init__(
+        self,
+        hypermodel: Any,
+        objective: Any = "val_loss",
+        max_epochs: int = 27,
+        factor: float = 3,
+        max_trials: int | None = None,
+        min_epochs: int = 1,
+        mode: str = "promotion",
+        seed: int | None = None,
+        **kwargs: Any,
+    ) -> None:
+        policy = policies.ASHA(max_epochs, factor, min_epochs, mode=mode)
+        if max_trials is None:
+            max_trials = policies.Hyperband(max_epochs, factor, min_epochs).n_arms
+        super().__init__(hypermodel, policy=policy, objective=objective, max_epochs=max_epochs,
+                         max_trials=max_trials, seed=seed, **kwargs)
+        self.factor = factor
