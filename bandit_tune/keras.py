@@ -24,34 +24,28 @@ EPOCH_KEY = "epoch"
 """Result key holding the number of epochs the arm has trained (1-based)."""
 
 _WEIGHTS = "model.weights.h5"
-_OPTIMIZER = "optimizer.npz"
 _STATE = "arm.json"
 
 
 def save_arm(model: keras.Model, directory: str, epoch: int, logs: dict[str, Any] | None = None) -> None:
-    """Write weights, optimizer variables and ``epoch`` into ``directory``."""
+    """Write weights, optimizer state and ``epoch`` into ``directory``.
+
+    Keras 3 stores the optimizer's variables (moments, iteration count) in the
+    same ``.weights.h5`` file as the layers' weights; no pickle is involved, so
+    loading it back is safe.
+    """
     model.save_weights(os.path.join(directory, _WEIGHTS))
-    optimizer = getattr(model, "optimizer", None)
-    if optimizer is not None and getattr(optimizer, "built", False):
-        arrays = {f"v{i}": np.asarray(v) for i, v in enumerate(optimizer.variables)}
-        np.savez(os.path.join(directory, _OPTIMIZER), **arrays)
     with open(os.path.join(directory, _STATE), "w") as f:
         json.dump({"epoch": epoch, "logs": _plain_logs(logs or {})}, f)
 
 
 def restore_arm(model: keras.Model, directory: str) -> int:
     """Load what :func:`save_arm` wrote into a freshly built ``model``; return its epoch."""
-    model.load_weights(os.path.join(directory, _WEIGHTS))
-    path = os.path.join(directory, _OPTIMIZER)
     optimizer = getattr(model, "optimizer", None)
-    if optimizer is not None and os.path.exists(path):
-        if not optimizer.built:
-            optimizer.build(model.trainable_variables)
-        with np.load(path) as saved:
-            arrays = [saved[f"v{i}"] for i in range(len(saved.files))]
-        if len(arrays) == len(optimizer.variables):
-            for variable, value in zip(optimizer.variables, arrays):
-                variable.assign(value)
+    if optimizer is not None and not optimizer.built:
+        # Build the optimizer first so its saved variables have somewhere to go.
+        optimizer.build(model.trainable_variables)
+    model.load_weights(os.path.join(directory, _WEIGHTS))
     with open(os.path.join(directory, _STATE)) as f:
         return int(json.load(f)["epoch"])
 
@@ -101,6 +95,10 @@ class ReportCallback(keras.callbacks.Callback):
 
         done = epoch + 1
         metrics = {**_plain_logs(logs or {}), **self.extra, EPOCH_KEY: done}
+        optimizer = getattr(self.model, "optimizer", None)
+        if optimizer is not None:
+            # optimizer steps so far: shows that a resumed arm kept its optimizer state
+            metrics["optimizer_iterations"] = int(optimizer.iterations)
         if not all(math.isfinite(v) for k, v in metrics.items() if k.endswith("loss")):
             self.diverged = True
             metrics["diverged"] = True

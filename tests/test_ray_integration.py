@@ -1,0 +1,188 @@
+"""Real Ray Tune + real Keras: the scheduler, checkpoint resume, the tuners."""
+
+import json
+import os
+import tempfile
+
+import numpy as np
+import pytest
+
+import bandit_tune
+from bandit_tune import BanditScheduler
+from bandit_tune.policies import Hyperband
+
+pytestmark = pytest.mark.ray
+
+
+def _recorded_trainable(config):
+    """A hand-written function trainable: a recorded curve, checkpoint every epoch."""
+    from ray import tune
+
+    start = 0
+    checkpoint = tune.get_checkpoint()
+    if checkpoint:
+        with checkpoint.as_directory() as d:
+            with open(os.path.join(d, "state.json")) as f:
+                start = json.load(f)["epoch"]
+    for epoch in range(start + 1, 10):
+        loss = 1.0 / (config["quality"] * epoch)
+        with tempfile.TemporaryDirectory() as d:
+            with open(os.path.join(d, "state.json"), "w") as f:
+                json.dump({"epoch": epoch}, f)
+            tune.report({"val_loss": loss, "resumed_from": start},
+                        checkpoint=tune.Checkpoint.from_directory(d))
+
+
+def test_bandit_scheduler_in_a_plain_tuner(ray_local, tmp_path):
+    from ray import tune
+
+    policy = Hyperband(max_t=9, eta=3)
+    scheduler = BanditScheduler(policy)
+    tuner = tune.Tuner(
+        _recorded_trainable,
+        param_space={"quality": tune.uniform(0.1, 1.0)},
+        tune_config=tune.TuneConfig(scheduler=scheduler, metric="val_loss", mode="min",
+                                    num_samples=policy.n_arms, reuse_actors=True),
+        run_config=tune.RunConfig(storage_path=str(tmp_path), name="plain", verbose=0),
+    )
+    results = tuner.fit()
+    assert len(results) == policy.n_arms == 17
+    histories = [r.metrics_dataframe for r in results]
+    # every epoch trained once: iterations are 1..n without repeats
+    for h in histories:
+        assert list(h["training_iteration"]) == list(range(1, len(h) + 1))
+    assert sum(len(h) for h in histories) == policy.budget == 69
+    # promoted arms resumed from their checkpoint at the rung, not from 0
+    resumed = {int(v) for h in histories for v in h["resumed_from"]}
+    assert resumed <= {0, 1, 3}
+    assert 1 in resumed and 3 in resumed
+    # mode="min": the policy saw -val_loss; the best arm reached max_t
+    best = results.get_best_result()
+    assert best.metrics["training_iteration"] == 9
+    assert all(score <= 0 for h in scheduler.history.values() for _, score, _ in h)
+
+
+def _no_metric_trainable(config):
+    from ray import tune
+
+    tune.report({"accuracy": 0.5, "loss": 1.0})
+
+
+def test_missing_metric_names_the_metric_and_the_reported_keys(ray_local, tmp_path):
+    from ray import tune
+
+    tuner = tune.Tuner(
+        _no_metric_trainable,
+        tune_config=tune.TuneConfig(scheduler=BanditScheduler(Hyperband(3)), metric="val_accuracy",
+                                    mode="max", num_samples=1),
+        run_config=tune.RunConfig(storage_path=str(tmp_path), name="nometric", verbose=0),
+    )
+    with pytest.raises(Exception) as info:
+        tuner.fit()
+    text = str(info.value)
+    assert "val_accuracy" in text and "'accuracy'" in text and "'loss'" in text
+
+
+def test_hyperband_tuner_trains_exactly_the_plan_and_restores_best_model(
+    ray_local, digits_small, build_model, tmp_path
+):
+    (x, y), (xv, yv), (xt, yt) = digits_small
+    tuner = bandit_tune.Hyperband(build_model, objective="val_accuracy", max_epochs=9, factor=3,
+                                  seed=1, directory=str(tmp_path), project_name="hb", verbose=0)
+    tuner.search(x, y, validation_data=(xv, yv), batch_size=64)
+    results = tuner.results_
+    assert len(results) == 17
+    assert int(results["epochs"].sum()) == tuner.policy.budget == 69
+    assert (results["epochs"] == 9).sum() == 5  # 1 + 1 + 3 arms reach the top rung
+    assert set(results["status"]) <= {"completed", "stopped"}
+    assert set(results["rung"]) <= {1, 3, 9}
+    # resumed arms kept optimizer state: steps == epochs * batches per epoch
+    batches = int(np.ceil(len(x) / 64))
+    for arm_id, history in tuner._histories.items():
+        assert list(history["epoch"]) == list(range(1, len(history) + 1)), arm_id
+        assert list(history["optimizer_iterations"]) == [e * batches for e in history["epoch"]]
+    assert tuner.best_score_ == results.loc[0, "best_score"] > 0.5
+    assert tuner.best_params_ == {"units": int(results.loc[0, "units"]),
+                                  "learning_rate": float(results.loc[0, "learning_rate"])}
+    model = tuner.get_best_models(1)[0]
+    val_acc = model.evaluate(xv, yv, verbose=0, return_dict=True)["accuracy"]
+    best_row = results.loc[0]
+    history = tuner._histories[best_row["arm_id"]]
+    assert val_acc == pytest.approx(float(history["val_accuracy"].iloc[-1]), abs=1e-6)
+    test = tuner.evaluate(xt, yt)
+    assert 0.5 < test["accuracy"] <= 1.0
+    hps = tuner.get_best_hyperparameters(2)
+    assert hps[0].values == tuner.best_params_ and len(hps) == 2
+
+
+def test_early_stopping_ends_an_arm_and_the_policy_treats_it_as_finished(
+    ray_local, digits_small, build_model, tmp_path
+):
+    import keras
+
+    (x, y), (xv, yv), _ = digits_small
+    # mode="max" on a falling val_loss: epoch 2 is no improvement, so with patience=1
+    # each arm stops after 2 epochs and restores its epoch-1 weights.
+    stop = keras.callbacks.EarlyStopping(monitor="val_loss", mode="max", patience=1,
+                                         restore_best_weights=True)
+    tuner = bandit_tune.BanditTuner(build_model, objective="val_loss", max_epochs=20, max_trials=2,
+                                    seed=0, directory=str(tmp_path), project_name="es", verbose=0)
+    tuner.search(x, y, validation_data=(xv, yv), callbacks=[stop])
+    assert list(tuner.results_["status"]) == ["early_stopped", "early_stopped"]
+    assert list(tuner.results_["epochs"]) == [2, 2]
+    # the checkpoint holds the restored (epoch 1) weights
+    best = tuner.results_.loc[0]
+    epoch1 = float(tuner._histories[best["arm_id"]]["val_loss"].iloc[0])
+    model = tuner.get_best_models(1)[0]
+    assert model.evaluate(xv, yv, verbose=0, return_dict=True)["loss"] == pytest.approx(epoch1, rel=1e-5)
+
+
+KERAS_TUNER_SCRIPT = '''
+import keras_tuner as kt
+import tensorflow as tf
+
+def model_builder(hp):
+    model = tf.keras.Sequential()
+    model.add(tf.keras.layers.Flatten(input_shape=(8, 8)))
+    hp_units = hp.Int('units', min_value=16, max_value=64, step=16)
+    model.add(tf.keras.layers.Dense(units=hp_units, activation='relu'))
+    model.add(tf.keras.layers.Dense(10, activation='softmax'))
+    hp_learning_rate = hp.Choice('learning_rate', values=[1e-2, 1e-3, 1e-4])
+    model.compile(optimizer=tf.keras.optimizers.Adam(learning_rate=hp_learning_rate),
+                  loss='sparse_categorical_crossentropy', metrics=['accuracy'])
+    return model
+
+tuner = kt.Hyperband(model_builder, objective='val_accuracy', max_epochs=3, factor=3,
+                     directory=DIRECTORY, project_name='intro_to_kt')
+stop_early = tf.keras.callbacks.EarlyStopping(monitor='val_loss', patience=5)
+tuner.search(img_train, label_train, epochs=50, validation_split=0.2, callbacks=[stop_early])
+best_hps = tuner.get_best_hyperparameters(num_trials=1)[0]
+units = best_hps.get('units')
+model = tuner.hypermodel.build(best_hps)
+best_model = tuner.get_best_models(num_models=1)[0]
+tuner.results_summary()
+'''
+
+
+@pytest.mark.parametrize("library", ["bandit_tune", "keras_tuner"])
+def test_a_keras_tuner_script_runs_with_one_import_changed(
+    library, ray_local, digits_small, tmp_path, capsys
+):
+    (x, y), _, _ = digits_small
+    script = KERAS_TUNER_SCRIPT
+    if library == "bandit_tune":
+        script = script.replace("import keras_tuner as kt", "import bandit_tune as kt")
+    namespace = {"DIRECTORY": str(tmp_path), "img_train": x, "label_train": y}
+    exec(compile(script, f"<{library} script>", "exec"), namespace)
+    assert namespace["units"] in (16, 32, 48, 64)
+    assert namespace["best_model"].predict(x[:2], verbose=0).shape == (2, 10)
+    assert "Results summary" in capsys.readouterr().out
+
+
+def test_unknown_objective_is_named(ray_local, digits_small, build_model, tmp_path):
+    (x, y), (xv, yv), _ = digits_small
+    tuner = bandit_tune.Hyperband(build_model, objective="val_f1", max_epochs=3,
+                                  directory=str(tmp_path), project_name="bad", verbose=0)
+    with pytest.raises(Exception) as info:
+        tuner.search(x, y, validation_data=(xv, yv))
+    assert "val_f1" in str(info.value) and "val_accuracy" in str(info.value)
