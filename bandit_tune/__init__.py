@@ -30,8 +30,8 @@ if TYPE_CHECKING:  # pragma: no cover
     from bandit_tune.search import (
         ASHA,
         BanditTuner,
-        HyperModel,
         Hyperband,
+        HyperModel,
         Objective,
         SuccessiveHalving,
     )

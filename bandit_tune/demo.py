@@ -18,7 +18,9 @@ def load_digits_split(seed: int = 0) -> tuple[tuple[Any, Any], tuple[Any, Any], 
     digits = load_digits()
     x = (digits.images / 16.0).astype("float32")
     y = digits.target.astype("int64")
-    x_rest, x_test, y_rest, y_test = train_test_split(x, y, test_size=0.2, stratify=y, random_state=seed)
+    x_rest, x_test, y_rest, y_test = train_test_split(
+        x, y, test_size=0.2, stratify=y, random_state=seed
+    )
     x_train, x_val, y_train, y_val = train_test_split(
         x_rest, y_rest, test_size=0.25, stratify=y_rest, random_state=seed
     )
@@ -72,7 +74,9 @@ def run_demo(max_epochs: int = 27, directory: str = "bandit_tune_results", seed:
     print(board.head(10).to_string(index=False))
     print(f"\nepochs trained: {int(tuner.results_['epochs'].sum())} (plan: {tuner.policy.budget})")  # type: ignore[union-attr]
     test = tuner.evaluate(x_test, y_test)
-    print(f"best: {tuner.best_params_}  val_accuracy={tuner.best_score_:.4f}  "
-          f"test accuracy={test['accuracy']:.4f}")
+    print(
+        f"best: {tuner.best_params_}  val_accuracy={tuner.best_score_:.4f}  "
+        f"test accuracy={test['accuracy']:.4f}"
+    )
     print(f"wall time: {time.monotonic() - start:.1f} s; results in {tuner.project_dir}")
     return 0

@@ -27,7 +27,9 @@ _WEIGHTS = "model.weights.h5"
 _STATE = "arm.json"
 
 
-def save_arm(model: keras.Model, directory: str, epoch: int, logs: dict[str, Any] | None = None) -> None:
+def save_arm(
+    model: keras.Model, directory: str, epoch: int, logs: dict[str, Any] | None = None
+) -> None:
     """Write weights, optimizer state and ``epoch`` into ``directory``.
 
     Keras 3 stores the optimizer's variables (moments, iteration count) in the
@@ -104,7 +106,8 @@ class ReportCallback(keras.callbacks.Callback):
             metrics["diverged"] = True
             self.model.stop_training = True
         metrics["early_stopped"] = bool(
-            getattr(self.model, "stop_training", False) and not self.diverged
+            getattr(self.model, "stop_training", False)
+            and not self.diverged
             and (self.max_epochs is None or done < self.max_epochs)
         )
         self.last_epoch, self.last_logs = done, metrics

@@ -272,8 +272,13 @@ class ArmSource(Searcher):
     promoted arm should get (the trap measured in Ray's own HyperBandScheduler).
     """
 
-    def __init__(self, configs: list[dict[str, Any]], scheduler: BanditScheduler,
-                 metric: str | None = None, mode: str | None = None) -> None:
+    def __init__(
+        self,
+        configs: list[dict[str, Any]],
+        scheduler: BanditScheduler,
+        metric: str | None = None,
+        mode: str | None = None,
+    ) -> None:
         super().__init__(metric=metric, mode=mode)
         self.configs = list(configs)
         self.scheduler = scheduler
@@ -289,7 +294,9 @@ class ArmSource(Searcher):
         self.next_index += 1
         return dict(config)
 
-    def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False) -> None:
+    def on_trial_complete(
+        self, trial_id: str, result: dict | None = None, error: bool = False
+    ) -> None:
         """Nothing to learn: the configurations are fixed."""
 
     def get_state(self) -> dict[str, Any]:

@@ -36,9 +36,7 @@ class Objective:
         if not isinstance(self.name, str) or not self.name:
             raise ValueError(f"objective name must be a non-empty string, got {self.name!r}")
         if self.direction not in ("min", "max"):
-            raise ValueError(
-                f"objective direction must be 'min' or 'max', got {self.direction!r}"
-            )
+            raise ValueError(f"objective direction must be 'min' or 'max', got {self.direction!r}")
 
     @classmethod
     def of(cls, objective: Any) -> Objective:
@@ -174,20 +172,25 @@ def train_arm(
     reporter = ReportCallback(checkpoint_epochs, max_epochs)
     arm_callbacks = [copy.deepcopy(c) for c in callbacks] + [reporter]
     kwargs = dict(fit_kwargs)
-    kwargs.update(x=x, y=y, epochs=max_epochs, initial_epoch=initial_epoch,
-                  callbacks=arm_callbacks, verbose=0)
+    kwargs.update(
+        x=x, y=y, epochs=max_epochs, initial_epoch=initial_epoch, callbacks=arm_callbacks, verbose=0
+    )
     if validation_data is not None:
         kwargs["validation_data"] = validation_data
     hypermodel.fit(hp, model, **kwargs)
-    restored = any(getattr(c, "restore_best_weights", False) and getattr(c, "stopped_epoch", 0)
-                   for c in arm_callbacks)
+    restored = any(
+        getattr(c, "restore_best_weights", False) and getattr(c, "stopped_epoch", 0)
+        for c in arm_callbacks
+    )
     if restored and reporter.last_epoch:
         import tempfile
 
         # EarlyStopping put the best weights back after the last report: save them.
         with tempfile.TemporaryDirectory() as directory:
             save_arm(model, directory, reporter.last_epoch, reporter.last_logs)
-            tune.report(dict(reporter.last_logs), checkpoint=tune.Checkpoint.from_directory(directory))
+            tune.report(
+                dict(reporter.last_logs), checkpoint=tune.Checkpoint.from_directory(directory)
+            )
 
 
 class BanditTuner:
@@ -236,9 +239,15 @@ class BanditTuner:
         hyperparameters: HyperParameters | None = None,
         **kwargs: Any,
     ) -> None:
-        unknown = set(kwargs) - {"tune_new_entries", "allow_new_entries", "logger",
-                                 "tuner_id", "max_consecutive_failed_trials", "distribution_strategy",
-                                 "executions_per_trial"}
+        unknown = set(kwargs) - {
+            "tune_new_entries",
+            "allow_new_entries",
+            "logger",
+            "tuner_id",
+            "max_consecutive_failed_trials",
+            "distribution_strategy",
+            "executions_per_trial",
+        }
         if unknown:
             raise TypeError(f"{type(self).__name__} got unexpected arguments {sorted(unknown)}")
         if kwargs.get("executions_per_trial", 1) != 1:
@@ -292,7 +301,9 @@ class BanditTuner:
         space = _record(self.hypermodel)
         print(f"Search space summary\nDefault search space size: {len(space)}")
         for p in space:
-            detail = {k: v for k, v in p.__dict__.items() if v not in (None, (), "linear") and k != "name"}
+            detail = {
+                k: v for k, v in p.__dict__.items() if v not in (None, (), "linear") and k != "name"
+            }
             print(f"{p.name} ({p.kind})\n  {detail}")
 
     # -- the search ------------------------------------------------------------------
@@ -330,7 +341,9 @@ class BanditTuner:
         self._prepare_directory()
 
         resources = ensure_ray(self.address)
-        slots = self.max_concurrent or max(1, int(resources.get("CPU", 1) // max(self.cpus_per_arm, 1e-9)))
+        slots = self.max_concurrent or max(
+            1, int(resources.get("CPU", 1) // max(self.cpus_per_arm, 1e-9))
+        )
         if self.gpus_per_arm:
             slots = min(slots, int(resources.get("GPU", 0) // self.gpus_per_arm) or 1)
         scheduler = BanditScheduler(policy, time_attr="epoch")
@@ -377,8 +390,11 @@ class BanditTuner:
         self.result_grid_ = tuner.fit()
         self._collect(max_epochs, steps)
         if self.verbose:
-            print(f"bandit_tune: {len(self.results_)} arms, {int(self.results_['epochs'].sum())} "
-                  f"epochs; best {self.objective.name} = {self.best_score_:.4f} with {self.best_params_}")
+            print(
+                f"bandit_tune: {len(self.results_)} arms, {int(self.results_['epochs'].sum())} "
+                f"epochs; best {self.objective.name} = {self.best_score_:.4f} "
+                f"with {self.best_params_}"
+            )
         return self
 
     fit = search
@@ -398,10 +414,18 @@ class BanditTuner:
             score, best_epoch, last = math.nan, 0, math.nan
             if history is not None and self.objective.name in history:
                 values = history[self.objective.name].to_numpy(dtype=float)
-                epochs = history["epoch"].to_numpy() if "epoch" in history else np.arange(1, len(values) + 1)
+                epochs = (
+                    history["epoch"].to_numpy()
+                    if "epoch" in history
+                    else np.arange(1, len(values) + 1)
+                )
                 finite = np.isfinite(values)
                 if finite.any():
-                    pick = np.nanargmax(values) if self.objective.direction == "max" else np.nanargmin(values)
+                    pick = (
+                        np.nanargmax(values)
+                        if self.objective.direction == "max"
+                        else np.nanargmin(values)
+                    )
                     score, best_epoch = float(values[pick]), int(epochs[pick])
                 last = float(values[-1])
                 self._histories[arm_id] = history
@@ -417,17 +441,26 @@ class BanditTuner:
             else:
                 status = "stopped"
             rung = max([s for s in (steps or []) if s <= trained], default=trained)
-            rows.append({
-                "arm_id": arm_id, **config, "epochs": trained, "best_score": score,
-                "best_epoch": best_epoch, "last_score": last, "rung": rung,
-                "promotions": sum(1 for s in (steps or []) if s < trained),
-                "status": status,
-                "error": None if result.error is None else str(result.error),
-                "checkpoint": None if result.checkpoint is None else result.checkpoint.path,
-            })
+            rows.append(
+                {
+                    "arm_id": arm_id,
+                    **config,
+                    "epochs": trained,
+                    "best_score": score,
+                    "best_epoch": best_epoch,
+                    "last_score": last,
+                    "rung": rung,
+                    "promotions": sum(1 for s in (steps or []) if s < trained),
+                    "status": status,
+                    "error": None if result.error is None else str(result.error),
+                    "checkpoint": None if result.checkpoint is None else result.checkpoint.path,
+                }
+            )
         frame = pd.DataFrame(rows)
         ascending = self.objective.direction == "min"
-        frame = frame.sort_values("best_score", ascending=ascending, na_position="last", kind="stable")
+        frame = frame.sort_values(
+            "best_score", ascending=ascending, na_position="last", kind="stable"
+        )
         self.results_ = frame.reset_index(drop=True)
         valid = self.results_["best_score"].notna()
         if not valid.any():
@@ -456,14 +489,16 @@ class BanditTuner:
     def get_best_models(self, num_models: int = 1) -> list[Any]:
         """The best arms' models, restored from their checkpoints (not retrained)."""
         import keras
+        from ray.tune import Checkpoint
 
         from bandit_tune.keras import restore_arm
-        from ray.tune import Checkpoint
 
         self._require_results()
         models = []
         for _, row in self.results_.head(num_models).iterrows():
-            if row["checkpoint"] is None or (isinstance(row["checkpoint"], float) and math.isnan(row["checkpoint"])):
+            if row["checkpoint"] is None or (
+                isinstance(row["checkpoint"], float) and math.isnan(row["checkpoint"])
+            ):
                 raise RuntimeError(f"arm {row['arm_id']} has no checkpoint to restore")
             keras.backend.clear_session()
             hp = HyperParameters({k: _plain(row[k]) for k in self.space_.params})
@@ -476,7 +511,10 @@ class BanditTuner:
     def evaluate(self, x: Any, y: Any, **kwargs: Any) -> dict[str, float]:
         """Score the best model on held-out data (the test set, used once)."""
         model = self.get_best_models(1)[0]
-        return {k: float(v) for k, v in model.evaluate(x, y, verbose=0, return_dict=True, **kwargs).items()}
+        return {
+            k: float(v)
+            for k, v in model.evaluate(x, y, verbose=0, return_dict=True, **kwargs).items()
+        }
 
     def results_summary(self, num_trials: int = 10) -> None:
         """Print the best arms as keras-tuner does, plus epochs and status."""
@@ -484,7 +522,7 @@ class BanditTuner:
         print("Results summary")
         print(f"Results in {self.project_dir}")
         print(f"Showing {min(num_trials, len(self.results_))} best trials")
-        print(f"Objective(name=\"{self.objective.name}\", direction=\"{self.objective.direction}\")")
+        print(f'Objective(name="{self.objective.name}", direction="{self.objective.direction}")')
         for _, row in self.results_.head(num_trials).iterrows():
             print(f"\nTrial {row['arm_id']} summary\nHyperparameters:")
             for k in self.space_.params:
@@ -493,7 +531,9 @@ class BanditTuner:
             print(f"Epochs: {row['epochs']} ({row['status']})")
 
     # -- helpers -----------------------------------------------------------------------
-    def _check_data(self, x: Any, y: Any, validation_split: Any, validation_data: Any) -> tuple[Any, Any, Any]:
+    def _check_data(
+        self, x: Any, y: Any, validation_split: Any, validation_data: Any
+    ) -> tuple[Any, Any, Any]:
         if x is None:
             raise ValueError("search needs training data: search(x, y, ...)")
         if y is not None and hasattr(x, "__len__") and hasattr(y, "__len__") and len(x) != len(y):
@@ -501,13 +541,18 @@ class BanditTuner:
         if validation_split is not None:
             if not isinstance(validation_split, (int, float)) or not 0 < validation_split < 1:
                 raise ValueError(
-                    f"validation_split must be a fraction strictly between 0 and 1, got {validation_split!r}"
+                    "validation_split must be a fraction strictly between 0 and 1, "
+                    f"got {validation_split!r}"
                 )
         if validation_data is not None:
             if not isinstance(validation_data, (tuple, list)) or len(validation_data) not in (2, 3):
                 raise ValueError("validation_data must be a tuple (x_val, y_val)")
             validation_data = tuple(validation_data)
-        if self.objective.name.startswith("val_") and validation_split is None and validation_data is None:
+        if (
+            self.objective.name.startswith("val_")
+            and validation_split is None
+            and validation_data is None
+        ):
             raise ValueError(
                 f"objective {self.objective.name!r} needs validation data: pass "
                 "validation_split=0.2 or validation_data=(x_val, y_val) to search"
@@ -576,10 +621,18 @@ class Hyperband(BanditTuner):
     ) -> None:
         policy = policies.Hyperband(max_epochs, factor, min_epochs)
         if not isinstance(hyperband_iterations, int) or hyperband_iterations < 1:
-            raise ValueError(f"hyperband_iterations must be an integer >= 1, got {hyperband_iterations!r}")
+            raise ValueError(
+                f"hyperband_iterations must be an integer >= 1, got {hyperband_iterations!r}"
+            )
         kwargs.setdefault("max_trials", policy.n_arms * hyperband_iterations)
-        super().__init__(hypermodel, policy=policy, objective=objective, max_epochs=max_epochs,
-                         seed=seed, **kwargs)
+        super().__init__(
+            hypermodel,
+            policy=policy,
+            objective=objective,
+            max_epochs=max_epochs,
+            seed=seed,
+            **kwargs,
+        )
         self.factor = factor
         self.hyperband_iterations = hyperband_iterations
 
@@ -599,8 +652,15 @@ class SuccessiveHalving(BanditTuner):
         **kwargs: Any,
     ) -> None:
         policy = policies.SuccessiveHalving(max_epochs, factor, min_epochs, n_arms=max_trials)
-        super().__init__(hypermodel, policy=policy, objective=objective, max_epochs=max_epochs,
-                         max_trials=max_trials or policy.n_arms, seed=seed, **kwargs)
+        super().__init__(
+            hypermodel,
+            policy=policy,
+            objective=objective,
+            max_epochs=max_epochs,
+            max_trials=max_trials or policy.n_arms,
+            seed=seed,
+            **kwargs,
+        )
         self.factor = factor
 
 
@@ -622,6 +682,13 @@ class ASHA(BanditTuner):
         policy = policies.ASHA(max_epochs, factor, min_epochs, mode=mode)
         if max_trials is None:
             max_trials = policies.Hyperband(max_epochs, factor, min_epochs).n_arms
-        super().__init__(hypermodel, policy=policy, objective=objective, max_epochs=max_epochs,
-                         max_trials=max_trials, seed=seed, **kwargs)
+        super().__init__(
+            hypermodel,
+            policy=policy,
+            objective=objective,
+            max_epochs=max_epochs,
+            max_trials=max_trials,
+            seed=seed,
+            **kwargs,
+        )
         self.factor = factor

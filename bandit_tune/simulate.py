@@ -118,7 +118,9 @@ def simulate(
         raise ValueError(f"n_workers must be an integer >= 1, got {n_workers!r}")
     if budget is not None and (not isinstance(budget, int) or budget < 1):
         raise ValueError(f"budget must be a positive number of epochs or None, got {budget!r}")
-    times = np.broadcast_to(np.asarray(1.0 if seconds is None else seconds, dtype=float), scores.shape)
+    times = np.broadcast_to(
+        np.asarray(1.0 if seconds is None else seconds, dtype=float), scores.shape
+    )
     order = list(range(scores.shape[0]))
     if seed is not None:
         order = list(np.random.default_rng(seed).permutation(scores.shape[0]))

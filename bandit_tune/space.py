@@ -89,7 +89,9 @@ class HyperParameter:
         if self.kind == "int":
             if self.sampling == "linear":
                 return int(rng.integers(low, high + 1))
-            return int(min(high, math.floor(math.exp(rng.uniform(math.log(low), math.log(high + 1))))))
+            return int(
+                min(high, math.floor(math.exp(rng.uniform(math.log(low), math.log(high + 1)))))
+            )
         if self.sampling == "linear":
             return float(rng.uniform(low, high))
         value = math.exp(rng.uniform(math.log(low), math.log(high)))
@@ -152,11 +154,20 @@ class HyperParameters:
         for label, v in (("min_value", min_value), ("max_value", max_value)):
             if isinstance(v, bool) or not isinstance(v, (int, np.integer)):
                 raise TypeError(f"Int {name!r}: {label} must be an int, got {v!r}")
-        if step is not None and (isinstance(step, bool) or not isinstance(step, (int, np.integer)) or step < 1):
+        if step is not None and (
+            isinstance(step, bool) or not isinstance(step, (int, np.integer)) or step < 1
+        ):
             raise ValueError(f"Int {name!r}: step must be a positive int or None, got {step!r}")
         self._check_range("Int", name, min_value, max_value, sampling)
-        hp = HyperParameter(name, "int", int(min_value), int(max_value), step, sampling,
-                            default=int(min_value) if default is None else int(default))
+        hp = HyperParameter(
+            name,
+            "int",
+            int(min_value),
+            int(max_value),
+            step,
+            sampling,
+            default=int(min_value) if default is None else int(default),
+        )
         return self._declare(hp, parent_name, parent_values)
 
     def Float(  # noqa: N802
@@ -172,13 +183,26 @@ class HyperParameters:
     ) -> float | None:
         """Declare a float in ``[min_value, max_value]`` and return its value."""
         for label, v in (("min_value", min_value), ("max_value", max_value)):
-            if isinstance(v, bool) or not isinstance(v, (int, float, np.number)) or not math.isfinite(v):
+            if (
+                isinstance(v, bool)
+                or not isinstance(v, (int, float, np.number))
+                or not math.isfinite(v)
+            ):
                 raise TypeError(f"Float {name!r}: {label} must be a finite number, got {v!r}")
         if step is not None and (not isinstance(step, (int, float)) or step <= 0):
-            raise ValueError(f"Float {name!r}: step must be a positive number or None, got {step!r}")
+            raise ValueError(
+                f"Float {name!r}: step must be a positive number or None, got {step!r}"
+            )
         self._check_range("Float", name, min_value, max_value, sampling)
-        hp = HyperParameter(name, "float", float(min_value), float(max_value), step, sampling,
-                            default=float(min_value) if default is None else float(default))
+        hp = HyperParameter(
+            name,
+            "float",
+            float(min_value),
+            float(max_value),
+            step,
+            sampling,
+            default=float(min_value) if default is None else float(default),
+        )
         return self._declare(hp, parent_name, parent_values)
 
     def Choice(  # noqa: N802
@@ -197,11 +221,19 @@ class HyperParameters:
         if len(set(map(repr, values))) != len(values):
             raise ValueError(f"Choice {name!r}: values contain duplicates: {list(values)!r}")
         if not all(isinstance(v, (int, float, str, bool, np.number)) for v in values):
-            raise TypeError(f"Choice {name!r}: values must be ints, floats, strings or bools, got {list(values)!r}")
+            raise TypeError(
+                f"Choice {name!r}: values must be ints, floats, strings or bools, "
+                f"got {list(values)!r}"
+            )
         if default is not None and default not in values:
             raise ValueError(f"Choice {name!r}: default {default!r} is not one of {list(values)!r}")
-        hp = HyperParameter(name, "choice", values=values, ordered=ordered,
-                            default=values[0] if default is None else default)
+        hp = HyperParameter(
+            name,
+            "choice",
+            values=values,
+            ordered=ordered,
+            default=values[0] if default is None else default,
+        )
         return self._declare(hp, parent_name, parent_values)
 
     def Boolean(  # noqa: N802
@@ -212,7 +244,9 @@ class HyperParameters:
         parent_values: Sequence[Any] | None = None,
     ) -> bool | None:
         """Declare a boolean and return its value."""
-        return self._declare(HyperParameter(name, "boolean", default=bool(default)), parent_name, parent_values)
+        return self._declare(
+            HyperParameter(name, "boolean", default=bool(default)), parent_name, parent_values
+        )
 
     def Fixed(  # noqa: N802
         self,
@@ -222,11 +256,13 @@ class HyperParameters:
         parent_values: Sequence[Any] | None = None,
     ) -> Any:
         """Declare a constant and return it."""
-        return self._declare(HyperParameter(name, "fixed", default=value), parent_name, parent_values)
+        return self._declare(
+            HyperParameter(name, "fixed", default=value), parent_name, parent_values
+        )
 
     @contextlib.contextmanager
     def conditional_scope(self, parent_name: str, parent_values: Any) -> Iterator[None]:
-        """Parameters declared inside are active only while ``parent_name`` is in ``parent_values``."""
+        """Make parameters declared inside active only while ``parent_name`` is in the values."""
         if parent_name not in self.space:
             raise ValueError(
                 f"conditional_scope: parent {parent_name!r} is not declared yet; declare it "
@@ -262,7 +298,9 @@ class HyperParameters:
     @staticmethod
     def _check_range(kind: str, name: str, low: float, high: float, sampling: str) -> None:
         if sampling not in _SAMPLINGS:
-            raise ValueError(f"{kind} {name!r}: sampling must be one of {_SAMPLINGS}, got {sampling!r}")
+            raise ValueError(
+                f"{kind} {name!r}: sampling must be one of {_SAMPLINGS}, got {sampling!r}"
+            )
         if low > high:
             raise ValueError(f"{kind} {name!r}: min_value={low} is greater than max_value={high}")
         if sampling != "linear" and low <= 0:
@@ -363,7 +401,9 @@ def record_space(build: Callable[[HyperParameters], Any], max_calls: int = 64) -
             space.setdefault(name, param)
         parents = {c.parent for p in space.values() for c in p.conditions}
         for parent in parents:
-            for value in space[parent].grid() if space[parent].kind != "float" or space[parent].step else []:
+            for value in (
+                space[parent].grid() if space[parent].kind != "float" or space[parent].step else []
+            ):
                 if (parent, repr(value)) not in tried:
                     tried.add((parent, repr(value)))
                     queue.append({**values, parent: value})

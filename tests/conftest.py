@@ -40,13 +40,19 @@ def small_build_model(hp):
 
     units = hp.Int("units", min_value=16, max_value=64, step=16)
     lr = hp.Choice("learning_rate", values=[1e-2, 1e-3])
-    model = keras.Sequential([
-        keras.Input((8, 8)),
-        keras.layers.Flatten(),
-        keras.layers.Dense(units, activation="relu"),
-        keras.layers.Dense(10, activation="softmax"),
-    ])
-    model.compile(optimizer=keras.optimizers.Adam(lr), loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    model = keras.Sequential(
+        [
+            keras.Input((8, 8)),
+            keras.layers.Flatten(),
+            keras.layers.Dense(units, activation="relu"),
+            keras.layers.Dense(10, activation="softmax"),
+        ]
+    )
+    model.compile(
+        optimizer=keras.optimizers.Adam(lr),
+        loss="sparse_categorical_crossentropy",
+        metrics=["accuracy"],
+    )
     return model
 
 

@@ -34,7 +34,9 @@ def test_hyperband_plan_r81_eta3_matches_algorithm_1():
     ]
 
 
-@pytest.mark.parametrize("max_t,eta,min_t", [(52, 3, 1), (100, 3, 1), (100, 3, 4), (10, 2, 1), (7, 3, 3)])
+@pytest.mark.parametrize(
+    "max_t,eta,min_t", [(52, 3, 1), (100, 3, 1), (100, 3, 4), (10, 2, 1), (7, 3, 3)]
+)
 def test_hyperband_plans_end_exactly_at_max_t(max_t, eta, min_t):
     plan = Hyperband(max_t, eta, min_t).plan()
     assert plan, "at least one bracket"
@@ -243,7 +245,9 @@ def _make(kind):
     cut=st.integers(0, 200),
     nan_rate=st.sampled_from([0.0, 0.1]),
 )
-def test_state_round_trip_mid_run_gives_identical_decisions(kind, seed, n_arms, workers, cut, nan_rate):
+def test_state_round_trip_mid_run_gives_identical_decisions(
+    kind, seed, n_arms, workers, cut, nan_rate
+):
     curves = _curves(n_arms, 9, seed)
     rng = np.random.default_rng(seed)
     curves[rng.uniform(size=curves.shape) < nan_rate] = np.nan
@@ -264,17 +268,28 @@ def test_state_round_trip_mid_run_gives_identical_decisions(kind, seed, n_arms, 
             return self.inner.on_result(arm_id, step, score)
 
         def __getattribute__(self, name):
-            if name in ("on_arm_added", "on_arm_finished", "choose_arm_to_resume", "arms_to_stop", "on_no_new_arms"):
+            if name in (
+                "on_arm_added",
+                "on_arm_finished",
+                "choose_arm_to_resume",
+                "arms_to_stop",
+                "on_no_new_arms",
+            ):
                 return getattr(self.inner, name)
             return object.__getattribute__(self, name)
 
     replayed = simulate(Snapshotting(), curves, n_workers=workers)
-    assert replayed.decisions == reference.decisions or _same_with_nan(replayed.decisions, reference.decisions)
+    assert replayed.decisions == reference.decisions or _same_with_nan(
+        replayed.decisions, reference.decisions
+    )
 
 
 def _same_with_nan(a, b):
     return len(a) == len(b) and all(
-        x[0] == y[0] and x[1] == y[1] and x[3] == y[3] and (x[2] == y[2] or (math.isnan(x[2]) and math.isnan(y[2])))
+        x[0] == y[0]
+        and x[1] == y[1]
+        and x[3] == y[3]
+        and (x[2] == y[2] or (math.isnan(x[2]) and math.isnan(y[2])))
         for x, y in zip(a, b)
     )
 

@@ -29,8 +29,10 @@ def _recorded_trainable(config):
         with tempfile.TemporaryDirectory() as d:
             with open(os.path.join(d, "state.json"), "w") as f:
                 json.dump({"epoch": epoch}, f)
-            tune.report({"val_loss": loss, "resumed_from": start},
-                        checkpoint=tune.Checkpoint.from_directory(d))
+            tune.report(
+                {"val_loss": loss, "resumed_from": start},
+                checkpoint=tune.Checkpoint.from_directory(d),
+            )
 
 
 def test_bandit_scheduler_in_a_plain_tuner(ray_local, tmp_path):
@@ -41,8 +43,13 @@ def test_bandit_scheduler_in_a_plain_tuner(ray_local, tmp_path):
     tuner = tune.Tuner(
         _recorded_trainable,
         param_space={"quality": tune.uniform(0.1, 1.0)},
-        tune_config=tune.TuneConfig(scheduler=scheduler, metric="val_loss", mode="min",
-                                    num_samples=policy.n_arms, reuse_actors=True),
+        tune_config=tune.TuneConfig(
+            scheduler=scheduler,
+            metric="val_loss",
+            mode="min",
+            num_samples=policy.n_arms,
+            reuse_actors=True,
+        ),
         run_config=tune.RunConfig(storage_path=str(tmp_path), name="plain", verbose=0),
     )
     results = tuner.fit()
@@ -73,8 +80,12 @@ def test_missing_metric_names_the_metric_and_the_reported_keys(ray_local, tmp_pa
 
     tuner = tune.Tuner(
         _no_metric_trainable,
-        tune_config=tune.TuneConfig(scheduler=BanditScheduler(Hyperband(3)), metric="val_accuracy",
-                                    mode="max", num_samples=1),
+        tune_config=tune.TuneConfig(
+            scheduler=BanditScheduler(Hyperband(3)),
+            metric="val_accuracy",
+            mode="max",
+            num_samples=1,
+        ),
         run_config=tune.RunConfig(storage_path=str(tmp_path), name="nometric", verbose=0),
     )
     with pytest.raises(Exception) as info:
@@ -87,8 +98,16 @@ def test_hyperband_tuner_trains_exactly_the_plan_and_restores_best_model(
     ray_local, digits_small, build_model, tmp_path
 ):
     (x, y), (xv, yv), (xt, yt) = digits_small
-    tuner = bandit_tune.Hyperband(build_model, objective="val_accuracy", max_epochs=9, factor=3,
-                                  seed=1, directory=str(tmp_path), project_name="hb", verbose=0)
+    tuner = bandit_tune.Hyperband(
+        build_model,
+        objective="val_accuracy",
+        max_epochs=9,
+        factor=3,
+        seed=1,
+        directory=str(tmp_path),
+        project_name="hb",
+        verbose=0,
+    )
     tuner.search(x, y, validation_data=(xv, yv), batch_size=64)
     results = tuner.results_
     assert len(results) == 17
@@ -102,8 +121,10 @@ def test_hyperband_tuner_trains_exactly_the_plan_and_restores_best_model(
         assert list(history["epoch"]) == list(range(1, len(history) + 1)), arm_id
         assert list(history["optimizer_iterations"]) == [e * batches for e in history["epoch"]]
     assert tuner.best_score_ == results.loc[0, "best_score"] > 0.5
-    assert tuner.best_params_ == {"units": int(results.loc[0, "units"]),
-                                  "learning_rate": float(results.loc[0, "learning_rate"])}
+    assert tuner.best_params_ == {
+        "units": int(results.loc[0, "units"]),
+        "learning_rate": float(results.loc[0, "learning_rate"]),
+    }
     model = tuner.get_best_models(1)[0]
     val_acc = model.evaluate(xv, yv, verbose=0, return_dict=True)["accuracy"]
     best_row = results.loc[0]
@@ -123,10 +144,19 @@ def test_early_stopping_ends_an_arm_and_the_policy_treats_it_as_finished(
     (x, y), (xv, yv), _ = digits_small
     # mode="max" on a falling val_loss: epoch 2 is no improvement, so with patience=1
     # each arm stops after 2 epochs and restores its epoch-1 weights.
-    stop = keras.callbacks.EarlyStopping(monitor="val_loss", mode="max", patience=1,
-                                         restore_best_weights=True)
-    tuner = bandit_tune.BanditTuner(build_model, objective="val_loss", max_epochs=20, max_trials=2,
-                                    seed=0, directory=str(tmp_path), project_name="es", verbose=0)
+    stop = keras.callbacks.EarlyStopping(
+        monitor="val_loss", mode="max", patience=1, restore_best_weights=True
+    )
+    tuner = bandit_tune.BanditTuner(
+        build_model,
+        objective="val_loss",
+        max_epochs=20,
+        max_trials=2,
+        seed=0,
+        directory=str(tmp_path),
+        project_name="es",
+        verbose=0,
+    )
     tuner.search(x, y, validation_data=(xv, yv), callbacks=[stop])
     assert list(tuner.results_["status"]) == ["early_stopped", "early_stopped"]
     assert list(tuner.results_["epochs"]) == [2, 2]
@@ -134,10 +164,12 @@ def test_early_stopping_ends_an_arm_and_the_policy_treats_it_as_finished(
     best = tuner.results_.loc[0]
     epoch1 = float(tuner._histories[best["arm_id"]]["val_loss"].iloc[0])
     model = tuner.get_best_models(1)[0]
-    assert model.evaluate(xv, yv, verbose=0, return_dict=True)["loss"] == pytest.approx(epoch1, rel=1e-5)
+    assert model.evaluate(xv, yv, verbose=0, return_dict=True)["loss"] == pytest.approx(
+        epoch1, rel=1e-5
+    )
 
 
-KERAS_TUNER_SCRIPT = '''
+KERAS_TUNER_SCRIPT = """
 import keras_tuner as kt
 import tensorflow as tf
 
@@ -161,7 +193,7 @@ units = best_hps.get('units')
 model = tuner.hypermodel.build(best_hps)
 best_model = tuner.get_best_models(num_models=1)[0]
 tuner.results_summary()
-'''
+"""
 
 
 @pytest.mark.parametrize("library", ["bandit_tune", "keras_tuner"])
@@ -181,8 +213,14 @@ def test_a_keras_tuner_script_runs_with_one_import_changed(
 
 def test_unknown_objective_is_named(ray_local, digits_small, build_model, tmp_path):
     (x, y), (xv, yv), _ = digits_small
-    tuner = bandit_tune.Hyperband(build_model, objective="val_f1", max_epochs=3,
-                                  directory=str(tmp_path), project_name="bad", verbose=0)
+    tuner = bandit_tune.Hyperband(
+        build_model,
+        objective="val_f1",
+        max_epochs=3,
+        directory=str(tmp_path),
+        project_name="bad",
+        verbose=0,
+    )
     with pytest.raises(Exception) as info:
         tuner.search(x, y, validation_data=(xv, yv))
     assert "val_f1" in str(info.value) and "val_accuracy" in str(info.value)

@@ -87,8 +87,14 @@ def test_ray_domains_preserve_steps_and_log():
     ray_space = record_space(build).to_ray()
     assert isinstance(ray_space["units"], Categorical)
     assert ray_space["units"].categories == list(range(32, 513, 32))
-    assert isinstance(ray_space["lr"], Float) and "LogUniform" in type(ray_space["lr"].sampler).__name__
-    assert isinstance(ray_space["batch"], Integer) and "LogUniform" in type(ray_space["batch"].sampler).__name__
+    assert (
+        isinstance(ray_space["lr"], Float)
+        and "LogUniform" in type(ray_space["lr"].sampler).__name__
+    )
+    assert (
+        isinstance(ray_space["batch"], Integer)
+        and "LogUniform" in type(ray_space["batch"].sampler).__name__
+    )
     assert ray_space["k"] == 7
 
 

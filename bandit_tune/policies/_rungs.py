@@ -68,7 +68,9 @@ def hyperband_brackets(max_t: int, eta: float, min_t: int = 1) -> list[list[Rung
     return brackets
 
 
-def halving_bracket(max_t: int, eta: float, min_t: int = 1, n_arms: int | None = None) -> list[Rung]:
+def halving_bracket(
+    max_t: int, eta: float, min_t: int = 1, n_arms: int | None = None
+) -> list[Rung]:
     """Return one successive-halving bracket; by default Hyperband's most aggressive one.
 
     With ``n_arms`` the bracket starts that many arms and has as many rungs as

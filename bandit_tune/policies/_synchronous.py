@@ -21,7 +21,15 @@ class _Bracket:
     """Runtime state of one bracket: who reached which rung, and what was decided."""
 
     __slots__ = (
-        "shape", "counts", "steps", "members", "closed", "arrived", "lost", "expected", "decided"
+        "shape",
+        "counts",
+        "steps",
+        "members",
+        "closed",
+        "arrived",
+        "lost",
+        "expected",
+        "decided",
     )
 
     def __init__(self, shape: int, rungs: list[Rung]) -> None:

@@ -143,7 +143,7 @@ class ASHA(ArmPolicy):
                 if arm_id is not None:
                     self._forced.append(arm_id)
                 return
-        for level, heap in enumerate(self._waiting):
+        for heap in self._waiting:
             for _, arm_id in heap:
                 if self._arms[arm_id][1] == _PAUSED:
                     self._arms[arm_id][1] = _DONE

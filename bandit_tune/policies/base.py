@@ -118,9 +118,7 @@ def check_state(policy: ArmPolicy, state: dict[str, Any]) -> None:
         )
     name = state.get("policy")
     if name is not None and name != type(policy).__name__:
-        raise ValueError(
-            f"state was saved by {name}, cannot load it into {type(policy).__name__}"
-        )
+        raise ValueError(f"state was saved by {name}, cannot load it into {type(policy).__name__}")
     version = state.get("version")
     if version != policy.state_version:
         raise ValueError(

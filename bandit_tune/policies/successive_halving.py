@@ -32,7 +32,9 @@ class SuccessiveHalving(SynchronousHalving):
         [[(4, 9), (1, 27)]]
     """
 
-    def __init__(self, max_t: int, eta: float = 3, min_t: int = 1, n_arms: int | None = None) -> None:
+    def __init__(
+        self, max_t: int, eta: float = 3, min_t: int = 1, n_arms: int | None = None
+    ) -> None:
         check_ladder(max_t, eta, min_t)
         self.max_t, self.eta, self.min_t, self.n_arms_per_bracket = max_t, eta, min_t, n_arms
         super().__init__([halving_bracket(max_t, eta, min_t, n_arms)])
