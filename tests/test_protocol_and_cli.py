@@ -1,0 +1,89 @@
+"""Policy protocol errors, the scheduler's state round trip, and the command line."""
+
+import numpy as np
+import pytest
+
+from bandit_tune import PolicyError, simulate
+from bandit_tune.cli import main
+from bandit_tune.policies import ArmPolicy, Decision, Hyperband
+
+CURVES = np.linspace(0.1, 1.0, 4 * 5).reshape(4, 5)
+
+
+class Maybe(ArmPolicy):
+    def on_result(self, arm_id, step, score):
+        return "maybe"
+
+
+class Raises(ArmPolicy):
+    def on_result(self, arm_id, step, score):
+        raise ZeroDivisionError("boom")
+
+
+class ResumesAStranger(ArmPolicy):
+    def on_result(self, arm_id, step, score):
+        return Decision.PAUSE
+
+    def choose_arm_to_resume(self, paused):
+        return "nobody" if paused else None
+
+
+@pytest.mark.parametrize(
+    "policy,pattern",
+    [
+        (Maybe(), r"Maybe\.on_result returned 'maybe' for arm 'arm_00000'.*Decision"),
+        (Raises(), r"Raises\.on_result raised ZeroDivisionError for arm 'arm_00000': boom"),
+        (ResumesAStranger(), r"ResumesAStranger\.choose_arm_to_resume returned 'nobody'.*not a paused"),
+    ],
+)
+def test_broken_policies_are_named_with_hook_and_arm(policy, pattern):
+    with pytest.raises(PolicyError, match=pattern):
+        simulate(policy, CURVES)
+
+
+def test_plain_strings_are_accepted_as_decisions():
+    class Strings(ArmPolicy):
+        def on_result(self, arm_id, step, score):
+            return "CONTINUE"
+
+    assert simulate(Strings(), CURVES).epochs_used == CURVES.size
+
+
+def test_scheduler_state_round_trips_through_json(tmp_path):
+    from bandit_tune import BanditScheduler
+
+    first = BanditScheduler(Hyperband(9), metric="val_loss", mode="min")
+    simulate(first.policy, CURVES)
+    first.history = {"a": [(1, -0.5, "PAUSE")]}
+    path = tmp_path / "scheduler.json"
+    first.save(str(path))
+    second = BanditScheduler(Hyperband(9), metric="val_loss", mode="min")
+    second.restore(str(path))
+    assert second.policy.state_dict() == first.policy.state_dict()
+    assert second.history == first.history
+
+
+def test_scheduler_refuses_what_is_not_a_policy():
+    from bandit_tune import BanditScheduler
+
+    with pytest.raises(TypeError, match="ArmPolicy"):
+        BanditScheduler(object())
+    with pytest.raises(ValueError, match="mode must be 'min' or 'max'"):
+        BanditScheduler(Hyperband(9), mode="maximize")
+
+
+def test_cli_plan_prints_the_brackets(capsys):
+    assert main(["plan", "--max-epochs", "81", "--eta", "3"]) == 0
+    out = capsys.readouterr().out
+    assert "34 arms x   3 ep" in out and "one pass: 143 arms, 1581 epochs" in out
+
+
+def test_cli_reports_bad_values_without_a_traceback(capsys):
+    assert main(["plan", "--eta", "1"]) == 2
+    assert "eta must be a number >= 2" in capsys.readouterr().err
+
+
+def test_cli_help_has_examples(capsys):
+    with pytest.raises(SystemExit):
+        main(["plan", "--help"])
+    assert "bandit-tune plan --max-epochs 81" in capsys.readouterr().out
