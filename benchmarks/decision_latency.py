@@ -41,6 +41,7 @@ def time_ray_asha(n_arms: int, probes: int = 200) -> tuple[float, float] | None:
         from ray.tune.schedulers.async_hyperband import _Bracket
     except ImportError:
         return None
+
     class _Trial:  # the only attribute the bracket reads
         __slots__ = ("trial_id",)
 

@@ -33,7 +33,10 @@ class ResumesAStranger(ArmPolicy):
     [
         (Maybe(), r"Maybe\.on_result returned 'maybe' for arm 'arm_00000'.*Decision"),
         (Raises(), r"Raises\.on_result raised ZeroDivisionError for arm 'arm_00000': boom"),
-        (ResumesAStranger(), r"ResumesAStranger\.choose_arm_to_resume returned 'nobody'.*not a paused"),
+        (
+            ResumesAStranger(),
+            r"ResumesAStranger\.choose_arm_to_resume returned 'nobody'.*not a paused",
+        ),
     ],
 )
 def test_broken_policies_are_named_with_hook_and_arm(policy, pattern):
