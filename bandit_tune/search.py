@@ -125,14 +125,43 @@ def check_model(model: Any, where: str = "build_model(hp)") -> None:
         )
 
 
+class _FitRecorder:
+    """Stands in for the model while a hypermodel's own ``fit`` is recorded.
+
+    ``HyperModel.fit`` overrides declare parameters such as
+    ``batch_size=hp.Choice(...)`` in the call itself; running it against this
+    stand-in records them without training. Everything but training is the model's.
+    """
+
+    def __init__(self, model: Any) -> None:
+        self._model = model
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._model, name)
+
+    def fit(self, *args: Any, **kwargs: Any) -> None:
+        return None
+
+    evaluate = predict = fit
+
+
 def _record(hypermodel: HyperModel) -> SearchSpace:
     import keras
+
+    fit_overridden = type(hypermodel).fit is not HyperModel.fit and callable(
+        getattr(hypermodel, "fit", None)
+    )
 
     def build(hp: HyperParameters) -> None:
         model = hypermodel.build(hp)
         check_model(model)
         if hasattr(hypermodel, "declare_hyperparameters"):
             hypermodel.declare_hyperparameters(hp)
+        if fit_overridden:
+            try:
+                hypermodel.fit(hp, _FitRecorder(model), x=None, y=None, epochs=1, verbose=0)
+            except Exception:  # noqa: BLE001 — only the declarations before the failure matter
+                pass
 
     try:
         return record_space(build)

@@ -127,3 +127,25 @@ def test_conditional_scope_needs_a_declared_parent():
     with pytest.raises(ValueError, match="not declared"):
         with hp.conditional_scope("kind", "cnn"):
             pass
+
+
+def test_parameters_declared_in_a_hypermodel_fit_are_recorded():
+    import keras
+
+    import bandit_tune
+    from bandit_tune.search import _record
+
+    class Tunable(bandit_tune.HyperModel):
+        def build(self, hp):
+            model = keras.Sequential(
+                [keras.Input((4,)), keras.layers.Dense(hp.Int("units", 4, 8, step=4))]
+            )
+            model.compile(optimizer="adam", loss="mse")
+            return model
+
+        def fit(self, hp, model, *args, **kwargs):
+            return model.fit(*args, batch_size=hp.Choice("batch_size", [16, 32]), **kwargs)
+
+    space = _record(Tunable())
+    assert list(space.params) == ["units", "batch_size"]
+    assert space.params["batch_size"].values == (16, 32)
