@@ -23,6 +23,8 @@ _LAZY = {
     "SuccessiveHalving": "bandit_tune.search",
     "ASHA": "bandit_tune.search",
     "Objective": "bandit_tune.search",
+    "RandomSearch": "bandit_tune.search",
+    "GridSearch": "bandit_tune.search",
 }
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -30,9 +32,11 @@ if TYPE_CHECKING:  # pragma: no cover
     from bandit_tune.search import (
         ASHA,
         BanditTuner,
+        GridSearch,
         Hyperband,
         HyperModel,
         Objective,
+        RandomSearch,
         SuccessiveHalving,
     )
 
@@ -52,12 +56,14 @@ __all__ = [
     "BanditScheduler",
     "BanditTuner",
     "Decision",
+    "GridSearch",
     "HyperModel",
     "HyperParameter",
     "HyperParameters",
     "Hyperband",
     "Objective",
     "PolicyError",
+    "RandomSearch",
     "SearchSpace",
     "SimulationResult",
     "SuccessiveHalving",

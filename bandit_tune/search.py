@@ -320,6 +320,10 @@ class BanditTuner:
         plan = getattr(self.policy, "plan", None)
         return plan() if callable(plan) else None
 
+    def _configs(self, space: SearchSpace) -> list[dict[str, Any]]:
+        """The arms' configurations: a seeded random sample of the space."""
+        return space.sample(self.n_arms(), seed=self.seed)
+
     @property
     def project_dir(self) -> str:
         """``directory/project_name``."""
@@ -365,7 +369,7 @@ class BanditTuner:
             max_epochs = int(epochs)
         policy = self.policy if self.policy is not None else _NoPolicy()
         space = _record(self.hypermodel)
-        configs = space.sample(self.n_arms(), seed=self.seed)
+        configs = self._configs(space)
         self.space_ = space
         self._prepare_directory()
 
@@ -721,3 +725,70 @@ class ASHA(BanditTuner):
             **kwargs,
         )
         self.factor = factor
+
+
+class RandomSearch(BanditTuner):
+    """keras-tuner's ``RandomSearch``: ``max_trials`` random arms, optionally with a policy.
+
+    Without a policy every arm trains ``epochs`` (from :meth:`search`) or
+    ``max_epochs``, honouring Keras callbacks such as EarlyStopping.
+    """
+
+    def __init__(
+        self,
+        hypermodel: Any,
+        objective: Any = "val_loss",
+        max_trials: int = 10,
+        seed: int | None = None,
+        policy: ArmPolicy | None = None,
+        max_epochs: int = 10,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(
+            hypermodel,
+            policy=policy,
+            objective=objective,
+            max_epochs=max_epochs,
+            max_trials=max_trials,
+            seed=seed,
+            **kwargs,
+        )
+
+
+class GridSearch(BanditTuner):
+    """Every combination of a discrete space (keras-tuner's ``GridSearch``).
+
+    With ``policy=SuccessiveHalving(max_t, n_arms=<grid size>)`` it behaves like
+    scikit-learn's ``HalvingGridSearchCV``: every combination starts at rung 0.
+    ``max_trials`` caps the number of combinations tried, in grid order.
+    """
+
+    def __init__(
+        self,
+        hypermodel: Any,
+        objective: Any = "val_loss",
+        max_trials: int | None = None,
+        seed: int | None = None,
+        policy: ArmPolicy | None = None,
+        max_epochs: int = 10,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(
+            hypermodel,
+            policy=policy,
+            objective=objective,
+            max_epochs=max_epochs,
+            max_trials=max_trials,
+            seed=seed,
+            **kwargs,
+        )
+
+    def n_arms(self) -> int:
+        """Grid size (capped by ``max_trials``), known once the space is recorded."""
+        space = getattr(self, "space_", None) or _record(self.hypermodel)
+        size = space.grid_size()
+        return min(size, self.max_trials) if self.max_trials else size
+
+    def _configs(self, space: SearchSpace) -> list[dict[str, Any]]:
+        grid = space.grid()
+        return grid[: self.max_trials] if self.max_trials else grid

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 import bandit_tune
+import bandit_tune.policies
 from bandit_tune import BanditScheduler
 from bandit_tune.policies import Hyperband
 
@@ -224,3 +225,69 @@ def test_unknown_objective_is_named(ray_local, digits_small, build_model, tmp_pa
     with pytest.raises(Exception) as info:
         tuner.search(x, y, validation_data=(xv, yv))
     assert "val_f1" in str(info.value) and "val_accuracy" in str(info.value)
+
+
+class BatchSizeHyperModel(bandit_tune.HyperModel):
+    """keras-tuner style: fit arguments are tuned too."""
+
+    def build(self, hp):
+        from conftest import small_build_model
+
+        return small_build_model(hp)
+
+    def fit(self, hp, model, *args, **kwargs):
+        return model.fit(*args, batch_size=hp.Choice("batch_size", [50, 100]), **kwargs)
+
+
+def test_asha_tuner_with_a_hypermodel_that_tunes_batch_size(ray_local, digits_small, tmp_path):
+    (x, y), (xv, yv), _ = digits_small
+    tuner = bandit_tune.ASHA(
+        BatchSizeHyperModel(),
+        objective="val_loss",
+        max_epochs=3,
+        max_trials=6,
+        seed=3,
+        directory=str(tmp_path),
+        project_name="asha",
+        verbose=0,
+    )
+    tuner.search(x, y, validation_data=(xv, yv))
+    results = tuner.results_
+    assert len(results) == 6 and "batch_size" in results
+    assert set(results["epochs"]) <= {1, 3} and (results["epochs"] == 3).any()
+    # each arm's optimizer stepped len(x) / batch_size times per epoch: its own batch size
+    for _, row in results.iterrows():
+        history = tuner._histories[row["arm_id"]]
+        per_epoch = int(np.ceil(len(x) / row["batch_size"]))
+        assert list(history["optimizer_iterations"]) == [e * per_epoch for e in history["epoch"]]
+    assert tuner.best_score_ == results["best_score"].min()
+
+
+def test_grid_search_with_successive_halving_is_halving_grid_search(
+    ray_local, digits_small, build_model, tmp_path
+):
+    (x, y), (xv, yv), _ = digits_small
+    policy = bandit_tune.policies.SuccessiveHalving(max_t=3, eta=3, n_arms=8)
+    assert policy.plan() == [[(8, 1), (2, 3)]]
+    tuner = bandit_tune.GridSearch(
+        build_model,
+        objective="val_accuracy",
+        policy=policy,
+        max_epochs=3,
+        directory=str(tmp_path),
+        project_name="grid",
+        verbose=0,
+    )
+    tuner.search(x, y, validation_data=(xv, yv))
+    results = tuner.results_
+    combos = {(int(u), float(lr)) for u, lr in zip(results["units"], results["learning_rate"])}
+    assert combos == {(u, lr) for u in (16, 32, 48, 64) for lr in (1e-2, 1e-3)}
+    assert sorted(results["epochs"]) == [1] * 6 + [3] * 2
+    # exactly the top 2 (= 8 // 3) at rung 1 were promoted (ties: earlier arrival)
+    at_rung = {
+        arm: float(h.loc[h["epoch"] == 1, "val_accuracy"].iloc[0])
+        for arm, h in tuner._histories.items()
+    }
+    promoted = set(results.loc[results["epochs"] == 3, "arm_id"])
+    cutoff = sorted(at_rung.values(), reverse=True)[1]
+    assert all(at_rung[a] >= cutoff for a in promoted)
