@@ -27,7 +27,19 @@ def _plan(args: argparse.Namespace) -> int:
 def _demo(args: argparse.Namespace) -> int:
     from bandit_tune.demo import run_demo
 
-    return run_demo(max_epochs=args.max_epochs, directory=args.directory, seed=args.seed)
+    try:
+        return run_demo(max_epochs=args.max_epochs, directory=args.directory, seed=args.seed)
+    finally:
+        _shutdown_ray()
+
+
+def _shutdown_ray() -> None:
+    """Stop the Ray this process started, before interpreter exit tears it down noisily."""
+    import sys
+
+    ray = sys.modules.get("ray")
+    if ray is not None and ray.is_initialized():
+        ray.shutdown()
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -64,6 +76,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``bandit-tune``."""
+    import os
+
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # before TensorFlow loads
     args = build_parser().parse_args(argv)
     if getattr(args, "eta", None) is not None and float(args.eta).is_integer():
         args.eta = int(args.eta)

@@ -291,3 +291,48 @@ def test_grid_search_with_successive_halving_is_halving_grid_search(
     promoted = set(results.loc[results["epochs"] == 3, "arm_id"])
     cutoff = sorted(at_rung.values(), reverse=True)[1]
     assert all(at_rung[a] >= cutoff for a in promoted)
+
+
+def _faulty_build_model(hp):
+    import keras
+
+    units = hp.Choice("units", [16, 32, 48])
+    if units == 32:
+        raise RuntimeError("this architecture cannot be built")
+    model = keras.Sequential(
+        [
+            keras.Input((8, 8)),
+            keras.layers.Flatten(),
+            keras.layers.Dense(units, activation="relu"),
+            keras.layers.Dense(10, activation="softmax"),
+        ]
+    )
+
+    def nan_loss(y_true, y_pred):
+        return keras.ops.mean(y_pred) * float("nan")
+
+    loss = nan_loss if units == 48 else "sparse_categorical_crossentropy"
+    model.compile(optimizer="adam", loss=loss, metrics=["accuracy"])
+    return model
+
+
+def test_an_arm_that_raises_or_diverges_is_recorded_and_the_search_goes_on(
+    ray_local, digits_small, tmp_path
+):
+    (x, y), (xv, yv), _ = digits_small
+    tuner = bandit_tune.GridSearch(
+        _faulty_build_model,
+        objective="val_accuracy",
+        max_epochs=2,
+        directory=str(tmp_path),
+        project_name="faults",
+        verbose=0,
+    )
+    # recording builds the defaults only (units=16), so the faulty branches reach the workers
+    tuner.search(x, y, validation_data=(xv, yv))
+    by_units = tuner.results_.set_index("units")
+    assert by_units.loc[16, "status"] == "completed" and by_units.loc[16, "epochs"] == 2
+    assert by_units.loc[32, "status"] == "error"
+    assert "this architecture cannot be built" in by_units.loc[32, "error"]
+    assert by_units.loc[48, "status"] == "diverged" and by_units.loc[48, "epochs"] == 1
+    assert tuner.best_params_ == {"units": 16}
