@@ -20,6 +20,7 @@ import numpy as np
 
 from bandit_tune import policies
 from bandit_tune.policies.base import ArmPolicy
+from bandit_tune.results import add_diagnosis
 from bandit_tune.space import HyperParameters, SearchSpace, record_space
 
 _MAX_WORDS = ("acc", "auc", "precision", "recall", "f1", "iou", "r2", "score")
@@ -495,6 +496,7 @@ class BanditTuner:
             "best_score", ascending=ascending, na_position="last", kind="stable"
         )
         self.results_ = frame.reset_index(drop=True)
+        add_diagnosis(self.results_, self._histories, self.objective.name, self.objective.direction)
         valid = self.results_["best_score"].notna()
         if not valid.any():
             raise RuntimeError(
@@ -562,6 +564,12 @@ class BanditTuner:
                 print(f"{k}: {_plain(row[k])}")
             print(f"Score: {row['best_score']}")
             print(f"Epochs: {row['epochs']} ({row['status']})")
+            if row["diagnosis"] in ("overfit", "underfit"):
+                train = self.objective.name.removeprefix("val_")
+                print(
+                    f"Diagnosis: {row['diagnosis']} (train {train} {row['train_score']:.4f} vs "
+                    f"{self.objective.name} {row['best_score']:.4f}, gap {row['gap']:+.4f})"
+                )
 
     # -- helpers -----------------------------------------------------------------------
     def _check_data(
