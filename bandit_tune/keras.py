@@ -83,11 +83,16 @@ class ReportCallback(keras.callbacks.Callback):
         self.last_logs: dict[str, float] = {}
         self.diverged = False
 
+    def _final_epoch(self) -> int | None:
+        # Keras tells callbacks the epochs of this fit call; a HyperModel.fit may
+        # have tuned them below max_epochs.
+        return (self.params or {}).get("epochs") or self.max_epochs
+
     def _wants_checkpoint(self, epoch: int) -> bool:
         return (
             self.checkpoint_epochs is None
             or epoch in self.checkpoint_epochs
-            or epoch == self.max_epochs
+            or epoch == self._final_epoch()
             or bool(getattr(self.model, "stop_training", False))
         )
 
@@ -105,11 +110,13 @@ class ReportCallback(keras.callbacks.Callback):
             self.diverged = True
             metrics["diverged"] = True
             self.model.stop_training = True
+        final = self._final_epoch()
         metrics["early_stopped"] = bool(
             getattr(self.model, "stop_training", False)
             and not self.diverged
-            and (self.max_epochs is None or done < self.max_epochs)
+            and (final is None or done < final)
         )
+        metrics["completed"] = bool(final is not None and done >= final and not self.diverged)
         self.last_epoch, self.last_logs = done, metrics
         if self._wants_checkpoint(done):
             with tempfile.TemporaryDirectory() as directory:

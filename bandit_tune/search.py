@@ -350,6 +350,7 @@ class BanditTuner:
         validation_data: Any = None,
         batch_size: int | None = None,
         callbacks: Sequence[Any] | None = None,
+        cv: Any = None,
         **fit_kwargs: Any,
     ) -> BanditTuner:
         """Run the search on Ray Tune and fill ``results_``; returns ``self``.
@@ -358,13 +359,35 @@ class BanditTuner:
         or ``validation_data`` — never a test set; score that with :meth:`evaluate`.
         ``epochs`` is ignored when a policy sets the epochs (as in keras-tuner's
         Hyperband); with ``policy=None`` it caps ``max_epochs``.
+
+        ``cv=k`` (or a scikit-learn splitter) trains one model per fold for each
+        arm — ``StratifiedKFold`` for classification targets — and the policy decides
+        on the mean validation score over folds; ``cv_results_`` then has
+        ``split{k}_test_score`` columns. Do not pass validation data with ``cv``.
         """
         from ray import tune
 
         from bandit_tune.runtime import ensure_ray
         from bandit_tune.scheduler import ArmSource, BanditScheduler
 
-        data = self._check_data(x, y, validation_split, validation_data)
+        if cv is not None:
+            if validation_split is not None or validation_data is not None:
+                raise ValueError(
+                    "cv and validation_split/validation_data both define validation data; "
+                    "pass only cv=k (each fold validates on its held-out part)"
+                )
+            if not self.objective.name.startswith("val_"):
+                raise ValueError(
+                    f"with cv the objective is a validation metric; got {self.objective.name!r}, "
+                    f"use 'val_{self.objective.name}'"
+                )
+            self._check_data(x, y, 0.5, None)
+            from bandit_tune.cv import make_folds
+
+            data = (x, y, make_folds(x, y, cv, self.seed))
+        else:
+            data = self._check_data(x, y, validation_split, validation_data)
+        self.n_splits_ = len(data[2]) if cv is not None else 1
         max_epochs = self.max_epochs
         if self.policy is None and epochs is not None:
             max_epochs = int(epochs)
@@ -389,9 +412,13 @@ class BanditTuner:
         if batch_size is not None:
             fit_args["batch_size"] = batch_size
         steps = policy.decision_steps()
+        if cv is not None:
+            from bandit_tune.cv import train_arm_cv as arm_function
+        else:
+            arm_function = train_arm
         trainable = tune.with_resources(
             tune.with_parameters(
-                train_arm,
+                arm_function,
                 hypermodel=self.hypermodel,
                 data=data,
                 fit_kwargs=fit_args,
@@ -470,7 +497,7 @@ class BanditTuner:
                 status = "diverged"
             elif metrics.get("early_stopped"):
                 status = "early_stopped"
-            elif trained >= max_epochs:
+            elif trained >= max_epochs or metrics.get("completed"):
                 status = "completed"
             else:
                 status = "stopped"
@@ -502,10 +529,48 @@ class BanditTuner:
             raise RuntimeError(
                 f"no arm reported a finite {self.objective.name!r}; see results_['error']"
             )
+        self.cv_results_ = self._cv_results()
         self.best_index_ = int(self.results_.index[valid][0])
         best = self.results_.loc[self.best_index_]
         self.best_params_ = {k: _plain(best[k]) for k in names}
         self.best_score_ = float(best["best_score"])
+
+    def _cv_results(self) -> dict[str, Any]:
+        """scikit-learn's ``cv_results_`` layout, one entry per arm in ``results_`` order.
+
+        Scores are read at each arm's best epoch; ranks follow the objective's
+        direction (rank 1 is the best arm, ties share the lower rank).
+        """
+        import pandas as pd
+
+        name, frame = self.objective.name, self.results_
+        n_splits = getattr(self, "n_splits_", 1)
+        splits: list[list[float]] = [[] for _ in range(n_splits)]
+        means, stds = [], []
+        for _, row in frame.iterrows():
+            history = self._histories.get(row["arm_id"])
+            at = None
+            if history is not None and row["best_epoch"]:
+                matches = history.loc[history["epoch"] == row["best_epoch"]]
+                at = matches.iloc[-1] if len(matches) else None
+            for k in range(n_splits):
+                key = f"split{k}_{name}" if n_splits > 1 else name
+                splits[k].append(float(at[key]) if at is not None and key in at else math.nan)
+            means.append(float(row["best_score"]))
+            std_key = f"{name}_std"
+            stds.append(float(at[std_key]) if at is not None and std_key in at else 0.0)
+        ascending = self.objective.direction == "min"
+        ranks = pd.Series(means).rank(method="min", ascending=ascending, na_option="bottom")
+        params = [{k: _plain(row[k]) for k in self.space_.params} for _, row in frame.iterrows()]
+        results: dict[str, Any] = {"params": params}
+        for k in self.space_.params:
+            results[f"param_{k}"] = np.array([p[k] for p in params], dtype=object)
+        for k in range(n_splits):
+            results[f"split{k}_test_score"] = np.array(splits[k])
+        results["mean_test_score"] = np.array(means)
+        results["std_test_score"] = np.array(stds)
+        results["rank_test_score"] = ranks.to_numpy(dtype=int)
+        return results
 
     def _require_results(self) -> None:
         if not hasattr(self, "results_"):
@@ -539,7 +604,9 @@ class BanditTuner:
             hp = HyperParameters({k: _plain(row[k]) for k in self.space_.params})
             model = self.hypermodel.build(hp)
             with Checkpoint(row["checkpoint"]).as_directory() as directory:
-                restore_arm(model, directory)
+                # with cv the checkpoint holds one model per fold: fold 0's stands in
+                fold0 = os.path.join(directory, "fold0")
+                restore_arm(model, fold0 if os.path.isdir(fold0) else directory)
             models.append(model)
         return models
 

@@ -25,3 +25,30 @@ def test_keras_tuner_mnist_example(ray_local, tmp_path, monkeypatch, capsys):
     out = capsys.readouterr().out
     assert "test accuracy of the best model" in out
     assert int(tuner.results_["epochs"].sum()) == tuner.policy.budget
+
+
+def test_seed_grid_search_cv_example(ray_local, tmp_path, monkeypatch, capsys):
+    import numpy as np
+
+    grid = _run(
+        "grid_search_cv.py",
+        ["--epochs", "2", "3", "--steps", "5", "10", "--directory", str(tmp_path)],
+        monkeypatch,
+    )
+    out = capsys.readouterr().out
+    assert "Best: " in out and " using {" in out and out.count(") with: {") == 4
+    cv = grid.cv_results_
+    assert len(cv["params"]) == 4 and grid.n_splits_ == 5
+    splits = np.array([cv[f"split{k}_test_score"] for k in range(5)])
+    assert np.all(np.isfinite(splits))
+    np.testing.assert_allclose(cv["mean_test_score"], splits.mean(axis=0), rtol=1e-6)
+    np.testing.assert_allclose(cv["std_test_score"], splits.std(axis=0), rtol=1e-5)
+    best = int(np.flatnonzero(cv["rank_test_score"] == 1)[0])
+    assert grid.best_params_ == cv["params"][best]
+    assert grid.best_score_ == cv["mean_test_score"][best]
+    assert sorted(map(tuple, (sorted(p.items()) for p in cv["params"]))) == sorted(
+        (("epochs", e), ("steps_per_epoch", s)) for e in (2, 3) for s in (5, 10)
+    )
+    # each arm trained the epochs its own grid point asked for
+    assert sorted(grid.results_["epochs"]) == [2, 2, 3, 3]
+    assert set(grid.results_["status"]) == {"completed"}

@@ -1,0 +1,162 @@
+"""k-fold cross-validation of one arm: one model per fold, decisions on the fold mean.
+
+Folds are made once in the driver with scikit-learn's splitters
+(``StratifiedKFold`` for classification targets, ``KFold`` otherwise) and shipped
+to workers with the data. Between two decision steps each fold trains in one
+``fit`` call; then every epoch of the segment is reported with the mean over
+folds of each Keras log, its ``_std``, and each fold's value as
+``split{k}_<name>``, so the policy decides on the cross-validated mean.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import os
+import tempfile
+from typing import Any
+
+import numpy as np
+
+from bandit_tune.keras import EPOCH_KEY, restore_arm, save_arm
+from bandit_tune.space import HyperParameters
+
+
+def make_folds(x: Any, y: Any, cv: Any, seed: int | None = None) -> list[tuple[Any, Any]]:
+    """Return ``[(train_index, validation_index), ...]`` for ``cv`` folds or a splitter."""
+    from sklearn.model_selection import KFold, StratifiedKFold
+    from sklearn.utils.multiclass import type_of_target
+
+    if isinstance(cv, bool) or (isinstance(cv, int) and cv < 2):
+        raise ValueError(f"cv must be an integer >= 2 or a scikit-learn splitter, got {cv!r}")
+    if isinstance(cv, int):
+        random_state = 0 if seed is None else seed
+        classes = y is not None and type_of_target(np.asarray(y)) in ("binary", "multiclass")
+        splitter: Any = (StratifiedKFold if classes else KFold)(
+            cv, shuffle=True, random_state=random_state
+        )
+    elif callable(getattr(cv, "split", None)):
+        splitter = cv
+    else:
+        raise ValueError(f"cv must be an integer >= 2 or a scikit-learn splitter, got {cv!r}")
+    folds = [(np.asarray(tr), np.asarray(va)) for tr, va in splitter.split(x, y)]
+    if len(folds) < 2:
+        raise ValueError(f"cv={cv!r} produced {len(folds)} fold(s); need at least 2")
+    return folds
+
+
+def _take(data: Any, index: Any) -> Any:
+    return None if data is None else data[index]
+
+
+class _Collect:
+    """Keras callback that keeps each epoch's logs (built lazily to avoid importing Keras)."""
+
+    def __new__(cls) -> Any:
+        import keras
+
+        class Collect(keras.callbacks.Callback):
+            def __init__(self) -> None:
+                super().__init__()
+                self.logs: list[dict[str, float]] = []
+                self.stopped = False
+
+            def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
+                self.logs.append({k: float(v) for k, v in (logs or {}).items() if np.ndim(v) == 0})
+
+            def on_train_end(self, logs: dict[str, Any] | None = None) -> None:
+                self.stopped = bool(getattr(self.model, "stop_training", False))
+
+        return Collect()
+
+
+def summarise(fold_logs: list[dict[str, float]]) -> dict[str, float]:
+    """Mean, std and per-fold values of each log across folds."""
+    out: dict[str, float] = {}
+    for key in fold_logs[0]:
+        values = [logs.get(key, math.nan) for logs in fold_logs]
+        out[key] = float(np.mean(values))
+        out[f"{key}_std"] = float(np.std(values))
+        for k, value in enumerate(values):
+            out[f"split{k}_{key}"] = float(value)
+    return out
+
+
+def train_arm_cv(
+    config: dict[str, Any],
+    hypermodel: Any,
+    data: tuple[Any, Any, list[tuple[Any, Any]]],
+    fit_kwargs: dict[str, Any],
+    callbacks: list[Any],
+    max_epochs: int,
+    checkpoint_epochs: list[int] | None,
+    cpus: int,
+) -> None:
+    """Ray Tune function trainable for one cross-validated arm."""
+    from bandit_tune.keras import configure_threads
+    from bandit_tune.search import check_model
+
+    configure_threads(cpus)
+    import keras
+    from ray import tune
+
+    keras.backend.clear_session()
+    x, y, folds = data
+    hp = HyperParameters(config)
+    models = []
+    for _ in folds:
+        model = hypermodel.build(hp)
+        check_model(model)
+        models.append(model)
+    epoch = 0
+    checkpoint = tune.get_checkpoint()
+    if checkpoint is not None:
+        with checkpoint.as_directory() as directory:
+            for k, model in enumerate(models):
+                epoch = restore_arm(model, os.path.join(directory, f"fold{k}"))
+    ends = sorted({s for s in (checkpoint_epochs or []) if s < max_epochs} | {max_epochs})
+    while epoch < max_epochs:
+        end = epoch + 1 if checkpoint_epochs is None else next(s for s in ends if s > epoch)
+        per_fold, stopped = [], False
+        for model, (train, valid) in zip(models, folds):
+            collect = _Collect()
+            kwargs = dict(fit_kwargs)
+            kwargs.update(
+                x=_take(x, train),
+                y=_take(y, train),
+                validation_data=(_take(x, valid), _take(y, valid)),
+                epochs=end,
+                initial_epoch=epoch,
+                verbose=0,
+                callbacks=[copy.deepcopy(c) for c in callbacks] + [collect],
+            )
+            hypermodel.fit(hp, model, **kwargs)
+            per_fold.append(collect.logs)
+            stopped = stopped or collect.stopped
+        trained = min(len(logs) for logs in per_fold)
+        if trained == 0:
+            return
+        for i in range(trained):
+            done = epoch + i + 1
+            metrics = summarise([logs[i] for logs in per_fold])
+            metrics[EPOCH_KEY] = done
+            diverged = not all(math.isfinite(v) for k, v in metrics.items() if k.endswith("loss"))
+            last = i == trained - 1 or diverged
+            metrics["diverged"] = diverged
+            metrics["early_stopped"] = bool(last and stopped and not diverged)
+            metrics["completed"] = bool(
+                last and not stopped and not diverged and trained < end - epoch
+            )
+            if last:
+                with tempfile.TemporaryDirectory() as directory:
+                    for k, model in enumerate(models):
+                        os.makedirs(os.path.join(directory, f"fold{k}"))
+                        save_arm(model, os.path.join(directory, f"fold{k}"), done, None)
+                    tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(directory))
+                if diverged:
+                    return
+            else:
+                tune.report(metrics)
+        if trained < end - epoch or stopped:
+            return  # the folds ended early (EarlyStopping or a fit with fewer epochs)
+        epoch = end
