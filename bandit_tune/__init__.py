@@ -24,6 +24,7 @@ _LAZY = {
     "ASHA": "bandit_tune.search",
     "Objective": "bandit_tune.search",
     "RandomSearch": "bandit_tune.search",
+    "BayesianOptimization": "bandit_tune.search",
     "GridSearch": "bandit_tune.search",
 }
 
@@ -32,6 +33,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from bandit_tune.search import (
         ASHA,
         BanditTuner,
+        BayesianOptimization,
         GridSearch,
         Hyperband,
         HyperModel,
@@ -55,6 +57,7 @@ __all__ = [
     "ArmPolicy",
     "BanditScheduler",
     "BanditTuner",
+    "BayesianOptimization",
     "Decision",
     "GridSearch",
     "HyperModel",

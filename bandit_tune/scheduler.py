@@ -308,4 +308,47 @@ class ArmSource(Searcher):
         self.configs, self.next_index = state["configs"], state["next_index"]
 
 
-__all__ = ["ArmSource", "BanditScheduler", "Decision"]
+class GatedSearcher(Searcher):
+    """Wraps any Ray Tune ``Searcher`` so that new arms start only when the scheduler wants one.
+
+    Used for model-based search (Optuna's TPE through Ray's ``OptunaSearch``): the
+    wrapped searcher still sees every result, and at most ``max_arms`` arms are made.
+    """
+
+    def __init__(self, inner: Searcher, scheduler: BanditScheduler, max_arms: int) -> None:
+        super().__init__(metric=inner.metric, mode=inner.mode)
+        self.inner = inner
+        self.scheduler = scheduler
+        self.max_arms = max_arms
+        self.made = 0
+
+    def set_search_properties(
+        self, metric: str | None, mode: str | None, config: dict, **spec: Any
+    ) -> bool:
+        """Forward metric and mode to the wrapped searcher."""
+        super().set_search_properties(metric, mode, config, **spec)
+        return self.inner.set_search_properties(metric, mode, config, **spec)
+
+    def suggest(self, trial_id: str) -> dict[str, Any] | str | None:
+        """The wrapped searcher's next configuration, when a new arm is wanted."""
+        if self.made >= self.max_arms:
+            return Searcher.FINISHED
+        if not self.scheduler.wants_new_arm():
+            return None
+        config = self.inner.suggest(trial_id)
+        if isinstance(config, dict):
+            self.made += 1
+        return config
+
+    def on_trial_result(self, trial_id: str, result: dict) -> None:
+        """Pass intermediate results on."""
+        self.inner.on_trial_result(trial_id, result)
+
+    def on_trial_complete(
+        self, trial_id: str, result: dict | None = None, error: bool = False
+    ) -> None:
+        """Pass final results on: the model learns from them."""
+        self.inner.on_trial_complete(trial_id, result=result, error=error)
+
+
+__all__ = ["ArmSource", "BanditScheduler", "Decision", "GatedSearcher"]

@@ -325,6 +325,12 @@ class BanditTuner:
         """The arms' configurations: a seeded random sample of the space."""
         return space.sample(self.n_arms(), seed=self.seed)
 
+    def _searcher(self, configs: list[dict[str, Any]], scheduler: Any) -> Any:
+        """The Ray Tune searcher that hands out arms (a fixed list, gated by the scheduler)."""
+        from bandit_tune.scheduler import ArmSource
+
+        return ArmSource(configs, scheduler)
+
     @property
     def project_dir(self) -> str:
         """``directory/project_name``."""
@@ -368,7 +374,7 @@ class BanditTuner:
         from ray import tune
 
         from bandit_tune.runtime import ensure_ray
-        from bandit_tune.scheduler import ArmSource, BanditScheduler
+        from bandit_tune.scheduler import BanditScheduler
 
         if cv is not None:
             if validation_split is not None or validation_data is not None:
@@ -393,8 +399,8 @@ class BanditTuner:
             max_epochs = int(epochs)
         policy = self.policy if self.policy is not None else _NoPolicy()
         space = _record(self.hypermodel)
-        configs = self._configs(space)
         self.space_ = space
+        configs = self._configs(space)
         self._prepare_directory()
 
         resources = ensure_ray(self.address)
@@ -405,7 +411,7 @@ class BanditTuner:
             slots = min(slots, int(resources.get("GPU", 0) // self.gpus_per_arm) or 1)
         scheduler = BanditScheduler(policy, time_attr="epoch")
         scheduler.slots = slots
-        source = ArmSource(configs, scheduler)
+        source = self._searcher(configs, scheduler)
         fit_args = dict(fit_kwargs)
         if validation_split is not None:
             fit_args["validation_split"] = validation_split
@@ -436,7 +442,7 @@ class BanditTuner:
                 mode=self.objective.direction,
                 search_alg=source,
                 scheduler=scheduler,
-                num_samples=len(configs),
+                num_samples=len(configs) or self.n_arms(),
                 reuse_actors=True,
             ),
             run_config=tune.RunConfig(
@@ -867,3 +873,69 @@ class GridSearch(BanditTuner):
     def _configs(self, space: SearchSpace) -> list[dict[str, Any]]:
         grid = space.grid()
         return grid[: self.max_trials] if self.max_trials else grid
+
+
+class BayesianOptimization(BanditTuner):
+    """Sequential model-based search: Optuna's TPE proposes each new arm.
+
+    keras-tuner's constructor names; the model is Optuna's Tree-structured Parzen
+    Estimator (through Ray Tune's ``OptunaSearch``), fit on the results of the
+    arms so far. The first ``num_initial_points`` arms are random. With
+    ``policy=Hyperband(...)`` or ``ASHA(...)`` it is BOHB-style search. The same
+    ``seed`` proposes the same first configurations.
+    """
+
+    def __init__(
+        self,
+        hypermodel: Any,
+        objective: Any = "val_loss",
+        max_trials: int = 10,
+        num_initial_points: int | None = None,
+        seed: int | None = None,
+        policy: ArmPolicy | None = None,
+        max_epochs: int = 10,
+        **kwargs: Any,
+    ) -> None:
+        for name in ("alpha", "beta"):  # keras-tuner's Gaussian-process knobs: not used by TPE
+            kwargs.pop(name, None)
+        super().__init__(
+            hypermodel,
+            policy=policy,
+            objective=objective,
+            max_epochs=max_epochs,
+            max_trials=max_trials,
+            seed=seed,
+            **kwargs,
+        )
+        if num_initial_points is not None and (
+            not isinstance(num_initial_points, int) or num_initial_points < 1
+        ):
+            raise ValueError(
+                f"num_initial_points must be an integer >= 1 or None, got {num_initial_points!r}"
+            )
+        self.num_initial_points = num_initial_points
+
+    def _configs(self, space: SearchSpace) -> list[dict[str, Any]]:
+        return []  # proposed one at a time by the model
+
+    def make_searcher(self, space: SearchSpace) -> Any:
+        """Ray Tune's ``OptunaSearch`` with a seeded TPE sampler over ``space``."""
+        import optuna
+        from ray.tune.search.optuna import OptunaSearch
+
+        optuna.logging.set_verbosity(optuna.logging.WARNING)
+        startup = self.num_initial_points or max(2, min(10, self.n_arms() // 3))
+        sampler = optuna.samplers.TPESampler(seed=self.seed, n_startup_trials=startup)
+        # Fixed parameters are constants, not distributions: the arm's hp supplies them.
+        domains = {k: v for k, v in space.to_ray().items() if space.params[k].kind != "fixed"}
+        return OptunaSearch(
+            space=OptunaSearch.convert_search_space(domains),
+            metric=self.objective.name,
+            mode=self.objective.direction,
+            sampler=sampler,
+        )
+
+    def _searcher(self, configs: list[dict[str, Any]], scheduler: Any) -> Any:
+        from bandit_tune.scheduler import GatedSearcher
+
+        return GatedSearcher(self.make_searcher(self.space_), scheduler, self.n_arms())

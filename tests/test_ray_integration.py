@@ -336,3 +336,26 @@ def test_an_arm_that_raises_or_diverges_is_recorded_and_the_search_goes_on(
     assert "this architecture cannot be built" in by_units.loc[32, "error"]
     assert by_units.loc[48, "status"] == "diverged" and by_units.loc[48, "epochs"] == 1
     assert tuner.best_params_ == {"units": 16}
+
+
+def test_bayesian_optimization_with_hyperband_is_bohb_style(
+    ray_local, digits_small, build_model, tmp_path
+):
+    (x, y), (xv, yv), _ = digits_small
+    policy = bandit_tune.policies.Hyperband(max_t=3, eta=3)
+    tuner = bandit_tune.BayesianOptimization(
+        build_model,
+        objective="val_accuracy",
+        max_trials=policy.n_arms,
+        num_initial_points=2,
+        seed=0,
+        policy=policy,
+        max_epochs=3,
+        directory=str(tmp_path),
+        project_name="bohb",
+        verbose=0,
+    )
+    tuner.search(x, y, validation_data=(xv, yv))
+    assert len(tuner.results_) == policy.n_arms == 5
+    assert int(tuner.results_["epochs"].sum()) == policy.budget
+    assert set(tuner.results_["units"]) <= {16, 32, 48, 64}

@@ -149,3 +149,32 @@ def test_parameters_declared_in_a_hypermodel_fit_are_recorded():
     space = _record(Tunable())
     assert list(space.params) == ["units", "batch_size"]
     assert space.params["batch_size"].values == (16, 32)
+
+
+def test_bayesian_optimization_with_a_seed_proposes_the_same_first_configurations():
+    import bandit_tune
+    from bandit_tune.search import _record
+
+    def build(hp):
+        import keras
+
+        model = keras.Sequential(
+            [keras.Input((4,)), keras.layers.Dense(hp.Int("units", 4, 64, step=4))]
+        )
+        hp.Float("dropout", 0.0, 0.5)
+        model.compile(
+            optimizer=keras.optimizers.Adam(hp.Float("lr", 1e-4, 1e-1, sampling="log")), loss="mse"
+        )
+        return model
+
+    def first(seed):
+        tuner = bandit_tune.BayesianOptimization(
+            build, objective="val_loss", max_trials=8, seed=seed
+        )
+        searcher = tuner.make_searcher(_record(tuner.hypermodel))
+        searcher.set_search_properties("val_loss", "min", {})
+        return [searcher.suggest(f"t{i}") for i in range(5)]
+
+    a = first(0)
+    assert a == first(0) and a != first(1)
+    assert all(4 <= c["units"] <= 64 and c["units"] % 4 == 0 and 1e-4 <= c["lr"] <= 1e-1 for c in a)
