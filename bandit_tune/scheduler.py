@@ -79,6 +79,9 @@ class BanditScheduler(TrialScheduler):
         self._declined = True  # the policy had nothing to resume at the last choice
         #: Per arm: list of ``(step, score, decision)`` in the order they happened.
         self.history: dict[str, list[tuple[int, float, str]]] = {}
+        #: Per arm: every reported result's scalar values, one dict per step, kept in
+        #: the driver (Ray's per-trial result files can lag behind a resumed trial).
+        self.results: dict[str, list[dict[str, Any]]] = {}
         #: Called with ``(arm_id, step, score, decision)`` after each decision.
         self.listeners: list[Callable[[str, int, float, str], None]] = []
 
@@ -143,6 +146,9 @@ class BanditScheduler(TrialScheduler):
             score = -score
         decision = decide(self.policy, arm_id, step, score)
         self.history.setdefault(arm_id, []).append((step, score, decision.value))
+        self.results.setdefault(arm_id, []).append(
+            {k: v for k, v in result.items() if isinstance(v, (int, float, bool, str))}
+        )
         for listener in self.listeners:
             listener(arm_id, step, score, decision.value)
         self._drain(tune_controller)
@@ -234,6 +240,7 @@ class BanditScheduler(TrialScheduler):
         # listeners (which hold live objects) out of it.
         state = self.__dict__.copy()
         state["_trials"], state["_chosen"], state["listeners"] = {}, None, []
+        state["results"] = {}
         return state
 
     def debug_string(self) -> str:

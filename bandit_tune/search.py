@@ -477,7 +477,8 @@ class BanditTuner:
             metrics = result.metrics or {}
             config = {k: result.config.get(k) for k in names}
             arm_id = metrics.get("trial_id") or os.path.basename(result.path)
-            history = result.metrics_dataframe
+            recorded = self.scheduler_.results.get(arm_id)
+            history = pd.DataFrame(recorded) if recorded else result.metrics_dataframe
             score, best_epoch, last = math.nan, 0, math.nan
             if history is not None and self.objective.name in history:
                 values = history[self.objective.name].to_numpy(dtype=float)

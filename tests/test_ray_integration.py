@@ -359,3 +359,37 @@ def test_bayesian_optimization_with_hyperband_is_bohb_style(
     assert len(tuner.results_) == policy.n_arms == 5
     assert int(tuner.results_["epochs"].sum()) == policy.budget
     assert set(tuner.results_["units"]) <= {16, 32, 48, 64}
+
+
+def test_cross_validated_arms_are_halved_on_the_fold_mean(
+    ray_local, digits_small, build_model, tmp_path
+):
+    (x, y), _, _ = digits_small
+    policy = bandit_tune.policies.SuccessiveHalving(max_t=3, eta=3, n_arms=4)
+    tuner = bandit_tune.GridSearch(
+        build_model,
+        objective="val_accuracy",
+        policy=policy,
+        max_trials=4,
+        max_epochs=3,
+        directory=str(tmp_path),
+        project_name="cvsh",
+        verbose=0,
+    )
+    tuner.search(x, y, cv=3)
+    results = tuner.results_
+    assert sorted(results["epochs"]) == [1, 1, 1, 3]
+    epochs_seen = {a: list(h["epoch"]) for a, h in tuner._histories.items()}
+    assert sorted(map(len, epochs_seen.values())) == [1, 1, 1, 3], epochs_seen
+    at_rung = {
+        a: float(h.loc[h["epoch"] == 1, "val_accuracy"].iloc[0])
+        for a, h in tuner._histories.items()
+    }
+    promoted = results.loc[results["epochs"] == 3, "arm_id"].item()
+    assert at_rung[promoted] == max(at_rung.values())
+    history = tuner._histories[promoted]
+    # the reported score is the mean of the three folds
+    row = history.iloc[0]
+    folds = [row[f"split{k}_val_accuracy"] for k in range(3)]
+    assert row["val_accuracy"] == pytest.approx(np.mean(folds))
+    assert len(tuner.cv_results_["split2_test_score"]) == 4
