@@ -52,3 +52,16 @@ def test_seed_grid_search_cv_example(ray_local, tmp_path, monkeypatch, capsys):
     # each arm trained the epochs its own grid point asked for
     assert sorted(grid.results_["epochs"]) == [2, 2, 3, 3]
     assert set(grid.results_["status"]) == {"completed"}
+
+
+def test_custom_policy_example_in_replay_and_on_ray(ray_local, tmp_path, monkeypatch, capsys):
+    replay, tuner = _run(
+        "custom_policy.py",
+        ["--max-epochs", "3", "--trials", "5", "--directory", str(tmp_path)],
+        monkeypatch,
+    )
+    assert replay.epochs_used < 200 * 10  # the policy stopped some arms early
+    assert set(replay.epochs.values()) == {2, 10}
+    assert len(tuner.results_) == 5
+    assert set(tuner.results_["epochs"]) <= {2, 3} and (tuner.results_["epochs"] == 3).any()
+    assert "replay:" in capsys.readouterr().out
