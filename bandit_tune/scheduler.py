@@ -16,7 +16,7 @@ from ray.tune.experiment import Trial
 from ray.tune.schedulers import TrialScheduler
 from ray.tune.search import Searcher
 
-from bandit_tune.policies.base import ArmPolicy, Decision
+from bandit_tune.policies.base import ArmPolicy, Decision, check_policy
 from bandit_tune.simulate import PolicyError, call_policy, choose, decide
 
 
@@ -60,11 +60,7 @@ class BanditScheduler(TrialScheduler):
         time_attr: str = "training_iteration",
     ) -> None:
         super().__init__()
-        if not callable(getattr(policy, "on_result", None)):
-            raise TypeError(
-                f"policy must be an ArmPolicy (with on_result(arm_id, step, score)), "
-                f"got {type(policy).__name__}"
-            )
+        check_policy(policy)
         if mode not in (None, "min", "max"):
             raise ValueError(f"mode must be 'min' or 'max', got {mode!r}")
         self.policy = policy

@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from bandit_tune import policies
-from bandit_tune.policies.base import ArmPolicy
+from bandit_tune.policies.base import ArmPolicy, check_policy
 from bandit_tune.results import add_diagnosis
 from bandit_tune.space import HyperParameters, SearchSpace, record_space
 
@@ -55,6 +55,25 @@ class Objective:
             f"objective must be a metric name such as 'val_accuracy' or "
             f"Objective(name, direction), got {objective!r}"
         )
+
+
+POLICY_NAMES = ("hyperband", "successive_halving", "asha", "asha_stopping")
+
+
+def policy_by_name(name: str, max_epochs: int, eta: float = 3) -> ArmPolicy:
+    """Build a built-in policy from its name (as the command line takes it)."""
+    key = name.strip().lower().replace("-", "_")
+    if key == "hyperband":
+        return policies.Hyperband(max_epochs, eta)
+    if key == "successive_halving":
+        return policies.SuccessiveHalving(max_epochs, eta)
+    if key in ("asha", "asha_stopping"):
+        return policies.ASHA(
+            max_epochs, eta, mode="stopping" if key.endswith("stopping") else "promotion"
+        )
+    raise ValueError(
+        f"unknown policy {name!r}; choose one of {', '.join(POLICY_NAMES)} or pass an ArmPolicy"
+    )
 
 
 class HyperModel:
@@ -302,11 +321,10 @@ class BanditTuner:
         self.max_retries_per_trial = max_retries_per_trial
         self.verbose = verbose
         self.hyperparameters = hyperparameters
-        if policy is not None and not callable(getattr(policy, "on_result", None)):
-            raise TypeError(
-                f"policy must be an ArmPolicy with on_result(arm_id, step, score), "
-                f"got {type(policy).__name__}"
-            )
+        if isinstance(policy, str):
+            self.policy = policy = policy_by_name(policy, max_epochs)
+        if policy is not None:
+            check_policy(policy)
 
     # -- planning --------------------------------------------------------------------
     def n_arms(self) -> int:

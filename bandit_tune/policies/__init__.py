@@ -10,7 +10,7 @@ from bandit_tune.policies._rungs import (
     hyperband_brackets,
 )
 from bandit_tune.policies.asha import ASHA
-from bandit_tune.policies.base import ArmPolicy, Decision
+from bandit_tune.policies.base import ArmPolicy, Decision, check_policy
 from bandit_tune.policies.hyperband import Hyperband
 from bandit_tune.policies.successive_halving import SuccessiveHalving
 
@@ -21,6 +21,7 @@ __all__ = [
     "Hyperband",
     "SuccessiveHalving",
     "bracket_epochs",
+    "check_policy",
     "halving_bracket",
     "hyperband_brackets",
 ]

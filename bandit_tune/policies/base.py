@@ -10,6 +10,7 @@ and run on a Ray cluster (:class:`bandit_tune.BanditScheduler`).
 from __future__ import annotations
 
 import enum
+import inspect
 from collections.abc import Sequence
 from typing import Any
 
@@ -125,3 +126,46 @@ def check_state(policy: ArmPolicy, state: dict[str, Any]) -> None:
             f"{type(policy).__name__} state version {version!r} is not supported; "
             f"expected {policy.state_version}"
         )
+
+
+_HOOK_ARITY = {
+    "on_arm_added": 2,
+    "on_result": 3,
+    "on_arm_finished": 1,
+    "choose_arm_to_resume": 1,
+}
+
+
+def check_policy(policy: object) -> None:
+    """Raise ``TypeError`` unless ``policy`` has :class:`ArmPolicy`'s hooks with usable signatures.
+
+    Checked before any training starts, so a custom policy with a wrong
+    signature fails at once, naming the hook and the expected parameters.
+    """
+    on_result = getattr(policy, "on_result", None)
+    if not callable(on_result):
+        raise TypeError(
+            f"policy must be an ArmPolicy with on_result(arm_id, step, score), "
+            f"got {type(policy).__name__}"
+        )
+    expected = {
+        "on_arm_added": "(arm_id, config)",
+        "on_result": "(arm_id, step, score)",
+        "on_arm_finished": "(arm_id)",
+        "choose_arm_to_resume": "(paused)",
+    }
+    for hook, arity in _HOOK_ARITY.items():
+        method = getattr(policy, hook, None)
+        if method is None:
+            raise TypeError(
+                f"{type(policy).__name__} has no {hook}{expected[hook]}; subclass ArmPolicy"
+            )
+        try:
+            inspect.signature(method).bind(*([None] * arity))
+        except TypeError:
+            raise TypeError(
+                f"{type(policy).__name__}.{hook} must accept {expected[hook]}, "
+                f"its signature is {hook}{inspect.signature(method)}"
+            ) from None
+        except ValueError:  # no signature available (a builtin): trust it
+            continue

@@ -1,0 +1,230 @@
+"""A table of bad inputs: each is refused before training, naming the value and what is accepted."""
+
+import numpy as np
+import pytest
+
+import bandit_tune
+from bandit_tune import HyperParameters, record_space, simulate
+from bandit_tune.policies import ASHA, ArmPolicy, Hyperband, SuccessiveHalving
+
+X = np.zeros((20, 8, 8), dtype="float32")
+Y = np.arange(20) % 2
+
+
+def good_build(hp):
+    import keras
+
+    model = keras.Sequential(
+        [
+            keras.Input((8, 8)),
+            keras.layers.Flatten(),
+            keras.layers.Dense(hp.Int("units", 4, 8, step=4)),
+            keras.layers.Dense(2, activation="softmax"),
+        ]
+    )
+    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    return model
+
+
+def uncompiled_build(hp):
+    import keras
+
+    hp.Int("units", 4, 8, step=4)
+    return keras.Sequential([keras.Input((8, 8)), keras.layers.Flatten(), keras.layers.Dense(2)])
+
+
+class WrongSignature(ArmPolicy):
+    def on_result(self, arm_id, score):  # forgot step
+        return "CONTINUE"
+
+
+def tuner(**kwargs):
+    args = {"hypermodel": good_build, "objective": "val_accuracy", "max_epochs": 3, "verbose": 0}
+    args.update(kwargs)
+    return bandit_tune.BanditTuner(**args)
+
+
+def search(t, **kwargs):
+    args = {"x": X, "y": Y, "validation_split": 0.25}
+    args.update(kwargs)
+    return t.search(**args)
+
+
+CASES = [
+    # (id, callable, exception, message fragment)
+    ("empty space", lambda: record_space(lambda hp: None), ValueError, "space is empty"),
+    (
+        "contradictory declarations",
+        lambda: record_space(lambda hp: (hp.Int("u", 1, 2), hp.Float("u", 0.0, 1.0))),
+        ValueError,
+        "declared twice",
+    ),
+    (
+        "min_value > max_value",
+        lambda: HyperParameters().Int("u", 9, 3),
+        ValueError,
+        "min_value=9 is greater",
+    ),
+    (
+        "log with non-positive bound",
+        lambda: HyperParameters().Float("lr", -1.0, 1.0, sampling="log"),
+        ValueError,
+        "min_value > 0",
+    ),
+    (
+        "unknown sampling",
+        lambda: HyperParameters().Int("u", 1, 3, sampling="exp"),
+        ValueError,
+        "sampling must be",
+    ),
+    ("empty choice", lambda: HyperParameters().Choice("c", []), ValueError, "non-empty"),
+    (
+        "choice default not a value",
+        lambda: HyperParameters().Choice("c", [1], default=2),
+        ValueError,
+        "default 2",
+    ),
+    (
+        "grid over continuous float",
+        lambda: record_space(lambda hp: hp.Float("d", 0.0, 1.0)).grid(),
+        ValueError,
+        "give it a step",
+    ),
+    ("eta < 2", lambda: Hyperband(27, eta=1), ValueError, "eta must be a number >= 2"),
+    (
+        "max_epochs < min_epochs",
+        lambda: SuccessiveHalving(3, min_t=9),
+        ValueError,
+        "min_t=9 is larger than max_t=3",
+    ),
+    ("max_t zero", lambda: ASHA(0), ValueError, "max_t must be an integer >= 1"),
+    ("ASHA mode", lambda: ASHA(9, mode="greedy"), ValueError, "'promotion' or 'stopping'"),
+    (
+        "tuner factor < 2",
+        lambda: bandit_tune.Hyperband(good_build, max_epochs=9, factor=1),
+        ValueError,
+        "eta must be",
+    ),
+    (
+        "tuner max_epochs",
+        lambda: tuner(max_epochs=0),
+        ValueError,
+        "max_epochs must be an integer >= 1",
+    ),
+    ("max_trials", lambda: tuner(max_trials=0), ValueError, "max_trials must be an integer >= 1"),
+    (
+        "wrong objective direction",
+        lambda: tuner(objective=bandit_tune.Objective("val_accuracy", "up")),
+        ValueError,
+        "'min' or 'max'",
+    ),
+    (
+        "objective not a metric",
+        lambda: tuner(objective=42),
+        ValueError,
+        "objective must be a metric name",
+    ),
+    (
+        "unknown policy name",
+        lambda: tuner(policy="bayesian_bandit"),
+        ValueError,
+        "unknown policy 'bayesian_bandit'",
+    ),
+    ("policy that is not a policy", lambda: tuner(policy=object()), TypeError, "ArmPolicy"),
+    (
+        "custom policy with a wrong signature",
+        lambda: tuner(policy=WrongSignature()),
+        TypeError,
+        r"WrongSignature.on_result must accept \(arm_id, step, score\)",
+    ),
+    (
+        "unknown tuner argument",
+        lambda: tuner(max_epoch=3),
+        TypeError,
+        "unexpected arguments \\['max_epoch'\\]",
+    ),
+    (
+        "hypermodel not callable",
+        lambda: tuner(hypermodel=3),
+        TypeError,
+        "build_model\\(hp\\) function",
+    ),
+    (
+        "x/y length mismatch",
+        lambda: search(tuner(), y=Y[:5]),
+        ValueError,
+        "x has 20 samples but y has 5",
+    ),
+    (
+        "validation_split outside (0, 1)",
+        lambda: search(tuner(), validation_split=1.5),
+        ValueError,
+        "validation_split must be a fraction strictly between 0 and 1, got 1.5",
+    ),
+    (
+        "val_ objective without validation data",
+        lambda: search(tuner(), validation_split=None),
+        ValueError,
+        "needs validation data",
+    ),
+    (
+        "validation_data not a pair",
+        lambda: search(tuner(), validation_split=None, validation_data=X),
+        ValueError,
+        "validation_data must be a tuple",
+    ),
+    (
+        "build_model returns no model",
+        lambda: search(tuner(hypermodel=lambda hp: hp.Int("u", 1, 2))),
+        TypeError,
+        "must return a compiled keras.Model, got int",
+    ),
+    (
+        "build_model returns an uncompiled model",
+        lambda: search(tuner(hypermodel=uncompiled_build)),
+        ValueError,
+        "not compiled",
+    ),
+    ("cv with validation data", lambda: search(tuner(), cv=3), ValueError, "pass only cv=k"),
+    (
+        "cv of 1",
+        lambda: search(tuner(), validation_split=None, cv=1),
+        ValueError,
+        "cv must be an integer >= 2",
+    ),
+    ("no data", lambda: search(tuner(), x=None), ValueError, "needs training data"),
+    (
+        "simulate on a 1-d curve",
+        lambda: simulate(Hyperband(3), [0.1, 0.2]),
+        ValueError,
+        "2-d array",
+    ),
+    (
+        "simulate with zero workers",
+        lambda: simulate(Hyperband(3), [[0.1]], n_workers=0),
+        ValueError,
+        "n_workers must be an integer >= 1",
+    ),
+    ("results before search", lambda: tuner().get_best_models(), RuntimeError, "call search"),
+]
+
+
+@pytest.mark.parametrize("make,error,message", [c[1:] for c in CASES], ids=[c[0] for c in CASES])
+def test_bad_input_is_refused_with_a_clear_message(make, error, message):
+    with pytest.raises(error, match=message):
+        make()
+
+
+def test_the_table_covers_at_least_25_cases():
+    assert len(CASES) >= 25
+
+
+def test_unwritable_directory_is_named(tmp_path):
+    import os
+
+    if os.geteuid() == 0:
+        pytest.skip("root can write anywhere")
+    locked = tmp_path / "locked"
+    locked.mkdir(mode=0o500)
+    with pytest.raises(PermissionError, match="not writable"):
+        search(tuner(directory=str(locked / "inner")))
