@@ -78,6 +78,8 @@ class BanditScheduler(TrialScheduler):
         #: Per arm: every reported result's scalar values, one dict per step, kept in
         #: the driver (Ray's per-trial result files can lag behind a resumed trial).
         self.results: dict[str, list[dict[str, Any]]] = {}
+        #: The error that ended the search, if the policy or a result was at fault.
+        self.policy_error: Exception | None = None
         #: Called with ``(arm_id, step, score, decision)`` after each decision.
         self.listeners: list[Callable[[str, int, float, str], None]] = []
 
@@ -100,7 +102,7 @@ class BanditScheduler(TrialScheduler):
         return self._metric
 
     # -- trial events -------------------------------------------------------------
-    def on_trial_add(self, tune_controller: Any, trial: Trial) -> None:
+    def _on_trial_add(self, tune_controller: Any, trial: Trial) -> None:
         """A new arm: register it with the policy."""
         if self._metric is None:
             raise ValueError(
@@ -111,7 +113,7 @@ class BanditScheduler(TrialScheduler):
         call_policy(self.policy, "on_arm_added", trial.trial_id, trial.trial_id, dict(trial.config))
         self._drain(tune_controller)
 
-    def on_trial_result(self, tune_controller: Any, trial: Trial, result: dict[str, Any]) -> str:
+    def _on_trial_result(self, tune_controller: Any, trial: Trial, result: dict[str, Any]) -> str:
         """Score the result and return the policy's decision."""
         arm_id = trial.trial_id
         if self._chosen is trial:
@@ -140,30 +142,32 @@ class BanditScheduler(TrialScheduler):
             ) from None
         if self._mode == "min":
             score = -score
-        decision = decide(self.policy, arm_id, step, score)
-        self.history.setdefault(arm_id, []).append((step, score, decision.value))
         self.results.setdefault(arm_id, []).append(
             {k: v for k, v in result.items() if isinstance(v, (int, float, bool, str))}
-        )
+        )  # kept before the policy runs: a result that breaks the policy is not lost
+        decision = decide(self.policy, arm_id, step, score)
+        self.history.setdefault(arm_id, []).append((step, score, decision.value))
         for listener in self.listeners:
             listener(arm_id, step, score, decision.value)
         self._drain(tune_controller)
         return decision.value
 
-    def on_trial_complete(self, tune_controller: Any, trial: Trial, result: dict[str, Any]) -> None:
+    def _on_trial_complete(
+        self, tune_controller: Any, trial: Trial, result: dict[str, Any]
+    ) -> None:
         """The arm ended (completed its epochs, stopped itself, or was stopped)."""
         self._finish(tune_controller, trial)
 
-    def on_trial_error(self, tune_controller: Any, trial: Trial) -> None:
+    def _on_trial_error(self, tune_controller: Any, trial: Trial) -> None:
         """The arm failed for good."""
         self._finish(tune_controller, trial)
 
-    def on_trial_remove(self, tune_controller: Any, trial: Trial) -> None:
+    def _on_trial_remove(self, tune_controller: Any, trial: Trial) -> None:
         """A paused or pending arm was removed."""
         self._finish(tune_controller, trial)
 
     # -- choosing what runs --------------------------------------------------------
-    def choose_trial_to_run(self, tune_controller: Any) -> Trial | None:
+    def _choose_trial_to_run(self, tune_controller: Any) -> Trial | None:
         """Resume the arm the policy picks; else start a new arm; else let the policy settle."""
         if self._chosen is not None and self._chosen.status == Trial.PAUSED:
             return self._chosen  # Ray may ask again before it starts the last choice
@@ -204,6 +208,38 @@ class BanditScheduler(TrialScheduler):
         if self.slots is not None and statuses.count(Trial.RUNNING) >= self.slots:
             return False
         return True
+
+    # Ray's hooks: a broken policy is remembered so the tuner can re-raise it as is.
+    def on_trial_add(self, tune_controller: Any, trial: Trial) -> None:
+        """A new arm: register it with the policy."""
+        self._guard(self._on_trial_add, tune_controller, trial)
+
+    def on_trial_result(self, tune_controller: Any, trial: Trial, result: dict[str, Any]) -> str:
+        """Score the result and return the policy's decision."""
+        return self._guard(self._on_trial_result, tune_controller, trial, result)
+
+    def on_trial_complete(self, tune_controller: Any, trial: Trial, result: dict[str, Any]) -> None:
+        """The arm ended (completed its epochs, stopped itself, or was stopped)."""
+        self._guard(self._on_trial_complete, tune_controller, trial, result)
+
+    def on_trial_error(self, tune_controller: Any, trial: Trial) -> None:
+        """The arm failed for good."""
+        self._guard(self._on_trial_error, tune_controller, trial)
+
+    def on_trial_remove(self, tune_controller: Any, trial: Trial) -> None:
+        """A paused or pending arm was removed."""
+        self._guard(self._on_trial_remove, tune_controller, trial)
+
+    def choose_trial_to_run(self, tune_controller: Any) -> Trial | None:
+        """Resume the arm the policy picks; else start a new arm; else let the policy settle."""
+        return self._guard(self._choose_trial_to_run, tune_controller)
+
+    def _guard(self, hook: Callable[..., Any], *args: Any) -> Any:
+        try:
+            return hook(*args)
+        except (PolicyError, ValueError) as exc:
+            self.policy_error = exc
+            raise
 
     # -- Ray's save / restore ------------------------------------------------------
     def save(self, checkpoint_path: str) -> None:

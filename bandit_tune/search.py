@@ -57,6 +57,9 @@ class Objective:
         )
 
 
+ARMS_FILE = "arms.json"
+"""Per-arm results and decisions the tuner writes into ``directory/project_name``."""
+
 POLICY_NAMES = ("hyperband", "successive_halving", "asha", "asha_stopping")
 
 
@@ -472,7 +475,17 @@ class BanditTuner:
             ),
         )
         self.scheduler_ = scheduler
-        self.result_grid_ = tuner.fit()
+        try:
+            self.result_grid_ = tuner.fit()
+        except Exception as exc:
+            self._save_arms(scheduler)
+            cause = scheduler.policy_error
+            if cause is None:
+                raise
+            # Ray wraps it in a TuneError with a traceback; give the user the error itself.
+            kept = f" Results reported so far are kept in {self.project_dir}."
+            raise type(cause)(f"{cause}.{kept}") from exc
+        self._save_arms(scheduler)
         self._collect(max_epochs, steps)
         if self.verbose:
             print(
@@ -596,6 +609,26 @@ class BanditTuner:
         results["std_test_score"] = np.array(stds)
         results["rank_test_score"] = ranks.to_numpy(dtype=int)
         return results
+
+    def _save_arms(self, scheduler: Any) -> None:
+        """Write every arm's reported results and decisions to ``project_dir/arms.json``.
+
+        Kept by the driver itself, so it is complete even when Ray's own result
+        files lag behind (a fault, a resumed trial).
+        """
+        import json
+
+        os.makedirs(self.project_dir, mode=0o700, exist_ok=True)
+        payload = {
+            "objective": [self.objective.name, self.objective.direction],
+            "results": scheduler.results,
+            "decisions": scheduler.history,
+            "policy": scheduler.policy.state_dict(),
+        }
+        path = os.path.join(self.project_dir, ARMS_FILE)
+        with open(path + ".tmp", "w") as f:
+            json.dump(payload, f, default=str)
+        os.replace(path + ".tmp", path)
 
     def _require_results(self) -> None:
         if not hasattr(self, "results_"):

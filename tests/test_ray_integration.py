@@ -393,3 +393,36 @@ def test_cross_validated_arms_are_halved_on_the_fold_mean(
     folds = [row[f"split{k}_val_accuracy"] for k in range(3)]
     assert row["val_accuracy"] == pytest.approx(np.mean(folds))
     assert len(tuner.cv_results_["split2_test_score"]) == 4
+
+
+class _BrokenAtTwo(bandit_tune.policies.ArmPolicy):
+    def on_result(self, arm_id, step, score):
+        if step == 2:
+            raise ZeroDivisionError("boom at step 2")
+        return bandit_tune.Decision.CONTINUE
+
+
+def test_a_broken_policy_stops_the_search_cleanly_and_keeps_results(
+    ray_local, digits_small, build_model, tmp_path
+):
+    (x, y), (xv, yv), _ = digits_small
+    tuner = bandit_tune.BanditTuner(
+        build_model,
+        policy=_BrokenAtTwo(),
+        objective="val_accuracy",
+        max_epochs=3,
+        max_trials=2,
+        directory=str(tmp_path),
+        project_name="broken",
+        verbose=0,
+    )
+    with pytest.raises(bandit_tune.PolicyError) as info:
+        tuner.search(x, y, validation_data=(xv, yv))
+    message = str(info.value)
+    assert "_BrokenAtTwo.on_result raised ZeroDivisionError for arm" in message
+    assert "boom at step 2" in message and "kept in" in message
+    # every result reported before the fault is on disk
+    saved = json.loads((tmp_path / "broken" / "arms.json").read_text())
+    epochs = sorted(r["epoch"] for rows in saved["results"].values() for r in rows)
+    assert 1 in epochs and 2 in epochs  # including the result the policy choked on
+    assert all("val_accuracy" in r for rows in saved["results"].values() for r in rows)
