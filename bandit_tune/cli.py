@@ -27,19 +27,41 @@ def _plan(args: argparse.Namespace) -> int:
 def _demo(args: argparse.Namespace) -> int:
     from bandit_tune.demo import run_demo
 
+    ray_before = _ray_running()
     try:
         return run_demo(max_epochs=args.max_epochs, directory=args.directory, seed=args.seed)
     finally:
-        _shutdown_ray()
+        if not ray_before and _ray_running():
+            # stop the Ray the demo started, before interpreter exit tears it down noisily
+            import ray
+
+            ray.shutdown()
 
 
-def _shutdown_ray() -> None:
-    """Stop the Ray this process started, before interpreter exit tears it down noisily."""
+def _ray_running() -> bool:
     import sys
 
     ray = sys.modules.get("ray")
-    if ray is not None and ray.is_initialized():
-        ray.shutdown()
+    return ray is not None and ray.is_initialized()
+
+
+def _report(args: argparse.Namespace) -> int:
+    import os
+
+    from bandit_tune.results import leaderboard, load_arms, plot_arms
+
+    arms = load_arms(args.directory)
+    board = leaderboard(arms)
+    print(
+        f"{len(board)} arms, {int(board['epochs'].sum()) if len(board) else 0} epochs "
+        f"in {args.directory}"
+    )
+    print(board.head(args.top).to_string(index=False))
+    path = plot_arms(
+        arms, args.plot or os.path.join(args.directory, "curves.png"), arms.get("rungs")
+    )
+    print(f"learning curves: {path}")
+    return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -48,7 +70,8 @@ def build_parser() -> argparse.ArgumentParser:
         prog="bandit-tune",
         description="Tune Keras models with bandit policies (Hyperband, ASHA, ...) on Ray Tune.",
         formatter_class=argparse.RawDescriptionHelpFormatter,
-        epilog="examples:\n  bandit-tune demo\n  bandit-tune plan --max-epochs 81 --eta 3",
+        epilog="examples:\n  bandit-tune demo\n  bandit-tune plan --max-epochs 81 --eta 3\n"
+        "  bandit-tune report bandit_tune_results/digits_demo",
     )
     sub = parser.add_subparsers(dest="command", required=True)
     demo = sub.add_parser(
@@ -71,6 +94,16 @@ def build_parser() -> argparse.ArgumentParser:
     plan.add_argument("--eta", type=float, default=3)
     plan.add_argument("--min-epochs", type=int, default=1)
     plan.set_defaults(func=_plan)
+    report = sub.add_parser(
+        "report",
+        help="leaderboard and learning-curve plot of a finished (or interrupted) search",
+        epilog="example:\n  bandit-tune report bandit_tune_results/digits_demo",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    report.add_argument("directory", help="the search's directory/project_name folder")
+    report.add_argument("--top", type=int, default=10, help="rows of the leaderboard")
+    report.add_argument("--plot", default=None, help="where to write the PNG")
+    report.set_defaults(func=_report)
     return parser
 
 
@@ -84,7 +117,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         args.eta = int(args.eta)
     try:
         return int(args.func(args) or 0)
-    except ValueError as exc:
+    except (ValueError, FileNotFoundError) as exc:
         print(f"bandit-tune: error: {exc}", file=sys.stderr)
         return 2
 

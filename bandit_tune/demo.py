@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 from typing import Any
 
@@ -78,5 +79,7 @@ def run_demo(max_epochs: int = 27, directory: str = "bandit_tune_results", seed:
         f"best: {tuner.best_params_}  val_accuracy={tuner.best_score_:.4f}  "
         f"test accuracy={test['accuracy']:.4f}"
     )
+    plot = tuner.plot(os.path.join(tuner.project_dir, "curves.png"))
+    print(f"learning curves: {plot}")
     print(f"wall time: {time.monotonic() - start:.1f} s; results in {tuner.project_dir}")
     return 0

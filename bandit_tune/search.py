@@ -610,6 +610,14 @@ class BanditTuner:
         results["rank_test_score"] = ranks.to_numpy(dtype=int)
         return results
 
+    def plot(self, path: str = "curves.png") -> str:
+        """Save the arms' validation curves and epochs per arm as a PNG; return its path."""
+        from bandit_tune.results import load_arms, plot_arms
+
+        self._require_results()
+        arms = load_arms(self.project_dir)
+        return plot_arms(arms, path, arms.get("rungs"))
+
     def _save_arms(self, scheduler: Any) -> None:
         """Write every arm's reported results and decisions to ``project_dir/arms.json``.
 
@@ -624,6 +632,7 @@ class BanditTuner:
             "results": scheduler.results,
             "decisions": scheduler.history,
             "policy": scheduler.policy.state_dict(),
+            "rungs": list(scheduler.policy.decision_steps() or []),
         }
         path = os.path.join(self.project_dir, ARMS_FILE)
         with open(path + ".tmp", "w") as f:

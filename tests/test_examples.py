@@ -65,3 +65,14 @@ def test_custom_policy_example_in_replay_and_on_ray(ray_local, tmp_path, monkeyp
     assert len(tuner.results_) == 5
     assert set(tuner.results_["epochs"]) <= {2, 3} and (tuner.results_["epochs"] == 3).any()
     assert "replay:" in capsys.readouterr().out
+
+
+def test_the_demo_runs_end_to_end(ray_local, tmp_path, capsys):
+    from bandit_tune.cli import main
+
+    assert main(["demo", "--max-epochs", "3", "--directory", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "epochs trained: 11 (plan: 11)" in out and "test accuracy=" in out
+    assert (tmp_path / "digits_demo" / "curves.png").exists()
+    assert main(["report", str(tmp_path / "digits_demo")]) == 0
+    assert "5 arms, 11 epochs" in capsys.readouterr().out

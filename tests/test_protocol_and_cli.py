@@ -90,3 +90,44 @@ def test_cli_help_has_examples(capsys):
     with pytest.raises(SystemExit):
         main(["plan", "--help"])
     assert "bandit-tune plan --max-epochs 81" in capsys.readouterr().out
+
+
+def _fake_search(tmp_path):
+    import json
+
+    project = tmp_path / "proj"
+    project.mkdir()
+    arms = {
+        "objective": ["val_accuracy", "max"],
+        "rungs": [1, 3],
+        "results": {
+            "trial_a": [
+                {"epoch": 1, "val_accuracy": 0.5},
+                {"epoch": 2, "val_accuracy": 0.7},
+                {"epoch": 3, "val_accuracy": 0.8},
+            ],
+            "trial_b": [{"epoch": 1, "val_accuracy": 0.3}],
+        },
+        "decisions": {
+            "trial_a": [[1, 0.5, "CONTINUE"], [2, 0.7, "CONTINUE"], [3, 0.8, "STOP"]],
+            "trial_b": [[1, 0.3, "STOP"]],
+        },
+    }
+    (project / "arms.json").write_text(json.dumps(arms))
+    return project
+
+
+def test_cli_report_prints_the_leaderboard_and_writes_the_plot(tmp_path, capsys):
+    project = _fake_search(tmp_path)
+    assert main(["report", str(project)]) == 0
+    out = capsys.readouterr().out
+    assert "2 arms, 4 epochs" in out
+    lines = out.splitlines()
+    assert lines[2].split()[0] == "trial_a" and lines[3].split()[0] == "trial_b"
+    png = project / "curves.png"
+    assert png.exists() and png.read_bytes()[:4] == b"\x89PNG"
+
+
+def test_cli_report_on_a_folder_without_a_search(tmp_path, capsys):
+    assert main(["report", str(tmp_path)]) == 2
+    assert "no arms.json" in capsys.readouterr().err
