@@ -48,7 +48,6 @@ def replay_on_ray(
     :func:`bandit_tune.simulate` names them (``arm_00000`` ...), in the order made.
     Ray must be initialised (see :func:`bandit_tune.runtime.ensure_ray`).
     """
-    import ray
     from ray import tune
 
     from bandit_tune.scheduler import ArmSource, BanditScheduler
@@ -71,9 +70,8 @@ def replay_on_ray(
 
     scheduler.on_trial_add = on_trial_add  # type: ignore[method-assign]
     source = ArmSource([{"arm": i} for i in range(len(scores))], scheduler)
-    cpus = max(1.0, float(ray.cluster_resources().get("CPU", 1)))
     tuner = tune.Tuner(
-        tune.with_resources(tune.with_parameters(replay_trainable, curves=scores), {"cpu": cpus}),
+        tune.with_resources(tune.with_parameters(replay_trainable, curves=scores), {"cpu": 1}),
         tune_config=tune.TuneConfig(
             metric="score",
             mode="max",

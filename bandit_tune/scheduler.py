@@ -174,7 +174,10 @@ class BanditScheduler(TrialScheduler):
         trials = tune_controller.get_trials()
         paused = {t.trial_id: t for t in trials if t.status == Trial.PAUSED}
         pending = [t for t in trials if t.status == Trial.PENDING]
-        running = any(t.status == Trial.RUNNING for t in trials)
+        n_running = sum(t.status == Trial.RUNNING for t in trials)
+        running = n_running > 0
+        if self.slots is not None and n_running >= self.slots:
+            return None  # no free slot: decide when one frees, with the results known then
         if paused:
             arm_id = choose(self.policy, list(paused), paused)
             self._drain(tune_controller)
