@@ -19,7 +19,6 @@ from typing import Any
 import numpy as np
 
 from bandit_tune.keras import EPOCH_KEY, restore_arm, save_arm
-from bandit_tune.space import HyperParameters
 
 
 def make_folds(x: Any, y: Any, cv: Any, seed: int | None = None) -> list[tuple[Any, Any]]:
@@ -93,21 +92,12 @@ def train_arm_cv(
     cpus: int,
 ) -> None:
     """Ray Tune function trainable for one cross-validated arm."""
-    from bandit_tune.keras import configure_threads
-    from bandit_tune.search import check_model
-
-    configure_threads(cpus)
-    import keras
     from ray import tune
 
-    keras.backend.clear_session()
+    from bandit_tune.search import build_arm
+
     x, y, folds = data
-    hp = HyperParameters(config)
-    models = []
-    for _ in folds:
-        model = hypermodel.build(hp)
-        check_model(model)
-        models.append(model)
+    hp, models = build_arm(config, hypermodel, cpus, len(folds))
     epoch = 0
     checkpoint = tune.get_checkpoint()
     if checkpoint is not None:

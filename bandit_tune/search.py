@@ -192,6 +192,25 @@ def _record(hypermodel: HyperModel) -> SearchSpace:
         keras.backend.clear_session()
 
 
+def build_arm(
+    config: dict[str, Any], hypermodel: HyperModel, cpus: int, n_models: int
+) -> tuple[HyperParameters, list[Any]]:
+    """In a worker: set TensorFlow threads, free the last arm's graph, build ``n_models`` models."""
+    from bandit_tune.keras import configure_threads
+
+    configure_threads(cpus)
+    import keras
+
+    keras.backend.clear_session()
+    hp = HyperParameters(config)
+    models = []
+    for _ in range(n_models):
+        model = hypermodel.build(hp)
+        check_model(model)
+        models.append(model)
+    return hp, models
+
+
 def train_arm(
     config: dict[str, Any],
     hypermodel: HyperModel,
@@ -203,16 +222,11 @@ def train_arm(
     cpus: int,
 ) -> None:
     """Ray Tune function trainable for one arm: build, maybe restore, fit, report."""
-    from bandit_tune.keras import ReportCallback, configure_threads, restore_arm, save_arm
-
-    configure_threads(cpus)
-    import keras
     from ray import tune
 
-    keras.backend.clear_session()
-    hp = HyperParameters(config)
-    model = hypermodel.build(hp)
-    check_model(model)
+    from bandit_tune.keras import ReportCallback, restore_arm, save_arm
+
+    hp, (model,) = build_arm(config, hypermodel, cpus, 1)
     initial_epoch = 0
     checkpoint = tune.get_checkpoint()
     if checkpoint is not None:
