@@ -9,6 +9,8 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
+from bandit_tune.compare import Comparison, compare
+from bandit_tune.curves import Curves, as_curves, load_curves
 from bandit_tune.policies import ArmPolicy, Decision
 from bandit_tune.simulate import PolicyError, SimulationResult, simulate
 from bandit_tune.space import HyperParameter, HyperParameters, SearchSpace, record_space
@@ -58,6 +60,8 @@ __all__ = [
     "BanditScheduler",
     "BanditTuner",
     "BayesianOptimization",
+    "Comparison",
+    "Curves",
     "Decision",
     "GridSearch",
     "HyperModel",
@@ -70,6 +74,9 @@ __all__ = [
     "SearchSpace",
     "SimulationResult",
     "SuccessiveHalving",
+    "as_curves",
+    "compare",
+    "load_curves",
     "record_space",
     "simulate",
 ]

@@ -9,6 +9,7 @@ Ray's ``CONTINUE``/``PAUSE``/``STOP`` and trial choices.
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -80,6 +81,11 @@ class BanditScheduler(TrialScheduler):
         self.results: dict[str, list[dict[str, Any]]] = {}
         #: The error that ended the search, if the policy or a result was at fault.
         self.policy_error: Exception | None = None
+        #: The search's limits (wall clock, epochs, target score), enforced here.
+        self.budget: Any = None
+        self._replanned = 0.0
+        #: Per arm: its hyperparameters (the trial's config).
+        self.configs: dict[str, dict[str, Any]] = {}
         #: Called with ``(arm_id, step, score, decision)`` after each decision.
         self.listeners: list[Callable[[str, int, float, str], None]] = []
 
@@ -110,6 +116,9 @@ class BanditScheduler(TrialScheduler):
             )
         self._trials[trial.trial_id] = trial
         self.history.setdefault(trial.trial_id, [])
+        self.configs[trial.trial_id] = {
+            k: v for k, v in trial.config.items() if not str(k).startswith("_")
+        }
         call_policy(self.policy, "on_arm_added", trial.trial_id, trial.trial_id, dict(trial.config))
         self._drain(tune_controller)
 
@@ -145,7 +154,25 @@ class BanditScheduler(TrialScheduler):
         self.results.setdefault(arm_id, []).append(
             {k: v for k, v in result.items() if isinstance(v, (int, float, bool, str))}
         )  # kept before the policy runs: a result that breaks the policy is not lost
+        budget = self.budget
+        if budget is not None:
+            seconds = result.get("time_this_iter_s")
+            budget.record(
+                float(result[self._metric]),
+                float(seconds) if isinstance(seconds, (int, float)) else None,
+            )
         decision = decide(self.policy, arm_id, step, score)
+        if budget is not None:
+            in_flight = sum(
+                t.status == Trial.RUNNING and t is not trial for t in self._trials.values()
+            )
+            if budget.exhausted(in_flight):
+                decision = Decision.STOP
+                for other in self._trials.values():
+                    if other.status == Trial.PAUSED:
+                        tune_controller.stop_trial(other)
+            else:
+                self._replan()
         self.history.setdefault(arm_id, []).append((step, score, decision.value))
         for listener in self.listeners:
             listener(arm_id, step, score, decision.value)
@@ -178,6 +205,10 @@ class BanditScheduler(TrialScheduler):
         running = n_running > 0
         if self.slots is not None and n_running >= self.slots:
             return None  # no free slot: decide when one frees, with the results known then
+        if self.budget is not None and self.budget.exhausted(n_running):
+            for trial in paused.values():
+                tune_controller.stop_trial(trial)
+            return None
         if paused:
             arm_id = choose(self.policy, list(paused), paused)
             self._drain(tune_controller)
@@ -201,10 +232,50 @@ class BanditScheduler(TrialScheduler):
                 tune_controller.stop_trial(trial)
         return None
 
+    def accepts_new_arm(self, running: int = 0) -> bool:
+        """Whether the budget and the policy's plan leave room for another arm."""
+        if self.budget is not None and self.budget.exhausted(running):
+            return False
+        accepts = getattr(self.policy, "accepts_new_arm", None)
+        return bool(accepts()) if callable(accepts) else True
+
+    def finished(self) -> bool:
+        """Whether no arm will ever be added again (budget spent, or plan used up and idle)."""
+        if self.budget is not None and self.budget.reason is not None:
+            return True
+        statuses = [t.status for t in self._trials.values()]
+        if self.accepts_new_arm(statuses.count(Trial.RUNNING)):
+            return False
+        # a re-plan on a later result may still add brackets while arms are live
+        live = (Trial.RUNNING, Trial.PENDING, Trial.PAUSED)
+        return not any(status in live for status in statuses)
+
+    def _replan(self) -> None:
+        """Fit the unopened brackets to the epochs the measured rate says are left."""
+        budget, replan = self.budget, getattr(self.policy, "replan_epochs", None)
+        if budget is None or budget.seconds is None or not callable(replan):
+            return
+        if getattr(self.policy, "cycle", True):
+            return
+        now = time.monotonic()
+        if now - self._replanned < 1.0:
+            return
+        left = budget.epochs_left()
+        if left is not None:
+            self._replanned = now
+            call_policy(self.policy, "replan_epochs", None, left)
+
+    def arm_states(self) -> dict[str, str]:
+        """Each known arm's state: ``"running"``, ``"paused"`` or ``"stopped"``."""
+        names = {Trial.RUNNING: "running", Trial.PENDING: "running", Trial.PAUSED: "paused"}
+        return {a: names.get(t.status, "stopped") for a, t in self._trials.items()}
+
     def wants_new_arm(self) -> bool:
         """Whether a new arm should be created now (used by the tuner's arm source)."""
         statuses = [t.status for t in self._trials.values()]
         if Trial.PENDING in statuses:
+            return False
+        if not self.accepts_new_arm(statuses.count(Trial.RUNNING)):
             return False
         if not self._declined and Trial.PAUSED in statuses:
             return False
@@ -328,7 +399,7 @@ class ArmSource(Searcher):
 
     def suggest(self, trial_id: str) -> dict[str, Any] | str | None:
         """The next configuration, ``None`` to wait, or ``FINISHED``."""
-        if self.next_index >= len(self.configs):
+        if self.next_index >= len(self.configs) or self.scheduler.finished():
             return Searcher.FINISHED
         if not self.scheduler.wants_new_arm():
             return None
@@ -373,7 +444,7 @@ class GatedSearcher(Searcher):
 
     def suggest(self, trial_id: str) -> dict[str, Any] | str | None:
         """The wrapped searcher's next configuration, when a new arm is wanted."""
-        if self.made >= self.max_arms:
+        if self.made >= self.max_arms or self.scheduler.finished():
             return Searcher.FINISHED
         if not self.scheduler.wants_new_arm():
             return None

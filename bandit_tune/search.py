@@ -8,6 +8,7 @@ on Ray Tune; what was learned lives in trailing-underscore attributes.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import math
 import os
@@ -60,7 +61,17 @@ class Objective:
 ARMS_FILE = "arms.json"
 """Per-arm results and decisions the tuner writes into ``directory/project_name``."""
 
-POLICY_NAMES = ("hyperband", "successive_halving", "asha", "asha_stopping")
+POLICY_NAMES = (
+    "hyperband",
+    "successive_halving",
+    "asha",
+    "asha_stopping",
+    "adaptive_asha",
+    "median_stopping",
+    "ucb",
+    "thompson",
+    "epsilon_greedy",
+)
 
 
 def policy_by_name(name: str, max_epochs: int, eta: float = 3) -> ArmPolicy:
@@ -74,6 +85,17 @@ def policy_by_name(name: str, max_epochs: int, eta: float = 3) -> ArmPolicy:
         return policies.ASHA(
             max_epochs, eta, mode="stopping" if key.endswith("stopping") else "promotion"
         )
+    if key == "adaptive_asha":
+        return policies.AdaptiveASHA(max_epochs, eta)
+    if key == "median_stopping":
+        return policies.MedianStopping(max_epochs)
+    bandits = {
+        "ucb": policies.UCB,
+        "thompson": policies.ThompsonSampling,
+        "epsilon_greedy": policies.EpsilonGreedy,
+    }
+    if key in bandits:
+        return bandits[key](max_epochs)
     raise ValueError(
         f"unknown policy {name!r}; choose one of {', '.join(POLICY_NAMES)} or pass an ArmPolicy"
     )
@@ -270,13 +292,28 @@ class BanditTuner:
         max_epochs: epochs of the longest arm.
         max_trials: arms to try (default: what the policy plans, else 10).
         seed: makes the sampled configurations reproducible.
-        directory, project_name: results go to ``directory/project_name``.
+        directory: results go to ``directory/project_name``.
+        project_name: see ``directory``.
         overwrite: start afresh, deleting earlier results of the project.
-        cpus_per_arm, gpus_per_arm: resources of one arm.
+        cpus_per_arm: CPUs one arm uses (also its TensorFlow threads).
+        gpus_per_arm: GPUs one arm uses.
         max_concurrent: arms training at once (default: as many as resources allow).
         address: join this Ray cluster instead of starting a local Ray.
         max_retries_per_trial: retries of a failing arm (Ray's ``max_failures``).
-        verbose: 0 silent, 1 prints a line when the search ends.
+        verbose: 0 silent; 1 (default) shows the live progress display (plain lines
+            when output is not a terminal) and a line when the search ends.
+        hyperparameters: fixed or pre-declared hyperparameters (keras-tuner's argument).
+        budget: a wall-clock limit (``"90s"``, ``"10m"``, ``"2h"``, ``"1h30m"`` or
+            seconds), counted from the call to :meth:`search` with Ray's start
+            included. Hyperband plans whole brackets to fit it and re-plans from the
+            epoch times it measures; at the limit every arm stops and the search
+            ends with the best arm so far.
+        max_total_epochs: a limit on the epochs trained in all (exact).
+        target_score: end the search as soon as an arm reaches this value of the
+            objective (for example human-level accuracy); all results are kept.
+        storage_path: where Ray Tune keeps trial results and checkpoints — a folder
+            on a shared file system or any URI Ray Tune's storage accepts
+            (default: ``directory``).
 
     Attributes (after :meth:`search`):
         results_: pandas DataFrame, one row per arm.
@@ -303,6 +340,10 @@ class BanditTuner:
         max_retries_per_trial: int = 0,
         verbose: int = 1,
         hyperparameters: HyperParameters | None = None,
+        budget: str | float | None = None,
+        max_total_epochs: int | None = None,
+        target_score: float | None = None,
+        storage_path: str | None = None,
         **kwargs: Any,
     ) -> None:
         unknown = set(kwargs) - {
@@ -338,10 +379,48 @@ class BanditTuner:
         self.max_retries_per_trial = max_retries_per_trial
         self.verbose = verbose
         self.hyperparameters = hyperparameters
+        from bandit_tune.budget import parse_budget
+
+        self.budget = None if budget is None else parse_budget(budget)
+        if self.budget is not None and self.budget < 10:
+            raise ValueError(
+                f"budget={budget!r} is too small: starting Ray alone takes ~5 s; give at least 10 s"
+            )
+        if max_total_epochs is not None and (
+            isinstance(max_total_epochs, bool)
+            or not isinstance(max_total_epochs, int)
+            or max_total_epochs < max_epochs
+        ):
+            raise ValueError(
+                f"max_total_epochs must be an integer >= max_epochs={max_epochs} (one arm "
+                f"trained to the end), got {max_total_epochs!r}"
+            )
+        self.max_total_epochs = max_total_epochs
+        if target_score is not None and (
+            isinstance(target_score, bool)
+            or not isinstance(target_score, (int, float))
+            or not math.isfinite(target_score)
+        ):
+            raise ValueError(f"target_score must be a finite number, got {target_score!r}")
+        self.target_score = target_score
+        self.storage_path = storage_path
         if isinstance(policy, str):
             self.policy = policy = policy_by_name(policy, max_epochs)
         if policy is not None:
             check_policy(policy)
+        if (
+            isinstance(policy, policies.Hyperband)
+            and policy.cycle
+            and (self.budget is not None or max_total_epochs is not None)
+        ):
+            # whole brackets that fit; a wall-clock budget re-plans from measured epoch times
+            passes = getattr(self, "hyperband_iterations", 1)
+            self.policy = policies.Hyperband(
+                policy.max_t,
+                policy.eta,
+                policy.min_t,
+                max_total_epochs=max_total_epochs or policy.budget * passes,
+            )
 
     # -- planning --------------------------------------------------------------------
     def n_arms(self) -> int:
@@ -349,6 +428,10 @@ class BanditTuner:
         if self.max_trials is not None:
             return self.max_trials
         planned = getattr(self.policy, "n_arms", None)
+        if self.budget is not None or self.max_total_epochs is not None:
+            # the budget ends the search; enough arms for whatever a re-plan adds
+            cap = self.max_total_epochs or 10_000
+            return max(int(planned) if isinstance(planned, int) else 0, min(cap, 2_000))
         return int(planned) if isinstance(planned, int) else 10
 
     def plan(self) -> list[list[tuple[int, int]]] | None:
@@ -408,9 +491,16 @@ class BanditTuner:
         """
         from ray import tune
 
+        from bandit_tune.budget import Budget
         from bandit_tune.runtime import ensure_ray
         from bandit_tune.scheduler import BanditScheduler
 
+        limits = Budget(
+            seconds=self.budget,
+            max_total_epochs=self.max_total_epochs,
+            target_score=self.target_score,
+            mode=self.objective.direction,
+        )
         if cv is not None:
             if validation_split is not None or validation_data is not None:
                 raise ValueError(
@@ -446,6 +536,8 @@ class BanditTuner:
             slots = min(slots, int(resources.get("GPU", 0) // self.gpus_per_arm) or 1)
         scheduler = BanditScheduler(policy, time_attr="epoch")
         scheduler.slots = slots
+        if limits.seconds or limits.max_total_epochs or limits.target_score is not None:
+            scheduler.budget = limits
         source = self._searcher(configs, scheduler)
         fit_args = dict(fit_kwargs)
         if validation_split is not None:
@@ -482,15 +574,31 @@ class BanditTuner:
             ),
             run_config=tune.RunConfig(
                 name=self.project_name,
-                storage_path=self.directory,
+                storage_path=self.storage_path or self.directory,
                 verbose=0,
                 checkpoint_config=tune.CheckpointConfig(num_to_keep=2),
                 failure_config=tune.FailureConfig(max_failures=self.max_retries_per_trial),
             ),
         )
         self.scheduler_ = scheduler
+        progress = contextlib.nullcontext()
+        if self.verbose:
+            from bandit_tune.progress import Progress
+
+            budget = getattr(policy, "budget", None)
+            progress = Progress(
+                scheduler,
+                (self.objective.name, self.objective.direction),
+                max_epochs,
+                epoch_budget=self.max_total_epochs
+                or (budget if isinstance(budget, int) and self.budget is None else None),
+                seconds_budget=self.budget,
+                started=limits.started,
+            )
+            scheduler.listeners.append(progress)
         try:
-            self.result_grid_ = tuner.fit()
+            with progress:
+                self.result_grid_ = tuner.fit()
         except Exception as exc:
             self._save_arms(scheduler)
             cause = scheduler.policy_error
@@ -500,6 +608,7 @@ class BanditTuner:
             kept = f" Results reported so far are kept in {self.project_dir}."
             raise type(cause)(f"{cause}.{kept}") from exc
         self._save_arms(scheduler)
+        self.stop_reason_ = limits.reason
         self._collect(max_epochs, steps)
         if self.verbose:
             print(
@@ -525,6 +634,8 @@ class BanditTuner:
             recorded = self.scheduler_.results.get(arm_id)
             history = pd.DataFrame(recorded) if recorded else result.metrics_dataframe
             score, best_epoch, last = math.nan, 0, math.nan
+            curve: list[float] = []
+            curve_seconds: list[float] = []
             if history is not None and self.objective.name in history:
                 values = history[self.objective.name].to_numpy(dtype=float)
                 epochs = (
@@ -542,6 +653,9 @@ class BanditTuner:
                     score, best_epoch = float(values[pick]), int(epochs[pick])
                 last = float(values[-1])
                 self._histories[arm_id] = history
+                curve = [float(v) for v in values]
+                if "time_this_iter_s" in history:
+                    curve_seconds = [float(v) for v in history["time_this_iter_s"]]
             trained = int(metrics.get("epoch", 0) or 0)
             if result.error is not None:
                 status = "error"
@@ -567,6 +681,8 @@ class BanditTuner:
                     "status": status,
                     "error": None if result.error is None else str(result.error),
                     "checkpoint": None if result.checkpoint is None else result.checkpoint.path,
+                    "curve": curve,
+                    "curve_seconds": curve_seconds or None,
                 }
             )
         frame = pd.DataFrame(rows)
@@ -575,6 +691,9 @@ class BanditTuner:
             "best_score", ascending=ascending, na_position="last", kind="stable"
         )
         self.results_ = frame.reset_index(drop=True)
+        self.results_.attrs.update(
+            objective=(self.objective.name, self.objective.direction), params=names
+        )
         add_diagnosis(self.results_, self._histories, self.objective.name, self.objective.direction)
         valid = self.results_["best_score"].notna()
         if not valid.any():
@@ -808,12 +927,16 @@ class Hyperband(BanditTuner):
         min_epochs: int = 1,
         **kwargs: Any,
     ) -> None:
-        policy = policies.Hyperband(max_epochs, factor, min_epochs)
         if not isinstance(hyperband_iterations, int) or hyperband_iterations < 1:
             raise ValueError(
                 f"hyperband_iterations must be an integer >= 1, got {hyperband_iterations!r}"
             )
-        kwargs.setdefault("max_trials", policy.n_arms * hyperband_iterations)
+        policy = policies.Hyperband(max_epochs, factor, min_epochs)
+        self.hyperband_iterations = hyperband_iterations
+        if kwargs.get("budget") is not None or kwargs.get("max_total_epochs") is not None:
+            pass  # BanditTuner plans whole brackets to fit the budget
+        else:
+            kwargs.setdefault("max_trials", policy.n_arms * hyperband_iterations)
         super().__init__(
             hypermodel,
             policy=policy,

@@ -96,28 +96,36 @@ def simulate(
     seed: int | None = None,
     max_arms: int | None = None,
 ) -> SimulationResult:
-    """Replay ``curves`` (``[arms, epochs]``, higher is better) through ``policy``.
+    """Replay recorded learning curves through ``policy``, as the Ray scheduler drives it.
 
     Args:
         policy: any :class:`~bandit_tune.policies.ArmPolicy`; it is driven in place.
-        curves: recorded scores per arm and epoch; NaN means the arm diverged.
+        curves: recorded scores per arm and epoch, higher is better (NaN: the arm
+            diverged) — an array ``[arms, epochs]``, a list of curves of any
+            lengths, :func:`~bandit_tune.load_curves`'s :class:`~bandit_tune.Curves`,
+            or a tuner after ``search``, its ``results_`` or its project directory
+            (see :func:`~bandit_tune.curves.as_curves`). An arm whose curve ends
+            stops there.
         n_workers: arms trained at the same time.
         budget: stop after this many epochs in all (``None``: until the policy is done).
         seconds: seconds per epoch, a scalar or an array shaped like ``curves``
-            (default 1.0).
+            (default: the recorded seconds, else 1.0).
         seed: shuffle the order in which arms are drawn (``None``: recorded order).
         max_arms: draw at most this many arms.
 
     Returns:
         A :class:`SimulationResult` with the anytime trace and every decision.
     """
-    scores = np.asarray(curves, dtype=float)
-    if scores.ndim != 2 or scores.shape[0] < 1 or scores.shape[1] < 1:
-        raise ValueError(f"curves must be a 2-d array [arms, epochs], got shape {scores.shape}")
+    from bandit_tune.curves import as_curves
+
+    recorded = as_curves(curves)
+    scores, lengths = recorded.scores, recorded.lengths
     if isinstance(n_workers, bool) or not isinstance(n_workers, int) or n_workers < 1:
         raise ValueError(f"n_workers must be an integer >= 1, got {n_workers!r}")
     if budget is not None and (not isinstance(budget, int) or budget < 1):
         raise ValueError(f"budget must be a positive number of epochs or None, got {budget!r}")
+    if seconds is None:
+        seconds = recorded.seconds
     times = np.broadcast_to(
         np.asarray(1.0 if seconds is None else seconds, dtype=float), scores.shape
     )
@@ -126,7 +134,6 @@ def simulate(
         order = list(np.random.default_rng(seed).permutation(scores.shape[0]))
     if max_arms is not None:
         order = order[:max_arms]
-    n_epochs = scores.shape[1]
 
     result = SimulationResult()
     next_new = 0
@@ -156,12 +163,13 @@ def simulate(
             arm_id = choose(policy, list(paused), paused)
             if arm_id is not None:
                 del paused[arm_id]
-            elif next_new < len(order):
+            elif next_new < len(order) and call_policy(policy, "accepts_new_arm", None):
                 row = int(order[next_new])
                 arm_id = f"arm_{row:05d}"
                 next_new += 1
                 row_of[arm_id], step_of[arm_id] = row, 0
-                call_policy(policy, "on_arm_added", arm_id, arm_id, {"arm": row})
+                config = recorded.configs[row] if row < len(recorded.configs) else {}
+                call_policy(policy, "on_arm_added", arm_id, arm_id, {"arm": row, **config})
             elif not running and paused:
                 call_policy(policy, "on_no_new_arms", None)
                 drain()
@@ -192,9 +200,10 @@ def simulate(
         decision = decide(policy, arm_id, step, score)
         result.decisions.append((arm_id, step, score, decision.value))
         out_of_budget = budget is not None and result.epochs_used >= budget
-        if decision is Decision.CONTINUE and step < n_epochs and not out_of_budget:
+        more = step < lengths[row]
+        if decision is Decision.CONTINUE and more and not out_of_budget:
             launch(arm_id)
-        elif decision is Decision.PAUSE and step < n_epochs:
+        elif decision is Decision.PAUSE and more:
             paused[arm_id] = None
         elif decision is Decision.CONTINUE or decision is Decision.PAUSE:
             call_policy(policy, "on_arm_finished", arm_id, arm_id)  # ran out of curve

@@ -9,7 +9,18 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from bandit_tune import simulate
-from bandit_tune.policies import ASHA, ArmPolicy, Decision, Hyperband, SuccessiveHalving
+from bandit_tune.policies import (
+    ASHA,
+    UCB,
+    AdaptiveASHA,
+    ArmPolicy,
+    Decision,
+    EpsilonGreedy,
+    Hyperband,
+    MedianStopping,
+    SuccessiveHalving,
+    ThompsonSampling,
+)
 from bandit_tune.policies._rungs import check_ladder
 
 C, P, S = Decision.CONTINUE, Decision.PAUSE, Decision.STOP
@@ -224,7 +235,9 @@ def test_asha_replay_of_10000_arms_is_fast():
     print("replay seconds", time.process_time() - start)
 
 
-policies = st.sampled_from(["sh", "hb", "asha", "asha_stop"])
+policies = st.sampled_from(
+    ["sh", "hb", "asha", "asha_stop", "adaptive", "median", "ucb", "thompson", "egreedy"]
+)
 
 
 def _make(kind):
@@ -233,6 +246,11 @@ def _make(kind):
         "hb": lambda: Hyperband(9, 3),
         "asha": lambda: ASHA(9, 3),
         "asha_stop": lambda: ASHA(9, 3, mode="stopping"),
+        "adaptive": lambda: AdaptiveASHA(9, 3, min_pairs=2, threshold=0.9),
+        "median": lambda: MedianStopping(9, min_samples=2),
+        "ucb": lambda: UCB(9, n_arms=5, pull=2, budget=40),
+        "thompson": lambda: ThompsonSampling(9, n_arms=5, pull=2, seed=3),
+        "egreedy": lambda: EpsilonGreedy(9, n_arms=5, pull=2, epsilon=0.3),
     }[kind]()
 
 
@@ -274,6 +292,7 @@ def test_state_round_trip_mid_run_gives_identical_decisions(
                 "choose_arm_to_resume",
                 "arms_to_stop",
                 "on_no_new_arms",
+                "accepts_new_arm",
             ):
                 return getattr(self.inner, name)
             return object.__getattribute__(self, name)

@@ -9,19 +9,29 @@ from bandit_tune.policies._rungs import (
     halving_bracket,
     hyperband_brackets,
 )
+from bandit_tune.policies.adaptive import AdaptiveASHA, kendall_tau
 from bandit_tune.policies.asha import ASHA
+from bandit_tune.policies.bandits import UCB, CurveBandit, EpsilonGreedy, ThompsonSampling
 from bandit_tune.policies.base import ArmPolicy, Decision, check_policy
 from bandit_tune.policies.hyperband import Hyperband
+from bandit_tune.policies.median import MedianStopping
 from bandit_tune.policies.successive_halving import SuccessiveHalving
 
 __all__ = [
     "ASHA",
+    "UCB",
+    "AdaptiveASHA",
     "ArmPolicy",
+    "CurveBandit",
     "Decision",
+    "EpsilonGreedy",
     "Hyperband",
+    "MedianStopping",
     "SuccessiveHalving",
+    "ThompsonSampling",
     "bracket_epochs",
     "check_policy",
     "halving_bracket",
     "hyperband_brackets",
+    "kendall_tau",
 ]

@@ -79,9 +79,12 @@ class SynchronousHalving(ArmPolicy):
     The last arm to complete a rung does not pause when it is promoted.
     """
 
-    def __init__(self, shapes: list[list[Rung]]) -> None:
+    def __init__(self, shapes: list[list[Rung]], cycle: bool = True) -> None:
         self._shapes = shapes
+        #: Start the shapes over when all are used (``False``: a budget plan, run once).
+        self.cycle = cycle
         self._brackets: list[_Bracket] = []
+        self._steps: dict[str, int] = {}
         self._arms: dict[str, list[Any]] = {}  # arm -> [bracket index, level, state]
         self._seq = 0
         self._resume: deque[str] = deque()
@@ -106,11 +109,44 @@ class SynchronousHalving(ArmPolicy):
         """Every rung epoch of every bracket: where arms may pause or stop."""
         return sorted({t for shape in self._shapes for _, t in shape})
 
+    def accepts_new_arm(self) -> bool:
+        """Whether the plan has room for another arm (always, when the shapes cycle)."""
+        if self.cycle:
+            return bool(self._shapes)
+        if self._brackets and not self._brackets[-1].full():
+            return True
+        return len(self._brackets) < len(self._shapes)
+
+    def epochs_owed(self) -> int:
+        """Epochs the opened brackets will still train if they run as planned."""
+        trained = [0] * len(self._brackets)
+        live = [False] * len(self._brackets)
+        for arm_id, (index, _, state) in self._arms.items():
+            trained[index] += self._steps.get(arm_id, 0)
+            live[index] = live[index] or state != _DONE
+        owed = 0
+        for index, bracket in enumerate(self._brackets):
+            if live[index] or not bracket.full():
+                owed += max(0, bracket_epochs(self._shapes[bracket.shape]) - trained[index])
+        return owed
+
+    def replan(self, shapes: list[list[Rung]]) -> None:
+        """Replace the brackets that have not opened yet by ``shapes`` (a budget re-plan)."""
+        if self.cycle:
+            raise ValueError("replan needs a policy built from a budget plan (cycle=False)")
+        opened = len(self._brackets)
+        self._shapes = self._shapes[:opened] + [list(shape) for shape in shapes]
+
     # -- hooks -------------------------------------------------------------------
     def on_arm_added(self, arm_id: str, config: dict[str, Any]) -> None:
         """Assign the arm to the open bracket, opening the next shape when it is full."""
         if arm_id in self._arms:
             raise ValueError(f"{type(self).__name__}: arm {arm_id!r} was added twice")
+        if not self.accepts_new_arm():
+            raise ValueError(
+                f"{type(self).__name__}: arm {arm_id!r} was added after the planned "
+                f"{len(self._shapes)} brackets were all opened"
+            )
         if not self._brackets or self._brackets[-1].full():
             shape = len(self._brackets) % len(self._shapes)
             self._brackets.append(_Bracket(shape, self._shapes[shape]))
@@ -127,6 +163,7 @@ class SynchronousHalving(ArmPolicy):
         if state == _DONE:
             return Decision.STOP
         record[2] = _RUNNING
+        self._steps[arm_id] = step
         bracket = self._brackets[index]
         if not math.isfinite(score):
             self._leave(arm_id)
@@ -190,6 +227,8 @@ class SynchronousHalving(ArmPolicy):
         state = super().state_dict()
         state.update(
             shapes=[[list(r) for r in shape] for shape in self._shapes],
+            cycle=self.cycle,
+            steps=dict(self._steps),
             brackets=[b.to_json() for b in self._brackets],
             arms={a: list(r) for a, r in self._arms.items()},
             seq=self._seq,
@@ -202,6 +241,8 @@ class SynchronousHalving(ArmPolicy):
         """Restore :meth:`state_dict` output; the plan must match this policy's."""
         check_state(self, state)
         shapes = [[tuple(r) for r in shape] for shape in state["shapes"]]
+        if not self.cycle and not state.get("cycle", True):
+            self._shapes = [list(shape) for shape in shapes]  # a re-planned budget plan
         if shapes != [list(s) for s in self._shapes]:
             raise ValueError(
                 f"{type(self).__name__}: saved plan {shapes} differs from this policy's "
@@ -219,6 +260,7 @@ class SynchronousHalving(ArmPolicy):
             self._brackets.append(bracket)
         self._arms = {a: list(r) for a, r in state["arms"].items()}
         self._seq = state["seq"]
+        self._steps = dict(state.get("steps", {}))
         self._resume = deque(state["resume"])
         self._to_stop = list(state["to_stop"])
 

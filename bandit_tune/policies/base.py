@@ -41,7 +41,8 @@ class ArmPolicy:
     3. :meth:`on_arm_finished` when an arm ends for a reason the policy did not
        decide (it completed its epochs, stopped itself early, errored or was removed);
     4. :meth:`choose_arm_to_resume` whenever a worker is free;
-    5. :meth:`arms_to_stop` after each hook, to collect paused arms the policy gave up on;
+    5. :meth:`arms_to_stop` after each hook, to collect paused arms the policy gave up on,
+       and :meth:`accepts_new_arm` before a new arm starts;
     6. :meth:`on_no_new_arms` when no arm is running and no new arm can start,
        so that a policy waiting for more arms can settle with the ones it has.
 
@@ -84,6 +85,14 @@ class ArmPolicy:
     def arms_to_stop(self) -> list[str]:
         """Return (and forget) paused arms that will never be resumed; the runner ends them."""
         return []
+
+    def accepts_new_arm(self) -> bool:
+        """Whether the runner may start another new arm (default: always).
+
+        A policy with a fixed pool or a finite plan returns ``False`` once it is
+        full; the search then ends when the arms it has are done.
+        """
+        return True
 
     def on_no_new_arms(self) -> None:
         """No arm is running and no new arm can start: settle with the arms at hand.

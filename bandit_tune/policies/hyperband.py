@@ -25,6 +25,9 @@ class Hyperband(SynchronousHalving):
         max_t: epochs of the top rung (``R`` in the paper).
         eta: reduction factor (>= 2).
         min_t: the least epochs before the first decision.
+        max_total_epochs: plan whole brackets that train at most this many epochs
+            in all (see :func:`bandit_tune.budget.plan_brackets`) and run them once,
+            instead of cycling over the full plan.
 
     Example::
 
@@ -38,7 +41,37 @@ class Hyperband(SynchronousHalving):
         [(5, 81)]
     """
 
-    def __init__(self, max_t: int, eta: float = 3, min_t: int = 1) -> None:
+    def __init__(
+        self,
+        max_t: int,
+        eta: float = 3,
+        min_t: int = 1,
+        max_total_epochs: int | None = None,
+    ) -> None:
         check_ladder(max_t, eta, min_t)
         self.max_t, self.eta, self.min_t = max_t, eta, min_t
-        super().__init__(hyperband_brackets(max_t, eta, min_t))
+        self.max_total_epochs = max_total_epochs
+        if max_total_epochs is None:
+            super().__init__(hyperband_brackets(max_t, eta, min_t))
+        else:
+            from bandit_tune.budget import plan_brackets
+
+            plan = plan_brackets(max_t, eta, min_t, max_total_epochs)
+            super().__init__(plan, cycle=False)
+
+    def replan_epochs(self, epochs_left: int) -> None:
+        """Re-plan the unopened brackets to fit ``epochs_left`` more epochs in all.
+
+        Only for a policy built with ``max_total_epochs``; the scheduler calls it
+        with what the measured epoch rate says still fits a wall-clock budget.
+        """
+        from bandit_tune.budget import plan_brackets
+
+        room = epochs_left - self.epochs_owed()
+        start = len(self._brackets)
+        full = len(hyperband_brackets(self.max_t, self.eta, self.min_t))
+        try:
+            shapes = plan_brackets(self.max_t, self.eta, self.min_t, room, start=start % full)
+        except ValueError:
+            shapes = []  # not even one more arm fits
+        self.replan(shapes)

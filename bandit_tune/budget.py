@@ -1,0 +1,194 @@
+"""Budgets: parse "10m", plan Hyperband brackets that fit, and re-plan from measured epoch times.
+
+A search can be bounded by wall-clock time (``budget="10m"``), by epochs
+(``max_total_epochs=N``) or both. Before it starts, :func:`plan_brackets` sizes
+Hyperband's brackets so that only whole brackets run: brackets are taken in
+Algorithm 1's order (most aggressive first, then again from the top) while
+they fit; one that does not fit is shrunk to fewer arms, or skipped. During a
+wall-clock search the scheduler measures how many epochs per second the
+workers really deliver (start-up, checkpoints and all) and re-plans the
+brackets that have not opened yet (:meth:`Budget.replan`). When either limit is
+reached every arm stops and the search ends with the best arm so far.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import time
+from dataclasses import dataclass, field
+from fractions import Fraction
+from typing import Any
+
+from bandit_tune.policies._rungs import Rung, bracket_epochs, hyperband_brackets, ladder
+
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+_PART = re.compile(r"(\d+(?:\.\d+)?)\s*([smhd])")
+
+
+def parse_budget(value: Any) -> float:
+    """Seconds in a wall-clock budget: ``"90s"``, ``"10m"``, ``"2h"``, ``"1h30m"`` or a number.
+
+    Raises:
+        ValueError: naming the value and the accepted forms.
+    """
+    if isinstance(value, bool):
+        raise ValueError(
+            f"budget must be a duration like '90s', '10m', '2h' or seconds, got {value!r}"
+        )
+    if isinstance(value, (int, float)):
+        seconds = float(value)
+    elif isinstance(value, str):
+        text = value.strip().lower().replace(" ", "")
+        if re.fullmatch(r"\d+(?:\.\d+)?", text):
+            seconds = float(text)
+        else:
+            parts = _PART.findall(text)
+            if not parts or "".join(n + u for n, u in parts) != text:
+                raise ValueError(
+                    f"budget {value!r} is not a duration; use e.g. '90s', '10m', '2h', '1h30m' "
+                    "or a number of seconds"
+                )
+            seconds = sum(float(n) * _UNITS[u] for n, u in parts)
+    else:
+        raise ValueError(f"budget must be a duration like '10m' or seconds, got {value!r}")
+    if not math.isfinite(seconds) or seconds <= 0:
+        raise ValueError(f"budget must be a positive duration, got {value!r}")
+    return seconds
+
+
+def _shrunk(max_t: int, eta: float, min_t: int, s: int, epochs: int) -> list[Rung] | None:
+    """The bracket ``s`` with the most arms (< its plan) whose epochs fit, or ``None``."""
+    f_eta = Fraction(eta)
+    steps = ladder(max_t, eta, min_t, s + 1)
+    least = math.ceil(f_eta**s)  # fewer arms and nobody reaches the top rung
+    best = None
+    lo, hi = least, max(least, epochs)
+    while lo <= hi:
+        n = (lo + hi) // 2
+        shape = [(math.floor(n / f_eta**i), t) for i, t in enumerate(steps)]
+        if bracket_epochs(shape) <= epochs:
+            best, lo = shape, n + 1
+        else:
+            hi = n - 1
+    return best
+
+
+def plan_brackets(
+    max_t: int, eta: float, min_t: int, max_total_epochs: int, start: int = 0
+) -> list[list[Rung]]:
+    """Whole Hyperband brackets whose epochs add up to at most ``max_total_epochs``.
+
+    Brackets are taken in Hyperband's order starting at bracket index ``start``
+    (0 is the most aggressive), cycling; a bracket that does not fit is shrunk to
+    the most arms that fit (keeping at least one arm at the top rung), else
+    skipped. Raises ``ValueError`` when not even one arm can reach ``max_t``.
+    """
+    if isinstance(max_total_epochs, bool) or not isinstance(max_total_epochs, int):
+        raise ValueError(f"max_total_epochs must be an integer, got {max_total_epochs!r}")
+    full = hyperband_brackets(max_t, eta, min_t)
+    if max_total_epochs < max_t:
+        raise ValueError(
+            f"a budget of {max_total_epochs} epochs is too small for one arm: an arm trains "
+            f"up to max_epochs={max_t} epochs; give at least {max_t} epochs (or lower max_epochs)"
+        )
+    plan: list[list[Rung]] = []
+    left = max_total_epochs
+    index = start % len(full)
+    misses = 0
+    while misses < len(full):
+        shape = full[index]
+        if bracket_epochs(shape) > left:
+            s = len(shape) - 1
+            shape = _shrunk(max_t, eta, min_t, s, left)
+        if shape is not None and bracket_epochs(shape) <= left:
+            plan.append(shape)
+            left -= bracket_epochs(shape)
+            misses = 0
+        else:
+            misses += 1
+        index = (index + 1) % len(full)
+    return plan
+
+
+@dataclass
+class Budget:
+    """The limits of one search and the driver-side clock that enforces them.
+
+    Attributes:
+        seconds: wall-clock budget, counted from ``started`` (``None``: none).
+        max_total_epochs: epochs in all (``None``: none).
+        target_score: end as soon as an arm reaches this metric value (``None``: never).
+        mode: ``"max"`` or ``"min"`` for ``target_score``.
+        started: ``time.monotonic()`` when the search began (Ray start included).
+        reserve: seconds kept back at the end for stopping arms and writing results.
+    """
+
+    seconds: float | None = None
+    max_total_epochs: int | None = None
+    target_score: float | None = None
+    mode: str = "max"
+    started: float = field(default_factory=time.monotonic)
+    reserve: float = 0.0
+    epochs: int = 0
+    first_result: float | None = None
+    reason: str | None = None
+    epoch_seconds: float = 0.0  # running mean of one epoch's seconds
+
+    @property
+    def deadline(self) -> float | None:
+        """When arms must stop (monotonic clock)."""
+        if self.seconds is None:
+            return None
+        return self.started + self.seconds - self.reserve
+
+    def seconds_left(self) -> float | None:
+        """Seconds until the deadline (``None`` without a wall-clock budget)."""
+        deadline = self.deadline
+        return None if deadline is None else deadline - time.monotonic()
+
+    def record(self, value: float, seconds: float | None = None) -> None:
+        """Count one trained epoch that reported ``value`` (and took ``seconds``)."""
+        now = time.monotonic()
+        if self.first_result is None:
+            self.first_result = now
+        self.epochs += 1
+        if seconds is not None and seconds == seconds and seconds >= 0:
+            self.epoch_seconds += (seconds - self.epoch_seconds) / self.epochs
+        if self.target_score is not None and value == value:
+            reached = (
+                value >= self.target_score if self.mode == "max" else value <= self.target_score
+            )
+            if reached and self.reason is None:
+                self.reason = f"target_score {self.target_score} reached"
+
+    def exhausted(self, in_flight: int = 0) -> bool:
+        """Whether no further epoch may start (``in_flight`` epochs are already running)."""
+        if self.reason is not None:
+            return True
+        if self.max_total_epochs is not None and self.epochs + in_flight >= self.max_total_epochs:
+            self.reason = f"max_total_epochs={self.max_total_epochs} used"
+            return True
+        left = self.seconds_left()
+        if left is not None and left <= self.epoch_seconds:  # the next epoch would overrun
+            self.reason = f"budget of {self.seconds:g} s used"
+            return True
+        return False
+
+    def epochs_per_second(self) -> float | None:
+        """Epochs the workers delivered per wall-clock second since the first result."""
+        if self.first_result is None or self.epochs < 2:
+            return None
+        spent = time.monotonic() - self.first_result
+        return self.epochs / spent if spent > 0 else None
+
+    def epochs_left(self) -> int | None:
+        """Epochs that still fit: the tighter of the epoch cap and the measured rate x time left."""
+        left: list[int] = []
+        if self.max_total_epochs is not None:
+            left.append(self.max_total_epochs - self.epochs)
+        seconds = self.seconds_left()
+        rate = self.epochs_per_second()
+        if seconds is not None and rate is not None:
+            left.append(int(rate * max(0.0, seconds)))
+        return min(left) if left else None

@@ -1,0 +1,156 @@
+"""One live view of a running search: arms per rung, the best arm, budget and time left.
+
+On a terminal it is a ``rich`` live table redrawn in place; when output is not a
+terminal (CI, a log file) it prints one plain line at most every
+``interval`` seconds and a last one at the end. Ray Tune's own trial table is
+off (``verbose=0``).
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from typing import Any, TextIO
+
+
+def _clock(seconds: float) -> str:
+    seconds = max(0, int(seconds))
+    hours, rest = divmod(seconds, 3600)
+    return f"{hours}:{rest // 60:02d}:{rest % 60:02d}" if hours else f"{rest // 60}:{rest % 60:02d}"
+
+
+class Progress:
+    """Listens to a :class:`~bandit_tune.BanditScheduler` and shows the search's state.
+
+    Args:
+        scheduler: the scheduler whose decisions are shown.
+        objective: ``(name, direction)`` of the metric.
+        max_epochs: the tuner's ``max_epochs`` (the top of the rung table).
+        epoch_budget: planned total epochs, if known.
+        seconds_budget: wall-clock budget in seconds, if any.
+        stream: where to write (default ``sys.stdout``).
+        live: force the rich live display on or off (default: when ``stream`` is a TTY).
+        interval: seconds between plain lines.
+    """
+
+    def __init__(
+        self,
+        scheduler: Any,
+        objective: tuple[str, str],
+        max_epochs: int,
+        epoch_budget: int | None = None,
+        seconds_budget: float | None = None,
+        stream: TextIO | None = None,
+        live: bool | None = None,
+        interval: float = 10.0,
+        started: float | None = None,
+    ) -> None:
+        self.scheduler = scheduler
+        self.name, self.direction = objective
+        self.max_epochs = max_epochs
+        self.epoch_budget = epoch_budget
+        self.seconds_budget = seconds_budget
+        self.stream = stream or sys.stdout
+        self.live = self.stream.isatty() if live is None else live
+        self.interval = interval
+        self.start = started if started is not None else time.monotonic()
+        self._fixed_start = started is not None
+        self.epochs = 0
+        self.best: tuple[float, str, int] | None = None  # (score, arm, step), oriented
+        self._last_line = -float("inf")
+        self._view: Any = None
+
+    # -- the listener ---------------------------------------------------------------
+    def __call__(self, arm_id: str, step: int, score: float, decision: str) -> None:
+        """Take one decision of the scheduler."""
+        self.epochs += 1
+        if score == score and (self.best is None or score > self.best[0]):
+            self.best = (score, arm_id, step)
+        if self._view is not None:
+            self._view.update(self.render())
+        elif time.monotonic() - self._last_line >= self.interval:
+            self._line()
+
+    def __enter__(self) -> Progress:
+        if not self._fixed_start:
+            self.start = time.monotonic()
+        if self.live:
+            from rich.console import Console
+            from rich.live import Live
+
+            console = Console(file=self.stream)
+            self._view = Live(self.render(), console=console, refresh_per_second=4, transient=False)
+            self._view.__enter__()
+        else:
+            self._line()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        if self._view is not None:
+            self._view.update(self.render())
+            self._view.__exit__(*exc)
+            self._view = None
+        else:
+            self._line()
+
+    # -- what is shown --------------------------------------------------------------
+    def counts(self) -> dict[int, dict[str, int]]:
+        """Arms per rung (the last decision step an arm reached) and state."""
+        steps = sorted(set(self.scheduler.policy.decision_steps() or [])) or [self.max_epochs]
+        table = {s: {"running": 0, "paused": 0, "stopped": 0} for s in steps}
+        states = self.scheduler.arm_states()
+        for arm_id, events in self.scheduler.history.items():
+            if not events:
+                continue
+            reached = events[-1][0]
+            rung = max((s for s in steps if s <= reached), default=steps[0])
+            table[rung][states.get(arm_id, "stopped")] += 1
+        return table
+
+    def best_text(self) -> str:
+        """The best score so far with its arm's hyperparameters."""
+        if self.best is None:
+            return "best: -"
+        score, arm_id, step = self.best
+        value = score if self.direction == "max" else -score
+        config = self.scheduler.configs.get(arm_id, {})
+        params = " ".join(f"{k}={_short(v)}" for k, v in config.items())
+        return f"best {self.name} = {value:.4f} (arm {arm_id[-5:]}, epoch {step}): {params}"
+
+    def budget_text(self) -> str:
+        """Epochs used, elapsed time and time left."""
+        elapsed = time.monotonic() - self.start
+        epochs = f"{self.epochs}" + (f"/{self.epoch_budget}" if self.epoch_budget else "")
+        text = f"epochs {epochs} | elapsed {_clock(elapsed)}"
+        if self.seconds_budget:
+            text += f" | left {_clock(self.seconds_budget - elapsed)}"
+        return text
+
+    def render(self) -> Any:
+        """A rich renderable of the current state."""
+        from rich.console import Group
+        from rich.table import Table
+
+        table = Table(title="bandit_tune", title_justify="left", expand=False)
+        for column in ("rung (epochs)", "running", "paused", "stopped"):
+            table.add_column(column, justify="right")
+        for rung, row in self.counts().items():
+            table.add_row(str(rung), str(row["running"]), str(row["paused"]), str(row["stopped"]))
+        return Group(table, self.budget_text(), self.best_text())
+
+    def _line(self) -> None:
+        self._last_line = time.monotonic()
+        counts = self.counts()
+        running = sum(r["running"] for r in counts.values())
+        paused = sum(r["paused"] for r in counts.values())
+        stopped = sum(r["stopped"] for r in counts.values())
+        print(
+            f"[bandit_tune] {self.budget_text()} | arms running {running}, paused {paused}, "
+            f"stopped {stopped} | {self.best_text()}",
+            file=self.stream,
+            flush=True,
+        )
+
+
+def _short(value: Any) -> str:
+    return f"{value:.3g}" if isinstance(value, float) else str(value)
