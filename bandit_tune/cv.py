@@ -97,9 +97,13 @@ def train_arm_cv(
     from bandit_tune.search import build_arm
 
     x, y, folds = data
+    resume_from = config.get("__checkpoint")
+    config = {k: v for k, v in config.items() if not str(k).startswith("__")}
     hp, models = build_arm(config, hypermodel, cpus, len(folds))
     epoch = 0
     checkpoint = tune.get_checkpoint()
+    if checkpoint is None and resume_from:
+        checkpoint = tune.Checkpoint(resume_from)  # an arm of an interrupted search
     if checkpoint is not None:
         with checkpoint.as_directory() as directory:
             for k, model in enumerate(models):

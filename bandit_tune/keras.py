@@ -14,6 +14,7 @@ import json
 import math
 import os
 import tempfile
+import time
 from collections.abc import Iterable
 from typing import Any
 
@@ -52,8 +53,22 @@ def restore_arm(model: keras.Model, directory: str) -> int:
         return int(json.load(f)["epoch"])
 
 
+def checkpoint_epoch(directory: str) -> int:
+    """The epoch a :func:`save_arm` checkpoint in ``directory`` was taken at."""
+    with open(os.path.join(directory, _STATE)) as f:
+        return int(json.load(f)["epoch"])
+
+
 def _plain_logs(logs: dict[str, Any]) -> dict[str, float]:
-    return {k: float(v) for k, v in logs.items() if np.ndim(v) == 0}
+    plain = {}
+    for k, v in logs.items():
+        if isinstance(v, (str, bytes)) or np.ndim(v) != 0:
+            continue
+        try:
+            plain[k] = float(v)
+        except (TypeError, ValueError):
+            continue
+    return plain
 
 
 class ReportCallback(keras.callbacks.Callback):
@@ -67,6 +82,8 @@ class ReportCallback(keras.callbacks.Callback):
             ``None`` checkpoints every epoch.
         max_epochs: the last epoch, always checkpointed.
         extra: constant keys added to every report.
+        on_checkpoint: called with the epoch after each checkpoint is written,
+            before it is reported (the trainable keeps the model for a quick resume).
     """
 
     def __init__(
@@ -74,14 +91,21 @@ class ReportCallback(keras.callbacks.Callback):
         checkpoint_epochs: Iterable[int] | None = None,
         max_epochs: int | None = None,
         extra: dict[str, Any] | None = None,
+        on_checkpoint: Any = None,
     ) -> None:
         super().__init__()
+        self.on_checkpoint = on_checkpoint
         self.checkpoint_epochs = None if checkpoint_epochs is None else set(checkpoint_epochs)
         self.max_epochs = max_epochs
         self.extra = dict(extra or {})
         self.last_epoch = 0
         self.last_logs: dict[str, float] = {}
         self.diverged = False
+        self._epoch_started = 0.0
+
+    def on_epoch_begin(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
+        """Start the epoch's clock."""
+        self._epoch_started = time.perf_counter()
 
     def _final_epoch(self) -> int | None:
         # Keras tells callbacks the epochs of this fit call; a HyperModel.fit may
@@ -102,6 +126,8 @@ class ReportCallback(keras.callbacks.Callback):
 
         done = epoch + 1
         metrics = {**_plain_logs(logs or {}), **self.extra, EPOCH_KEY: done}
+        # seconds of this epoch's training and validation alone (no report, no checkpoint)
+        metrics["epoch_s"] = time.perf_counter() - self._epoch_started
         optimizer = getattr(self.model, "optimizer", None)
         if optimizer is not None:
             # optimizer steps so far: shows that a resumed arm kept its optimizer state
@@ -121,6 +147,8 @@ class ReportCallback(keras.callbacks.Callback):
         if self._wants_checkpoint(done):
             with tempfile.TemporaryDirectory() as directory:
                 save_arm(self.model, directory, done, metrics)
+                if self.on_checkpoint is not None and done != self._final_epoch():
+                    self.on_checkpoint(done)
                 tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(directory))
         else:
             tune.report(metrics)

@@ -26,14 +26,10 @@ def ensure_ray(address: str | None = None, num_cpus: int | None = None) -> dict[
     import ray
 
     if not ray.is_initialized():
-        common = dict(
-            log_to_driver=False,
-            logging_level=logging.WARNING,
-            runtime_env={"env_vars": WORKER_ENV},
-        )
+        common = dict(log_to_driver=False, logging_level=logging.WARNING)
         if address:
             try:
-                ray.init(address=address, **common)
+                ray.init(address=address, runtime_env={"env_vars": WORKER_ENV}, **common)
             except (ConnectionError, RuntimeError, ValueError) as exc:
                 raise ConnectionError(
                     f"could not join the Ray cluster at address={address!r}: {exc}. Give "
@@ -42,6 +38,9 @@ def ensure_ray(address: str | None = None, num_cpus: int | None = None) -> dict[
                     "unset to start a local Ray"
                 ) from exc
         else:
+            # Workers of a local Ray inherit this environment.
+            for key, value in WORKER_ENV.items():
+                os.environ.setdefault(key, value)
             ray.init(
                 address="local",
                 num_cpus=num_cpus,

@@ -8,7 +8,9 @@ Ray's ``CONTINUE``/``PAUSE``/``STOP`` and trial choices.
 
 from __future__ import annotations
 
+import collections
 import json
+import os
 import time
 from collections.abc import Callable
 from typing import Any
@@ -84,6 +86,21 @@ class BanditScheduler(TrialScheduler):
         #: The search's limits (wall clock, epochs, target score), enforced here.
         self.budget: Any = None
         self._replanned = 0.0
+        #: Ray trial id -> arm id, for arms re-created when a search resumes.
+        self.arm_of: dict[str, str] = {}
+        #: Per arm: the path of its last checkpoint.
+        self.checkpoints: dict[str, str] = {}
+        #: Arms paused in a resumed search that have no Ray trial yet (arm -> config).
+        self.dormant: dict[str, dict[str, Any]] = {}
+        #: Arms to re-create as Ray trials now (running when the search was interrupted,
+        #: or dormant arms the policy chose to resume).
+        self.wake: collections.deque[str] = collections.deque()
+        #: Where :meth:`snapshot` writes the search's state (``None``: nowhere).
+        self.state_path: str | None = None
+        #: Extra JSON-able state to snapshot (the tuner's searcher position).
+        self.extra_state: Callable[[], dict[str, Any]] | None = None
+        self._snapshot_at = 0.0
+        self._snapshot_cost = 0.0
         #: Per arm: its hyperparameters (the trial's config).
         self.configs: dict[str, dict[str, Any]] = {}
         #: Called with ``(arm_id, step, score, decision)`` after each decision.
@@ -114,6 +131,16 @@ class BanditScheduler(TrialScheduler):
             raise ValueError(
                 "BanditScheduler needs a metric: pass metric= to BanditScheduler or TuneConfig"
             )
+        if self._arm(trial) in self._trials:
+            # Ray adds a trial again when it recovers it after a failure (a lost node)
+            self._trials[self._arm(trial)] = trial
+            return
+        known = trial.config.get("__arm_id")
+        if known is not None:  # an arm of an interrupted search, re-created to resume
+            self.arm_of[trial.trial_id] = known
+            self._trials[known] = trial
+            self.snapshot()
+            return
         self._trials[trial.trial_id] = trial
         self.history.setdefault(trial.trial_id, [])
         self.configs[trial.trial_id] = {
@@ -121,10 +148,11 @@ class BanditScheduler(TrialScheduler):
         }
         call_policy(self.policy, "on_arm_added", trial.trial_id, trial.trial_id, dict(trial.config))
         self._drain(tune_controller)
+        self.snapshot()
 
     def _on_trial_result(self, tune_controller: Any, trial: Trial, result: dict[str, Any]) -> str:
         """Score the result and return the policy's decision."""
-        arm_id = trial.trial_id
+        arm_id = self._arm(trial)
         if self._chosen is trial:
             self._chosen = None  # it runs again: later choices go back to the policy
         if self._metric not in result:
@@ -151,9 +179,12 @@ class BanditScheduler(TrialScheduler):
             ) from None
         if self._mode == "min":
             score = -score
-        self.results.setdefault(arm_id, []).append(
-            {k: v for k, v in result.items() if isinstance(v, (int, float, bool, str))}
-        )  # kept before the policy runs: a result that breaks the policy is not lost
+        if result.get("checkpoint_dir_name") and getattr(trial, "path", None):
+            self.checkpoints[arm_id] = os.path.join(trial.path, result["checkpoint_dir_name"])
+        kept = {k: v for k, v in result.items() if isinstance(v, (int, float, bool, str))}
+        kept["driver_time"] = time.time()  # when the driver saw it (overhead analysis)
+        # kept before the policy runs: a result that breaks the policy is not lost
+        self.results.setdefault(arm_id, []).append(kept)
         budget = self.budget
         if budget is not None:
             seconds = result.get("time_this_iter_s")
@@ -177,6 +208,7 @@ class BanditScheduler(TrialScheduler):
         for listener in self.listeners:
             listener(arm_id, step, score, decision.value)
         self._drain(tune_controller)
+        self.snapshot()
         return decision.value
 
     def _on_trial_complete(
@@ -186,7 +218,12 @@ class BanditScheduler(TrialScheduler):
         self._finish(tune_controller, trial)
 
     def _on_trial_error(self, tune_controller: Any, trial: Trial) -> None:
-        """The arm failed for good."""
+        """The arm failed: for good, or Ray retries it from its checkpoint (then it goes on)."""
+        recovers = getattr(trial, "should_recover", None)
+        if callable(recovers) and recovers():
+            if self._chosen is trial:
+                self._chosen = None
+            return  # Ray requeues it and adds it again; the policy keeps counting on it
         self._finish(tune_controller, trial)
 
     def _on_trial_remove(self, tune_controller: Any, trial: Trial) -> None:
@@ -199,38 +236,66 @@ class BanditScheduler(TrialScheduler):
         if self._chosen is not None and self._chosen.status == Trial.PAUSED:
             return self._chosen  # Ray may ask again before it starts the last choice
         trials = tune_controller.get_trials()
-        paused = {t.trial_id: t for t in trials if t.status == Trial.PAUSED}
         pending = [t for t in trials if t.status == Trial.PENDING]
         n_running = sum(t.status == Trial.RUNNING for t in trials)
         running = n_running > 0
         if self.slots is not None and n_running >= self.slots:
             return None  # no free slot: decide when one frees, with the results known then
+        paused = self._paused(trials)
         if self.budget is not None and self.budget.exhausted(n_running):
-            for trial in paused.values():
-                tune_controller.stop_trial(trial)
+            self._end_paused(tune_controller, paused)
             return None
+        if pending and any(t.config.get("__arm_id") for t in pending):
+            return pending[0]  # an arm re-created to resume: it was chosen already
         if paused:
             arm_id = choose(self.policy, list(paused), paused)
             self._drain(tune_controller)
             if arm_id is not None:
                 self._declined = False
-                self._chosen = paused[arm_id]
-                return self._chosen
+                return self._resume(arm_id, paused[arm_id])
         self._declined = True
         if pending:
             return pending[0]
-        paused = {t.trial_id: t for t in trials if t.status == Trial.PAUSED}
-        if paused and not running and self._no_new_arms(tune_controller):
+        paused = self._paused(trials)
+        if paused and not running and not self.wake and self._no_new_arms(tune_controller):
             call_policy(self.policy, "on_no_new_arms", None)
             self._drain(tune_controller)
-            paused = {t.trial_id: t for t in trials if t.status == Trial.PAUSED}
+            paused = self._paused(trials)
             arm_id = choose(self.policy, list(paused), paused) if paused else None
             if arm_id is not None:
-                self._chosen = paused[arm_id]
-                return self._chosen
-            for trial in paused.values():  # nobody will ever resume them
-                tune_controller.stop_trial(trial)
+                return self._resume(arm_id, paused[arm_id])
+            self._end_paused(tune_controller, paused)  # nobody will ever resume them
         return None
+
+    def _paused(self, trials: list[Trial]) -> dict[str, Trial | None]:
+        """Paused arms: Ray's paused trials, and dormant arms of a resumed search (None)."""
+        paused: dict[str, Trial | None] = {
+            self._arm(t): t for t in trials if t.status == Trial.PAUSED
+        }
+        for arm_id in self.dormant:
+            paused[arm_id] = None
+        return paused
+
+    def _resume(self, arm_id: str, trial: Trial | None) -> Trial | None:
+        if trial is None:  # dormant: the arm source re-creates it as a new Ray trial
+            self.dormant.pop(arm_id, None)
+            self.wake.append(arm_id)
+            self.snapshot(force=True)
+            return None
+        self._chosen = trial
+        return trial
+
+    def _end_paused(self, tune_controller: Any, paused: dict[str, Trial | None]) -> None:
+        for arm_id, trial in paused.items():
+            if trial is None:
+                self.dormant.pop(arm_id, None)
+                call_policy(self.policy, "on_arm_finished", arm_id, arm_id)
+            else:
+                tune_controller.stop_trial(trial)
+        self.snapshot(force=True)
+
+    def _arm(self, trial: Trial) -> str:
+        return self.arm_of.get(trial.trial_id, trial.trial_id)
 
     def accepts_new_arm(self, running: int = 0) -> bool:
         """Whether the budget and the policy's plan leave room for another arm."""
@@ -243,6 +308,8 @@ class BanditScheduler(TrialScheduler):
         """Whether no arm will ever be added again (budget spent, or plan used up and idle)."""
         if self.budget is not None and self.budget.reason is not None:
             return True
+        if self.wake or self.dormant:
+            return False
         statuses = [t.status for t in self._trials.values()]
         if self.accepts_new_arm(statuses.count(Trial.RUNNING)):
             return False
@@ -275,6 +342,8 @@ class BanditScheduler(TrialScheduler):
         statuses = [t.status for t in self._trials.values()]
         if Trial.PENDING in statuses:
             return False
+        if self.wake:
+            return True
         if not self.accepts_new_arm(statuses.count(Trial.RUNNING)):
             return False
         if not self._declined and Trial.PAUSED in statuses:
@@ -314,6 +383,81 @@ class BanditScheduler(TrialScheduler):
         except (PolicyError, ValueError) as exc:
             self.policy_error = exc
             raise
+
+    # -- the search's own snapshot (resume after the driver died) -------------------
+    def snapshot(self, force: bool = False) -> None:
+        """Write the search's state to :attr:`state_path` (atomically; throttled).
+
+        Holds the policy's state, every arm's config, state, last step and last
+        checkpoint, every result and decision, and :attr:`extra_state`. Writes are
+        spaced so that they cost at most ~5% of the driver's time, unless ``force``.
+        """
+        if self.state_path is None:
+            return
+        now = time.monotonic()
+        if not force and now - self._snapshot_at < max(0.5, 20 * self._snapshot_cost):
+            return
+        states = self.arm_states()
+        arms = {}
+        for arm_id, config in self.configs.items():
+            state = states.get(arm_id, "stopped")
+            if arm_id in self.dormant:
+                state = "paused"
+            elif arm_id in self.wake:
+                state = "running"
+            arms[arm_id] = {
+                "config": config,
+                "state": state,
+                "last_step": self._last_step.get(arm_id, 0),
+                "checkpoint": self.checkpoints.get(arm_id),
+            }
+        payload = {
+            "version": 1,
+            "metric": [self._metric, self._mode],
+            "policy": self.policy.state_dict(),
+            "arms": arms,
+            "results": self.results,
+            "history": {a: [list(h) for h in hs] for a, hs in self.history.items()},
+            "extra": self.extra_state() if self.extra_state is not None else {},
+            "epochs": None if self.budget is None else self.budget.epochs,
+        }
+        tmp = self.state_path + ".tmp"
+        with open(tmp, "w") as f:
+            json.dump(payload, f, default=str)
+        os.replace(tmp, self.state_path)
+        self._snapshot_at = time.monotonic()
+        self._snapshot_cost = self._snapshot_at - now
+
+    def restore_snapshot(self, payload: dict[str, Any]) -> None:
+        """Take up a :meth:`snapshot`: the policy's state, the results, and the unfinished arms.
+
+        Arms that were running are re-created at once and continue from their last
+        checkpoint; paused arms stay dormant until the policy resumes them.
+        """
+        if payload.get("version") != 1:
+            raise ValueError(f"unsupported search state version {payload.get('version')!r}")
+        self.policy.load_state_dict(payload["policy"])
+        self.results = {a: list(r) for a, r in payload["results"].items()}
+        self.history = {a: [tuple(h) for h in hs] for a, hs in payload["history"].items()}
+        for arm_id, arm in payload["arms"].items():
+            self.configs[arm_id] = dict(arm["config"])
+            self._last_step[arm_id] = int(arm["last_step"])
+            if arm.get("checkpoint"):
+                self.checkpoints[arm_id] = arm["checkpoint"]
+            if arm["state"] == "paused":
+                self.dormant[arm_id] = dict(arm["config"])
+            elif arm["state"] == "running":
+                self.wake.append(arm_id)
+        if self.budget is not None and payload.get("epochs"):
+            self.budget.epochs = int(payload["epochs"])
+
+    def resume_config(self, arm_id: str) -> dict[str, Any]:
+        """The config that re-creates ``arm_id`` as a Ray trial, pointing at its checkpoint."""
+        config = dict(self.configs[arm_id])
+        config["__arm_id"] = arm_id
+        if arm_id in self.checkpoints:
+            config["__checkpoint"] = self.checkpoints[arm_id]
+        return config
 
     # -- Ray's save / restore ------------------------------------------------------
     def save(self, checkpoint_path: str) -> None:
@@ -355,13 +499,19 @@ class BanditScheduler(TrialScheduler):
 
     # -- internals -------------------------------------------------------------------
     def _finish(self, tune_controller: Any, trial: Trial) -> None:
-        call_policy(self.policy, "on_arm_finished", trial.trial_id, trial.trial_id)
+        arm_id = self._arm(trial)
+        call_policy(self.policy, "on_arm_finished", arm_id, arm_id)
         if self._chosen is trial:
             self._chosen = None
         self._drain(tune_controller)
+        self.snapshot(force=True)
 
     def _drain(self, tune_controller: Any) -> None:
         for arm_id in call_policy(self.policy, "arms_to_stop", None) or ():
+            if arm_id in self.dormant:
+                del self.dormant[arm_id]
+                call_policy(self.policy, "on_arm_finished", arm_id, arm_id)
+                continue
             trial = self._trials.get(arm_id)
             if trial is None:
                 raise PolicyError(
@@ -399,6 +549,8 @@ class ArmSource(Searcher):
 
     def suggest(self, trial_id: str) -> dict[str, Any] | str | None:
         """The next configuration, ``None`` to wait, or ``FINISHED``."""
+        if self.scheduler.wake and self.scheduler.wants_new_arm():
+            return self.scheduler.resume_config(self.scheduler.wake.popleft())
         if self.next_index >= len(self.configs) or self.scheduler.finished():
             return Searcher.FINISHED
         if not self.scheduler.wants_new_arm():
@@ -434,6 +586,7 @@ class GatedSearcher(Searcher):
         self.scheduler = scheduler
         self.max_arms = max_arms
         self.made = 0
+        self._mine: set[str] = set()  # trials the wrapped searcher made (not resumed arms)
 
     def set_search_properties(
         self, metric: str | None, mode: str | None, config: dict, **spec: Any
@@ -444,6 +597,8 @@ class GatedSearcher(Searcher):
 
     def suggest(self, trial_id: str) -> dict[str, Any] | str | None:
         """The wrapped searcher's next configuration, when a new arm is wanted."""
+        if self.scheduler.wake and self.scheduler.wants_new_arm():
+            return self.scheduler.resume_config(self.scheduler.wake.popleft())
         if self.made >= self.max_arms or self.scheduler.finished():
             return Searcher.FINISHED
         if not self.scheduler.wants_new_arm():
@@ -451,17 +606,20 @@ class GatedSearcher(Searcher):
         config = self.inner.suggest(trial_id)
         if isinstance(config, dict):
             self.made += 1
+            self._mine.add(trial_id)
         return config
 
     def on_trial_result(self, trial_id: str, result: dict) -> None:
         """Pass intermediate results on."""
-        self.inner.on_trial_result(trial_id, result)
+        if trial_id in self._mine:
+            self.inner.on_trial_result(trial_id, result)
 
     def on_trial_complete(
         self, trial_id: str, result: dict | None = None, error: bool = False
     ) -> None:
         """Pass final results on: the model learns from them."""
-        self.inner.on_trial_complete(trial_id, result=result, error=error)
+        if trial_id in self._mine:
+            self.inner.on_trial_complete(trial_id, result=result, error=error)
 
 
 __all__ = ["ArmSource", "BanditScheduler", "Decision", "GatedSearcher"]

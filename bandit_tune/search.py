@@ -8,6 +8,7 @@ on Ray Tune; what was learned lives in trailing-underscore attributes.
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import copy
 import math
@@ -59,6 +60,7 @@ class Objective:
 
 
 ARMS_FILE = "arms.json"
+STATE_FILE = "state.json"  # the search's snapshot: what a resumed search starts from
 """Per-arm results and decisions the tuner writes into ``directory/project_name``."""
 
 POLICY_NAMES = (
@@ -214,6 +216,39 @@ def _record(hypermodel: HyperModel) -> SearchSpace:
         keras.backend.clear_session()
 
 
+_ARMS_BUILT = 0
+#: Per worker process: the models of arms that paused here, by trial id, with their
+#: epoch. A paused arm resumed on the same worker continues with this model (already
+#: traced, optimizer state in memory) instead of being rebuilt from its checkpoint.
+_PAUSED_MODELS: collections.OrderedDict[str, tuple[Any, int]] = collections.OrderedDict()
+_PAUSED_KEEP = 16
+
+
+def keep_paused_model(key: str, model: Any, epoch: int) -> None:
+    """Remember ``model`` at ``epoch`` for ``key``, dropping the oldest beyond a few."""
+    _PAUSED_MODELS[key] = (model, epoch)
+    _PAUSED_MODELS.move_to_end(key)
+    while len(_PAUSED_MODELS) > _PAUSED_KEEP:
+        _PAUSED_MODELS.popitem(last=False)
+
+
+def take_paused_model(key: str, epoch: int) -> Any:
+    """The model kept for ``key`` if it is exactly at ``epoch`` (else ``None``); forgets it."""
+    kept = _PAUSED_MODELS.pop(key, None)
+    if kept is not None and kept[1] == epoch:
+        return kept[0]
+    return None
+
+
+def _node_id() -> str:
+    import ray
+
+    try:
+        return str(ray.get_runtime_context().get_node_id())
+    except Exception:  # noqa: BLE001 — informative only
+        return ""
+
+
 def build_arm(
     config: dict[str, Any], hypermodel: HyperModel, cpus: int, n_models: int
 ) -> tuple[HyperParameters, list[Any]]:
@@ -221,9 +256,13 @@ def build_arm(
     from bandit_tune.keras import configure_threads
 
     configure_threads(cpus)
-    import keras
+    global _ARMS_BUILT
+    _ARMS_BUILT += 1
+    if _ARMS_BUILT % 32 == 0:
+        import keras
 
-    keras.backend.clear_session()
+        # Free Keras' global state now and then; each call costs ~0.15 s, so not per arm.
+        keras.backend.clear_session()
     hp = HyperParameters(config)
     models = []
     for _ in range(n_models):
@@ -244,20 +283,52 @@ def train_arm(
     cpus: int,
 ) -> None:
     """Ray Tune function trainable for one arm: build, maybe restore, fit, report."""
+    import time
+
     from ray import tune
 
-    from bandit_tune.keras import ReportCallback, restore_arm, save_arm
+    from bandit_tune.keras import ReportCallback, checkpoint_epoch, restore_arm, save_arm
 
-    hp, (model,) = build_arm(config, hypermodel, cpus, 1)
-    initial_epoch = 0
+    entered = time.perf_counter()
+    key = tune.get_context().get_trial_id() or ""
+    initial_epoch, _resumed_here, hp = 0, False, None
+    model = None
     checkpoint = tune.get_checkpoint()
+    resume_from = config.get("__checkpoint")
+    config = {k: v for k, v in config.items() if not str(k).startswith("__")}
+    if checkpoint is None and resume_from:
+        # an arm of an interrupted search: continue from its last checkpoint
+        checkpoint = tune.Checkpoint(resume_from)
     if checkpoint is not None:
         with checkpoint.as_directory() as directory:
-            initial_epoch = restore_arm(model, directory)
+            initial_epoch = checkpoint_epoch(directory)
+            model = take_paused_model(key, initial_epoch)  # paused here: no rebuild
+            _resumed_here = model is not None
+            if model is None:
+                hp, (model,) = build_arm(config, hypermodel, cpus, 1)
+                initial_epoch = restore_arm(model, directory)
+            else:
+                hp = HyperParameters(config)
+    if model is None:
+        hp, (model,) = build_arm(config, hypermodel, cpus, 1)
     if initial_epoch >= max_epochs:
         return
     x, y, validation_data = data
-    reporter = ReportCallback(checkpoint_epochs, max_epochs)
+    # seconds from entering the trainable to the first epoch: build, restore (overhead)
+    setup = {
+        "setup_s": time.perf_counter() - entered,
+        "segment_started": time.time() - (time.perf_counter() - entered),
+        "worker_pid": os.getpid(),
+        "resumed_in_memory": checkpoint is not None and hp is not None and _resumed_here,
+        "initial_epoch": initial_epoch,
+        "node_id": _node_id(),
+    }
+    reporter = ReportCallback(
+        checkpoint_epochs,
+        max_epochs,
+        extra=setup,
+        on_checkpoint=lambda epoch: keep_paused_model(key, model, epoch),
+    )
     arm_callbacks = [copy.deepcopy(c) for c in callbacks] + [reporter]
     kwargs = dict(fit_kwargs)
     kwargs.update(
@@ -523,22 +594,48 @@ class BanditTuner:
         if self.policy is None and epochs is not None:
             max_epochs = int(epochs)
         policy = self.policy if self.policy is not None else _NoPolicy()
-        space = _record(self.hypermodel)
-        self.space_ = space
-        configs = self._configs(space)
         self._prepare_directory()
+        # Keras is imported and the space recorded (~5 s) while Ray starts (~4 s);
+        # ray.init itself must stay on the main thread.
+        recording = _Background(_record, self.hypermodel)
+        try:
+            resources = ensure_ray(self.address)
+        finally:
+            space = recording.result()
+        self.space_ = space
+        resume = self._resume_state
+        configs = self._configs(space)
+        if resume is not None and "configs" in resume.get("extra", {}):
+            configs = list(resume["extra"]["configs"])
 
-        resources = ensure_ray(self.address)
         slots = self.max_concurrent or max(
             1, int(resources.get("CPU", 1) // max(self.cpus_per_arm, 1e-9))
         )
         if self.gpus_per_arm:
             slots = min(slots, int(resources.get("GPU", 0) // self.gpus_per_arm) or 1)
-        scheduler = BanditScheduler(policy, time_attr="epoch")
+        scheduler = BanditScheduler(
+            policy, metric=self.objective.name, mode=self.objective.direction, time_attr="epoch"
+        )
         scheduler.slots = slots
         if limits.seconds or limits.max_total_epochs or limits.target_score is not None:
             scheduler.budget = limits
         source = self._searcher(configs, scheduler)
+        scheduler.state_path = os.path.join(self.project_dir, STATE_FILE)
+        scheduler.extra_state = lambda: {"configs": configs, **_position(source)}
+        experiment = self.project_name
+        if resume is not None:
+            try:
+                scheduler.restore_snapshot(resume)
+            except (ValueError, KeyError) as exc:
+                raise ValueError(
+                    f"cannot resume the search in {self.project_dir}: {exc}. Build the tuner "
+                    "with the same policy and arguments, or pass overwrite=True to start afresh"
+                ) from exc
+            _set_position(source, resume.get("extra", {}))
+            runs = sum(
+                1 for d in os.listdir(self.directory) if d.startswith(experiment + "_resume")
+            )
+            experiment = f"{experiment}_resume{runs + 1}"
         fit_args = dict(fit_kwargs)
         if validation_split is not None:
             fit_args["validation_split"] = validation_split
@@ -573,7 +670,7 @@ class BanditTuner:
                 reuse_actors=True,
             ),
             run_config=tune.RunConfig(
-                name=self.project_name,
+                name=experiment,
                 storage_path=self.storage_path or self.directory,
                 verbose=0,
                 checkpoint_config=tune.CheckpointConfig(num_to_keep=2),
@@ -581,6 +678,8 @@ class BanditTuner:
             ),
         )
         self.scheduler_ = scheduler
+        os.makedirs(self.project_dir, mode=0o700, exist_ok=True)
+        scheduler.snapshot(force=True)
         progress = contextlib.nullcontext()
         if self.verbose:
             from bandit_tune.progress import Progress
@@ -600,6 +699,7 @@ class BanditTuner:
             with progress:
                 self.result_grid_ = tuner.fit()
         except Exception as exc:
+            scheduler.snapshot(force=True)
             self._save_arms(scheduler)
             cause = scheduler.policy_error
             if cause is None:
@@ -607,6 +707,7 @@ class BanditTuner:
             # Ray wraps it in a TuneError with a traceback; give the user the error itself.
             kept = f" Results reported so far are kept in {self.project_dir}."
             raise type(cause)(f"{cause}.{kept}") from exc
+        scheduler.snapshot(force=True)
         self._save_arms(scheduler)
         self.stop_reason_ = limits.reason
         self._collect(max_epochs, steps)
@@ -627,12 +728,30 @@ class BanditTuner:
         names = list(self.space_.params)
         rows = []
         self._histories: dict[str, Any] = {}
+        scheduler = self.scheduler_
+        grid: dict[str, Any] = {}
         for result in self.result_grid_:
-            metrics = result.metrics or {}
-            config = {k: result.config.get(k) for k in names}
-            arm_id = metrics.get("trial_id") or os.path.basename(result.path)
-            recorded = self.scheduler_.results.get(arm_id)
-            history = pd.DataFrame(recorded) if recorded else result.metrics_dataframe
+            trial_id = (result.metrics or {}).get("trial_id") or os.path.basename(result.path)
+            grid[scheduler.arm_of.get(trial_id, trial_id)] = result
+        # every arm of the search: this run's, and those of an interrupted run it resumed
+        arm_ids = list(dict.fromkeys([*scheduler.configs, *grid]))
+        for arm_id in arm_ids:
+            result = grid.get(arm_id)
+            recorded = scheduler.results.get(arm_id)
+            metrics = dict(recorded[-1]) if recorded else {}
+            if not metrics and result is not None:
+                metrics = result.metrics or {}
+            source = scheduler.configs.get(arm_id) or (result.config if result else {})
+            config = {k: source.get(k) for k in names}
+            history = (
+                pd.DataFrame(recorded)
+                if recorded
+                else (result.metrics_dataframe if result is not None else None)
+            )
+            error = None if result is None or result.error is None else str(result.error)
+            checkpoint = scheduler.checkpoints.get(arm_id)
+            if result is not None and result.checkpoint is not None:
+                checkpoint = result.checkpoint.path
             score, best_epoch, last = math.nan, 0, math.nan
             curve: list[float] = []
             curve_seconds: list[float] = []
@@ -657,7 +776,7 @@ class BanditTuner:
                 if "time_this_iter_s" in history:
                     curve_seconds = [float(v) for v in history["time_this_iter_s"]]
             trained = int(metrics.get("epoch", 0) or 0)
-            if result.error is not None:
+            if error is not None:
                 status = "error"
             elif metrics.get("diverged"):
                 status = "diverged"
@@ -679,8 +798,8 @@ class BanditTuner:
                     "rung": rung,
                     "promotions": sum(1 for s in (steps or []) if s < trained),
                     "status": status,
-                    "error": None if result.error is None else str(result.error),
-                    "checkpoint": None if result.checkpoint is None else result.checkpoint.path,
+                    "error": error,
+                    "checkpoint": checkpoint,
                     "curve": curve,
                     "curve_seconds": curve_seconds or None,
                 }
@@ -879,11 +998,60 @@ class BanditTuner:
                 f"results directory {self.directory!r} is not writable; pass directory= a "
                 "folder you can write to"
             )
+        self._resume_state = None
         if os.path.isdir(self.project_dir) and not self.overwrite:
-            # keras-tuner would resume here; until resume lands, keep old results apart.
+            state = os.path.join(self.project_dir, STATE_FILE)
+            if os.path.exists(state):
+                # keras-tuner's convention: the same directory and project resume.
+                import json
+
+                with open(state) as f:
+                    self._resume_state = json.load(f)
+                return
+            # an earlier search without a saved state: keep its results apart
             import time
 
             self.project_name = f"{self.project_name}_{time.strftime('%Y%m%d-%H%M%S')}"
+
+
+def _position(source: Any) -> dict[str, Any]:
+    """Where the arm source stands, for the snapshot."""
+    return {
+        "next_index": getattr(source, "next_index", None),
+        "made": getattr(source, "made", None),
+    }
+
+
+def _set_position(source: Any, extra: dict[str, Any]) -> None:
+    if extra.get("next_index") is not None and hasattr(source, "next_index"):
+        source.next_index = int(extra["next_index"])
+    if extra.get("made") is not None and hasattr(source, "made"):
+        source.made = int(extra["made"])
+
+
+class _Background:
+    """Run ``function(*args)`` in a thread; :meth:`result` waits and returns or re-raises."""
+
+    def __init__(self, function: Callable[..., Any], *args: Any) -> None:
+        import threading
+
+        self._value: Any = None
+        self._error: BaseException | None = None
+
+        def run() -> None:
+            try:
+                self._value = function(*args)
+            except BaseException as exc:  # noqa: BLE001 — handed to the caller
+                self._error = exc
+
+        self._thread = threading.Thread(target=run, name="bandit_tune-background", daemon=True)
+        self._thread.start()
+
+    def result(self) -> Any:
+        self._thread.join()
+        if self._error is not None:
+            raise self._error
+        return self._value
 
 
 class _NoPolicy(ArmPolicy):

@@ -1,0 +1,108 @@
+"""Drivers that the fault tests run in their own processes (a driver to kill, a cluster)."""
+
+import json
+import os
+import sys
+
+os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+
+def _data():
+    from bandit_tune.demo import load_digits_split
+
+    (x, y), (xv, yv), _ = load_digits_split(0)
+    return (x[:500], y[:500]), (xv[:200], yv[:200])
+
+
+def summary(tuner):
+    """What the tests assert on, as JSON."""
+    rows = tuner.results_
+    results = tuner.scheduler_.results
+    return {
+        "arms": len(rows),
+        "epochs": {r["arm_id"]: int(r["epochs"]) for _, r in rows.iterrows()},
+        "status": {r["arm_id"]: r["status"] for _, r in rows.iterrows()},
+        "segments": {
+            arm: [[r["epoch"], r.get("initial_epoch"), r.get("node_id")] for r in rs
+                  if r.get("iterations_since_restore") == 1]
+            for arm, rs in results.items()
+        },
+        "iterations": {
+            arm: [rs[-1]["epoch"], rs[-1].get("optimizer_iterations")]
+            for arm, rs in results.items() if rs
+        },
+        "plan_budget": getattr(tuner.policy, "budget", None),
+        "plan_top": sum(b[-1][0] for b in tuner.policy.plan()) if hasattr(tuner.policy, "plan") else None,
+    }
+
+
+def hyperband(directory, address=None, retries=0, max_epochs=9):
+    import bandit_tune
+    from conftest import small_build_model
+
+    (x, y), (xv, yv) = _data()
+    tuner = bandit_tune.Hyperband(
+        small_build_model, objective="val_accuracy", max_epochs=max_epochs, factor=3, seed=0,
+        directory=directory, project_name="p", verbose=0, address=address,
+        max_retries_per_trial=retries,
+    )
+    tuner.search(x, y, validation_data=(xv, yv), batch_size=50)
+    return tuner
+
+
+def main():
+    mode, directory = sys.argv[1], sys.argv[2]
+    if mode == "search":
+        tuner = hyperband(directory)
+        print("SUMMARY " + json.dumps(summary(tuner)), flush=True)
+    elif mode == "cluster":
+        cluster_run(directory, kill_node=sys.argv[3] == "kill")
+
+
+def cluster_run(directory, kill_node):
+    """A real 2-node Ray cluster on 127.0.0.1 (GCS + a raylet per node), a search on it."""
+    import threading
+    import time
+
+    import ray
+    from ray.cluster_utils import Cluster
+
+    cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 1})
+    worker = cluster.add_node(num_cpus=1)
+    try:
+        cluster.wait_for_nodes()
+        nodes = {"head": cluster.head_node.node_id, "worker": worker.node_id}
+        killed = {}
+        if kill_node:
+            def watch():
+                # remove the worker node once an arm on it has trained an epoch
+                state = os.path.join(directory, "p", "state.json")
+                while not killed:
+                    time.sleep(0.2)
+                    try:
+                        with open(state) as f:
+                            results = json.load(f)["results"]
+                    except (OSError, ValueError, KeyError):
+                        continue
+                    on_worker = [r for rs in results.values() for r in rs
+                                 if r.get("node_id") == nodes["worker"]]
+                    if len(on_worker) >= 3:
+                        cluster.remove_node(worker, allow_graceful=False)
+                        killed["at"] = len(on_worker)
+
+            threading.Thread(target=watch, daemon=True).start()
+        tuner = hyperband(directory, address=cluster.address, retries=3)
+        out = summary(tuner)
+        out["nodes"] = nodes
+        out["killed"] = killed.get("at")
+        out["gcs"] = cluster.address
+        print("SUMMARY " + json.dumps(out), flush=True)
+    finally:
+        ray.shutdown()
+        cluster.shutdown()
+
+
+if __name__ == "__main__":
+    main()

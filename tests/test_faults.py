@@ -1,0 +1,150 @@
+"""Faults on real Ray: a killed worker, a killed driver, a lost node of a 2-node cluster."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+SCRIPT = os.path.join(HERE, "fault_scripts.py")
+ENV = {**os.environ, "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0", "TF_CPP_MIN_LOG_LEVEL": "3"}
+
+
+def _summary(output):
+    line = next((x for x in output.splitlines() if x.startswith("SUMMARY ")), None)
+    assert line is not None, output[-4000:]
+    return json.loads(line.removeprefix("SUMMARY "))
+
+
+def _kill_tree(pid):
+    import psutil
+
+    try:
+        parent = psutil.Process(pid)
+    except psutil.NoSuchProcess:
+        return
+    family = parent.children(recursive=True) + [parent]
+    for process in family:
+        try:
+            process.send_signal(signal.SIGKILL)
+        except psutil.NoSuchProcess:
+            pass
+    psutil.wait_procs(family, timeout=30)
+
+
+def test_driver_killed_mid_search_resumes_where_it_stopped(tmp_path):
+    """SIGKILL the driver mid-search; the same call again finishes the plan from the snapshot."""
+    state_path = tmp_path / "p" / "state.json"
+    driver = subprocess.Popen(
+        [sys.executable, SCRIPT, "search", str(tmp_path)],
+        env=ENV, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )
+    try:
+        deadline = time.monotonic() + 240
+        snapshot = None
+        while time.monotonic() < deadline:
+            time.sleep(0.3)
+            try:
+                snapshot = json.loads(state_path.read_text())
+            except (OSError, ValueError):
+                continue
+            states = [a["state"] for a in snapshot["arms"].values()]
+            epochs = sum(len(r) for r in snapshot["results"].values())
+            if epochs >= 20 and "paused" in states and ("stopped" in states):
+                break
+            assert driver.poll() is None, driver.stdout.read()
+        else:
+            pytest.fail("the search never reached the point to kill it")
+    finally:
+        _kill_tree(driver.pid)  # SIGKILL: no cleanup, no final write
+    before = json.loads(state_path.read_text())
+    done_before = {a: arm["last_step"] for a, arm in before["arms"].items()
+                   if arm["state"] == "stopped"}
+    checkpointed = {a: arm["last_step"] for a, arm in before["arms"].items()
+                    if arm["state"] != "stopped" and arm["checkpoint"]}
+
+    again = subprocess.run([sys.executable, SCRIPT, "search", str(tmp_path)], env=ENV,
+                           capture_output=True, text=True, timeout=400)
+    out = _summary(again.stdout + again.stderr)
+    # the plan is finished exactly: every planned epoch, the planned arms at max_epochs
+    assert out["arms"] == 17
+    assert sum(out["epochs"].values()) == out["plan_budget"] == 69
+    assert sum(1 for e in out["epochs"].values() if e == 9) == out["plan_top"]
+    # no finished arm lost, none retrained
+    for arm, steps in done_before.items():
+        assert out["epochs"][arm] == steps
+    # unfinished arms that trained on after the kill continued from their checkpoint
+    went_on = [a for a, step in checkpointed.items() if out["epochs"][a] > step]
+    assert went_on, "no interrupted arm trained on after the resume"
+    for arm in went_on:
+        segments = out["segments"][arm]
+        assert any(s[1] and s[1] > 0 for s in segments), (arm, segments)
+        assert [s for s in segments if s[0] == 1] == [segments[0]], (arm, segments)
+    # optimizer state kept across pause, kill and resume: 10 steps an epoch (500 / 50)
+    for arm, (epoch, iterations) in out["iterations"].items():
+        assert iterations == 10 * epoch, (arm, epoch, iterations)
+
+
+
+def test_worker_killed_mid_epoch_resumes_from_its_checkpoint(ray_local, digits_small, tmp_path):
+    import bandit_tune
+    from bandit_tune.policies import ArmPolicy, Decision
+
+    from conftest import small_build_model
+    from fault_callbacks import KillOnce
+
+    class CheckpointAtThree(ArmPolicy):
+        def on_result(self, arm_id, step, score):
+            return Decision.CONTINUE
+
+        def decision_steps(self):
+            return [3]
+
+    (x, y), (xv, yv), _ = digits_small
+    marker = tmp_path / "killed"
+    tuner = bandit_tune.BanditTuner(
+        small_build_model, policy=CheckpointAtThree(), objective="val_accuracy", max_epochs=6,
+        max_trials=2, seed=0, directory=str(tmp_path), project_name="w", verbose=0,
+        max_retries_per_trial=2, max_concurrent=1,
+    )
+    tuner.search(x, y, validation_data=(xv, yv), batch_size=50,
+                 callbacks=[KillOnce(str(marker), epoch=5)])
+    killed = marker.read_text()
+    assert killed in set(tuner.results_["arm_id"])
+    rows = tuner.scheduler_.results[killed]
+    # epochs 1-4 ran in the first worker; SIGKILL in epoch 5; the retry started from the
+    # epoch-3 checkpoint (its repeat of epoch 4 is not counted twice)
+    assert [r["epoch"] for r in rows] == [1, 2, 3, 4, 5, 6]
+    assert [r["initial_epoch"] for r in rows] == [0, 0, 0, 0, 3, 3]
+    assert len({r["worker_pid"] for r in rows}) == 2
+    assert rows[-1]["optimizer_iterations"] == 12 * 6  # 600 / 50 steps an epoch
+    assert set(tuner.results_["status"]) == {"completed"}
+    assert int(tuner.results_["epochs"].sum()) == 12
+
+
+def test_search_on_a_two_node_cluster_uses_both_nodes(tmp_path):
+    done = subprocess.run([sys.executable, SCRIPT, "cluster", str(tmp_path), "keep"], env=ENV,
+                          capture_output=True, text=True, timeout=400)
+    out = _summary(done.stdout + done.stderr)
+    assert out["gcs"].startswith("127.0.0.1:")
+    used = {seg[2] for segs in out["segments"].values() for seg in segs}
+    assert used == {out["nodes"]["head"], out["nodes"]["worker"]}
+    assert out["arms"] == 17 and sum(out["epochs"].values()) == 69
+    assert all(out["epochs"][a] > 0 for a in out["epochs"])  # every arm has its results
+
+
+def test_losing_a_worker_node_mid_search_reschedules_its_arms(tmp_path):
+    done = subprocess.run([sys.executable, SCRIPT, "cluster", str(tmp_path), "kill"], env=ENV,
+                          capture_output=True, text=True, timeout=500)
+    out = _summary(done.stdout + done.stderr)
+    assert out["killed"], "the worker node was never removed"
+    assert set(out["status"].values()) <= {"completed", "stopped"}
+    assert out["arms"] == 17 and sum(out["epochs"].values()) == 69
+    head = out["nodes"]["head"]
+    # after the loss, segments only start on the head node
+    last = [segs[-1][2] for segs in out["segments"].values() if segs]
+    assert head in last
