@@ -33,6 +33,7 @@ lint: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) benchmarks/decision_latency.py
+	$(PY) benchmarks/peers.py --seeds 0 1 2
 
 docs: $(STAMP)
 	$(VENV)/bin/mkdocs build --strict

@@ -66,8 +66,12 @@ def _load_callable(spec: str, what: str) -> object:
         spec_ = importlib.util.spec_from_file_location(module_name, where)
         assert spec_ is not None and spec_.loader is not None
         module = importlib.util.module_from_spec(spec_)
-        sys.modules[module_name] = module  # Ray pickles the function by module name
+        sys.modules[module_name] = module
         spec_.loader.exec_module(module)
+        # Ray's workers cannot import a loose file: ship its functions by value.
+        from ray import cloudpickle
+
+        cloudpickle.register_pickle_by_value(module)
     else:
         module = importlib.import_module(where)
     try:

@@ -5,7 +5,10 @@ then the time of further results at that rung is measured (median and p99 in
 microseconds). Ray's ``AsyncHyperBandScheduler`` is timed through its bracket
 object (``_Bracket.on_result``), which is where it recomputes a percentile.
 
-    python benchmarks/decision_latency.py [--arms 1000 10000 100000]
+    python benchmarks/decision_latency.py [--arms 1000 10000 100000 1000000]
+
+Also printed: the memory of one policy's state with 1,000,000 arms at the bottom
+rung (tracemalloc), and the replay time of 10,000 arms x 52 epochs through ASHA.
 """
 
 from __future__ import annotations
@@ -16,7 +19,14 @@ import time
 
 import numpy as np
 
-from bandit_tune.policies import ASHA, Hyperband, SuccessiveHalving
+from bandit_tune import simulate
+from bandit_tune.policies import (
+    ASHA,
+    AdaptiveASHA,
+    Hyperband,
+    MedianStopping,
+    SuccessiveHalving,
+)
 
 
 def time_policy(make, n_arms: int, probes: int = 2000) -> tuple[float, float]:
@@ -64,14 +74,21 @@ def time_ray_asha(n_arms: int, probes: int = 200) -> tuple[float, float] | None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--arms", type=int, nargs="+", default=[1_000, 10_000, 100_000])
+    parser.add_argument(
+        "--arms", type=int, nargs="+", default=[1_000, 10_000, 100_000, 1_000_000]
+    )
+    parser.add_argument("--memory-arms", type=int, default=1_000_000)
     args = parser.parse_args()
     makers = {
         "ASHA": lambda: ASHA(27, 3),
         "ASHA(stopping)": lambda: ASHA(27, 3, mode="stopping"),
+        "AdaptiveASHA": lambda: AdaptiveASHA(27, 3),
         "SuccessiveHalving": lambda: SuccessiveHalving(27, 3, n_arms=10**7),
         "Hyperband": lambda: Hyperband(27, 3),
+        "MedianStopping": lambda: MedianStopping(27),
     }
+    replay()
+    memory(args.memory_arms)
     print(f"{'policy':<20}{'arms':>10}{'median us':>12}{'p99 us':>10}")
     for n in args.arms:
         for name, make in makers.items():
@@ -80,6 +97,36 @@ def main() -> None:
         ray = time_ray_asha(n)
         if ray is not None:
             print(f"{'Ray ASHAScheduler':<20}{n:>10}{ray[0]:>12.2f}{ray[1]:>10.2f}")
+
+
+def replay() -> None:
+    """Seconds of one core to replay 10,000 arms x 52 epochs through ASHA (2 workers)."""
+    rng = np.random.default_rng(1)
+    curves = np.cumsum(rng.uniform(0, 0.05, size=(10_000, 52)), axis=1)
+    start = time.process_time()
+    result = simulate(ASHA(52, 3), curves, n_workers=8)
+    seconds = time.process_time() - start
+    print(f"replay: 10,000 arms x 52 epochs through ASHA: {seconds:.2f} s CPU, "
+          f"{result.epochs_used} epochs replayed")
+
+
+def memory(n_arms: int) -> None:
+    """Bytes of ASHA's and Hyperband's state with ``n_arms`` arms past their first rung."""
+    import tracemalloc
+
+    for name, make in (("ASHA", lambda: ASHA(27, 3)), ("Hyperband", lambda: Hyperband(27, 3))):
+        rng = np.random.default_rng(0)
+        scores = rng.uniform(size=n_arms)
+        tracemalloc.start()
+        policy = make()
+        for i in range(n_arms):
+            arm = f"a{i}"
+            policy.on_arm_added(arm, {})
+            policy.on_result(arm, 1, float(scores[i]))
+        current, _ = tracemalloc.get_traced_memory()
+        tracemalloc.stop()
+        print(f"memory: {name} with {n_arms:,} arms: {current / 2**20:.0f} MiB")
+        del policy
 
 
 if __name__ == "__main__":

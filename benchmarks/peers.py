@@ -41,6 +41,7 @@ SYSTEMS = [
     "random_search",
 ]
 
+
 def _hyperband_arms() -> int:
     from bandit_tune.policies import Hyperband
 
@@ -123,15 +124,24 @@ def run_bandit_tune(kind: str, seed: int, workdir: str) -> dict[str, Any]:
     def build_model(hp: Any) -> Any:
         return _model(hp.Int("units", 32, 512, step=32), hp.Choice("learning_rate", RATES))
 
-    common = dict(objective="val_accuracy", max_epochs=R, seed=seed, directory=workdir,
-                  project_name=kind, overwrite=True, verbose=0)
+    common = dict(
+        objective="val_accuracy",
+        max_epochs=R,
+        seed=seed,
+        directory=workdir,
+        project_name=kind,
+        overwrite=True,
+        verbose=0,
+    )
     if kind == "hyperband":
         tuner = bandit_tune.Hyperband(build_model, factor=ETA, **common)
     elif kind == "asha":
         tuner = bandit_tune.ASHA(build_model, factor=ETA, max_trials=HYPERBAND_ARMS, **common)
     else:  # random search with Hyperband's epoch budget: 13 arms x 27 epochs
         budget = bandit_tune.policies.Hyperband(R, ETA).budget
-        tuner = bandit_tune.RandomSearch(build_model, max_trials=max(1, round(budget / R)), **common)
+        tuner = bandit_tune.RandomSearch(
+            build_model, max_trials=max(1, round(budget / R)), **common
+        )
     tuner.search(x, y, validation_data=(xv, yv), batch_size=BATCH)
     rows = [r for rs in tuner.scheduler_.results.values() for r in rs]
     best = tuner.best_params_
@@ -174,8 +184,16 @@ def _ray_trainable(config: dict[str, Any]) -> None:
                     checkpoint=tune.Checkpoint.from_directory(d),
                 )
 
-    model.fit(x, y, validation_data=(xv, yv), epochs=R, initial_epoch=start,
-              batch_size=BATCH, verbose=0, callbacks=[Report()])
+    model.fit(
+        x,
+        y,
+        validation_data=(xv, yv),
+        epochs=R,
+        initial_epoch=start,
+        batch_size=BATCH,
+        verbose=0,
+        callbacks=[Report()],
+    )
 
 
 def run_ray(kind: str, seed: int, workdir: str, reuse_actors: bool = True) -> dict[str, Any]:
@@ -184,22 +202,34 @@ def run_ray(kind: str, seed: int, workdir: str, reuse_actors: bool = True) -> di
     from ray.tune.schedulers import ASHAScheduler, HyperBandScheduler
 
     os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
-    ray.init(address="local", include_dashboard=False, log_to_driver=False,
-             _node_ip_address="127.0.0.1")
+    ray.init(
+        address="local", include_dashboard=False, log_to_driver=False, _node_ip_address="127.0.0.1"
+    )
     if kind == "hyperband":
-        scheduler = HyperBandScheduler(time_attr="training_iteration", max_t=R,
-                                       reduction_factor=ETA)
+        scheduler = HyperBandScheduler(
+            time_attr="training_iteration", max_t=R, reduction_factor=ETA
+        )
     else:
-        scheduler = ASHAScheduler(time_attr="training_iteration", max_t=R, grace_period=1,
-                                  reduction_factor=ETA)
+        scheduler = ASHAScheduler(
+            time_attr="training_iteration", max_t=R, grace_period=1, reduction_factor=ETA
+        )
     tuner = tune.Tuner(
         tune.with_resources(_ray_trainable, {"cpu": 1}),
         param_space={"units": tune.choice(UNITS), "learning_rate": tune.choice(RATES)},
-        tune_config=tune.TuneConfig(metric="val_accuracy", mode="max", scheduler=scheduler,
-                                    num_samples=HYPERBAND_ARMS, reuse_actors=reuse_actors,
-                                    search_alg=tune.search.BasicVariantGenerator(random_state=seed)),
-        run_config=tune.RunConfig(storage_path=workdir, name=kind, verbose=0,
-                                  checkpoint_config=tune.CheckpointConfig(num_to_keep=2)),
+        tune_config=tune.TuneConfig(
+            metric="val_accuracy",
+            mode="max",
+            scheduler=scheduler,
+            num_samples=HYPERBAND_ARMS,
+            reuse_actors=reuse_actors,
+            search_alg=tune.search.BasicVariantGenerator(random_state=seed),
+        ),
+        run_config=tune.RunConfig(
+            storage_path=workdir,
+            name=kind,
+            verbose=0,
+            checkpoint_config=tune.CheckpointConfig(num_to_keep=2),
+        ),
     )
     grid = tuner.fit()
     epochs, seconds = 0, 0.0
@@ -228,11 +258,17 @@ def run_keras_tuner(seed: int, workdir: str) -> dict[str, Any]:
     def build_model(hp: Any) -> Any:
         return _model(hp.Int("units", 32, 512, step=32), hp.Choice("learning_rate", RATES))
 
-    tuner = keras_tuner.Hyperband(build_model, objective="val_accuracy", max_epochs=R,
-                                  factor=ETA, seed=seed, directory=workdir, project_name="kt",
-                                  overwrite=True)
-    tuner.search(x, y, validation_data=(xv, yv), batch_size=BATCH, verbose=0,
-                 callbacks=[clock()])
+    tuner = keras_tuner.Hyperband(
+        build_model,
+        objective="val_accuracy",
+        max_epochs=R,
+        factor=ETA,
+        seed=seed,
+        directory=workdir,
+        project_name="kt",
+        overwrite=True,
+    )
+    tuner.search(x, y, validation_data=(xv, yv), batch_size=BATCH, verbose=0, callbacks=[clock()])
     best = tuner.get_best_hyperparameters()[0].values
     trials = tuner.oracle.get_best_trials(1)
     return {
@@ -253,8 +289,10 @@ def run_optuna(seed: int) -> dict[str, Any]:
     clock = _epoch_clock()
 
     def objective(trial: Any) -> float:
-        model = _model(trial.suggest_categorical("units", UNITS),
-                       trial.suggest_categorical("learning_rate", RATES))
+        model = _model(
+            trial.suggest_categorical("units", UNITS),
+            trial.suggest_categorical("learning_rate", RATES),
+        )
         best = 0.0
 
         class Prune(keras.callbacks.Callback):
@@ -268,8 +306,15 @@ def run_optuna(seed: int) -> dict[str, Any]:
 
         prune = Prune()
         prune.pruned = False
-        model.fit(x, y, validation_data=(xv, yv), epochs=R, batch_size=BATCH, verbose=0,
-                  callbacks=[clock(), prune])
+        model.fit(
+            x,
+            y,
+            validation_data=(xv, yv),
+            epochs=R,
+            batch_size=BATCH,
+            verbose=0,
+            callbacks=[clock(), prune],
+        )
         if prune.pruned:
             raise optuna.TrialPruned()
         return best
@@ -277,8 +322,7 @@ def run_optuna(seed: int) -> dict[str, Any]:
     study = optuna.create_study(
         direction="maximize",
         sampler=optuna.samplers.TPESampler(seed=seed),
-        pruner=optuna.pruners.HyperbandPruner(min_resource=1, max_resource=R,
-                                              reduction_factor=ETA),
+        pruner=optuna.pruners.HyperbandPruner(min_resource=1, max_resource=R, reduction_factor=ETA),
     )
     study.optimize(objective, n_trials=HYPERBAND_ARMS)
     values = [t.intermediate_values for t in study.trials]
@@ -337,9 +381,15 @@ def main() -> None:
         for system in args.systems:
             done = subprocess.run(
                 [sys.executable, __file__, "--one", system, str(seed)],
-                capture_output=True, text=True, timeout=3600,
-                env={**os.environ, "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0",
-                     "TF_CPP_MIN_LOG_LEVEL": "3", "RAY_USAGE_STATS_ENABLED": "0"},
+                capture_output=True,
+                text=True,
+                timeout=3600,
+                env={
+                    **os.environ,
+                    "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0",
+                    "TF_CPP_MIN_LOG_LEVEL": "3",
+                    "RAY_USAGE_STATS_ENABLED": "0",
+                },
             )
             line = next((x for x in done.stdout.splitlines() if x.startswith("RESULT ")), None)
             if line is None:
@@ -347,8 +397,11 @@ def main() -> None:
                 continue
             result = json.loads(line.removeprefix("RESULT "))
             runs.setdefault(system, []).append(result)
-            print(f"  {system:24s} seed {seed}: wall {result['wall']:6.1f} s, "
-                  f"wall/ideal {result['wall'] / result['ideal']:.2f}", flush=True)
+            print(
+                f"  {system:24s} seed {seed}: wall {result['wall']:6.1f} s, "
+                f"wall/ideal {result['wall'] / result['ideal']:.2f}",
+                flush=True,
+            )
     table = _table(runs, args.seeds)
     print(table)
     if args.markdown:
@@ -363,7 +416,8 @@ def _table(runs: dict[str, list[dict[str, Any]]], seeds: list[int]) -> str:
 
     ours = mean("bandit_tune_hyperband", "wall") if "bandit_tune_hyperband" in runs else None
     lines = [
-        f"digits MLP, R={os.environ.get('BANDIT_TUNE_BENCH_R', R)}, eta={ETA}, mean of seeds {seeds}, "
+        f"digits MLP, R={os.environ.get('BANDIT_TUNE_BENCH_R', R)}, eta={ETA}, "
+        f"mean of seeds {seeds}, "
         f"{os.cpu_count()} cores",
         "",
         "| system | wall s | epochs | ideal s | wall/ideal | best val acc | test acc | "

@@ -7,7 +7,7 @@ import keras
 
 
 class KillOnce(keras.callbacks.Callback):
-    """At batch 2 of ``epoch`` (1-based), write the arm's id to ``marker`` and SIGKILL the worker."""
+    """At batch 2 of ``epoch`` (1-based): write the arm's id to ``marker``, SIGKILL the worker."""
 
     def __init__(self, marker, epoch):
         super().__init__()

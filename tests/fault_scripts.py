@@ -25,27 +25,41 @@ def summary(tuner):
         "epochs": {r["arm_id"]: int(r["epochs"]) for _, r in rows.iterrows()},
         "status": {r["arm_id"]: r["status"] for _, r in rows.iterrows()},
         "segments": {
-            arm: [[r["epoch"], r.get("initial_epoch"), r.get("node_id")] for r in rs
-                  if r.get("iterations_since_restore") == 1]
+            arm: [
+                [r["epoch"], r.get("initial_epoch"), r.get("node_id")]
+                for r in rs
+                if r.get("iterations_since_restore") == 1
+            ]
             for arm, rs in results.items()
         },
         "iterations": {
             arm: [rs[-1]["epoch"], rs[-1].get("optimizer_iterations")]
-            for arm, rs in results.items() if rs
+            for arm, rs in results.items()
+            if rs
         },
         "plan_budget": getattr(tuner.policy, "budget", None),
-        "plan_top": sum(b[-1][0] for b in tuner.policy.plan()) if hasattr(tuner.policy, "plan") else None,
+        "plan_top": sum(b[-1][0] for b in tuner.policy.plan())
+        if hasattr(tuner.policy, "plan")
+        else None,
     }
 
 
 def hyperband(directory, address=None, retries=0, max_epochs=9):
-    import bandit_tune
     from conftest import small_build_model
+
+    import bandit_tune
 
     (x, y), (xv, yv) = _data()
     tuner = bandit_tune.Hyperband(
-        small_build_model, objective="val_accuracy", max_epochs=max_epochs, factor=3, seed=0,
-        directory=directory, project_name="p", verbose=0, address=address,
+        small_build_model,
+        objective="val_accuracy",
+        max_epochs=max_epochs,
+        factor=3,
+        seed=0,
+        directory=directory,
+        project_name="p",
+        verbose=0,
+        address=address,
         max_retries_per_trial=retries,
     )
     tuner.search(x, y, validation_data=(xv, yv), batch_size=50)
@@ -76,6 +90,7 @@ def cluster_run(directory, kill_node):
         nodes = {"head": cluster.head_node.node_id, "worker": worker.node_id}
         killed = {}
         if kill_node:
+
             def watch():
                 # remove the worker node once an arm on it has trained an epoch
                 state = os.path.join(directory, "p", "state.json")
@@ -86,8 +101,12 @@ def cluster_run(directory, kill_node):
                             results = json.load(f)["results"]
                     except (OSError, ValueError, KeyError):
                         continue
-                    on_worker = [r for rs in results.values() for r in rs
-                                 if r.get("node_id") == nodes["worker"]]
+                    on_worker = [
+                        r
+                        for rs in results.values()
+                        for r in rs
+                        if r.get("node_id") == nodes["worker"]
+                    ]
                     if len(on_worker) >= 3:
                         cluster.remove_node(worker, allow_graceful=False)
                         killed["at"] = len(on_worker)

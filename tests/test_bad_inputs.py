@@ -206,7 +206,64 @@ CASES = [
         "n_workers must be an integer >= 1",
     ),
     ("results before search", lambda: tuner().get_best_models(), RuntimeError, "call search"),
+    ("malformed budget", lambda: tuner(budget="ten minutes"), ValueError, "is not a duration"),
+    ("budget too short for Ray", lambda: tuner(budget="3s"), ValueError, "at least 10 s"),
+    (
+        "epoch budget too small for one arm",
+        lambda: bandit_tune.Hyperband(good_build, max_epochs=27, max_total_epochs=20),
+        ValueError,
+        "max_total_epochs must be an integer >= max_epochs=27",
+    ),
+    (
+        "plan smaller than one arm",
+        lambda: Hyperband(27, max_total_epochs=20),
+        ValueError,
+        "too small for one arm",
+    ),
+    ("target score not a number", lambda: tuner(target_score="high"), ValueError, "finite number"),
+    (
+        "bandit pool of zero arms",
+        lambda: bandit_tune.policies.UCB(9, n_arms=0),
+        ValueError,
+        "n_arms must be an integer >= 1",
+    ),
+    (
+        "compare with no policy",
+        lambda: bandit_tune.compare({}, [[0.1, 0.2]]),
+        ValueError,
+        "at least one policy",
+    ),
+    (
+        "unknown shipped curves",
+        lambda: bandit_tune.load_curves("imagenet"),
+        ValueError,
+        "unknown curve set",
+    ),
+    (
+        "run: model not file:function",
+        lambda: _cli_load("model.py"),
+        ValueError,
+        "must look like path/to/file.py:name",
+    ),
+    (
+        "run: data file missing",
+        lambda: _cli_data("/nonexistent/data.npz"),
+        FileNotFoundError,
+        "does not exist",
+    ),
 ]
+
+
+def _cli_load(spec):
+    from bandit_tune.cli import _load_callable
+
+    return _load_callable(spec, "model")
+
+
+def _cli_data(spec):
+    from bandit_tune.cli import load_data
+
+    return load_data(spec)
 
 
 @pytest.mark.parametrize("make,error,message", [c[1:] for c in CASES], ids=[c[0] for c in CASES])

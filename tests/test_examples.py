@@ -76,3 +76,39 @@ def test_the_demo_runs_end_to_end(ray_local, tmp_path, capsys):
     assert (tmp_path / "digits_demo" / "curves.png").exists()
     assert main(["report", str(tmp_path / "digits_demo")]) == 0
     assert "5 arms, 11 epochs" in capsys.readouterr().out
+
+
+def test_bandit_tune_run_tunes_a_model_file_on_an_npz(ray_local, tmp_path, capsys):
+    """`bandit-tune run model.py:build_model --data data.npz ...` in this process's Ray."""
+    import numpy as np
+
+    from bandit_tune.cli import main
+    from bandit_tune.demo import load_digits_split
+
+    (x, y), (xv, yv), (xt, yt) = load_digits_split(0)
+    data = tmp_path / "digits.npz"
+    np.savez(data, x=x[:400], y=y[:400], x_val=xv[:150], y_val=yv[:150], x_test=xt, y_test=yt)
+    model = tmp_path / "my_model.py"
+    model.write_text(
+        "import keras\n\n\n"
+        "def build_model(hp):\n"
+        "    model = keras.Sequential([keras.Input((8, 8)), keras.layers.Flatten(),\n"
+        "        keras.layers.Dense(hp.Int('units', 16, 64, step=16), activation='relu'),\n"
+        "        keras.layers.Dense(10, activation='softmax')])\n"
+        "    model.compile(optimizer='adam', loss='sparse_categorical_crossentropy',\n"
+        "                  metrics=['accuracy'])\n"
+        "    return model\n"
+    )
+    code = main([
+        "run", f"{model}:build_model", "--data", str(data), "--objective", "val_accuracy",
+        "--policy", "asha", "--max-epochs", "3", "--max-trials", "4",
+        "--directory", str(tmp_path / "out"), "--project-name", "cli",
+    ])
+    out = capsys.readouterr().out
+    assert code == 0
+    assert "Results summary" in out and "test set:" in out and "learning curves:" in out
+    assert os.path.exists(tmp_path / "out" / "cli" / "curves.png")
+    assert os.path.exists(tmp_path / "out" / "cli" / "state.json")
+    # a bad loader spec is an error with exit status 2, before Ray is used
+    assert main(["run", f"{model}:nope", "--data", str(data)]) == 2
+    assert "has no 'nope'" in capsys.readouterr().err

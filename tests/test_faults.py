@@ -41,7 +41,10 @@ def test_driver_killed_mid_search_resumes_where_it_stopped(tmp_path):
     state_path = tmp_path / "p" / "state.json"
     driver = subprocess.Popen(
         [sys.executable, SCRIPT, "search", str(tmp_path)],
-        env=ENV, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        env=ENV,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
     )
     try:
         deadline = time.monotonic() + 240
@@ -62,13 +65,22 @@ def test_driver_killed_mid_search_resumes_where_it_stopped(tmp_path):
     finally:
         _kill_tree(driver.pid)  # SIGKILL: no cleanup, no final write
     before = json.loads(state_path.read_text())
-    done_before = {a: arm["last_step"] for a, arm in before["arms"].items()
-                   if arm["state"] == "stopped"}
-    checkpointed = {a: arm["last_step"] for a, arm in before["arms"].items()
-                    if arm["state"] != "stopped" and arm["checkpoint"]}
+    done_before = {
+        a: arm["last_step"] for a, arm in before["arms"].items() if arm["state"] == "stopped"
+    }
+    checkpointed = {
+        a: arm["last_step"]
+        for a, arm in before["arms"].items()
+        if arm["state"] != "stopped" and arm["checkpoint"]
+    }
 
-    again = subprocess.run([sys.executable, SCRIPT, "search", str(tmp_path)], env=ENV,
-                           capture_output=True, text=True, timeout=400)
+    again = subprocess.run(
+        [sys.executable, SCRIPT, "search", str(tmp_path)],
+        env=ENV,
+        capture_output=True,
+        text=True,
+        timeout=400,
+    )
     out = _summary(again.stdout + again.stderr)
     # the plan is finished exactly: every planned epoch, the planned arms at max_epochs
     assert out["arms"] == 17
@@ -89,13 +101,12 @@ def test_driver_killed_mid_search_resumes_where_it_stopped(tmp_path):
         assert iterations == 10 * epoch, (arm, epoch, iterations)
 
 
-
 def test_worker_killed_mid_epoch_resumes_from_its_checkpoint(ray_local, digits_small, tmp_path):
-    import bandit_tune
-    from bandit_tune.policies import ArmPolicy, Decision
-
     from conftest import small_build_model
     from fault_callbacks import KillOnce
+
+    import bandit_tune
+    from bandit_tune.policies import ArmPolicy, Decision
 
     class CheckpointAtThree(ArmPolicy):
         def on_result(self, arm_id, step, score):
@@ -107,12 +118,21 @@ def test_worker_killed_mid_epoch_resumes_from_its_checkpoint(ray_local, digits_s
     (x, y), (xv, yv), _ = digits_small
     marker = tmp_path / "killed"
     tuner = bandit_tune.BanditTuner(
-        small_build_model, policy=CheckpointAtThree(), objective="val_accuracy", max_epochs=6,
-        max_trials=2, seed=0, directory=str(tmp_path), project_name="w", verbose=0,
-        max_retries_per_trial=2, max_concurrent=1,
+        small_build_model,
+        policy=CheckpointAtThree(),
+        objective="val_accuracy",
+        max_epochs=6,
+        max_trials=2,
+        seed=0,
+        directory=str(tmp_path),
+        project_name="w",
+        verbose=0,
+        max_retries_per_trial=2,
+        max_concurrent=1,
     )
-    tuner.search(x, y, validation_data=(xv, yv), batch_size=50,
-                 callbacks=[KillOnce(str(marker), epoch=5)])
+    tuner.search(
+        x, y, validation_data=(xv, yv), batch_size=50, callbacks=[KillOnce(str(marker), epoch=5)]
+    )
     killed = marker.read_text()
     assert killed in set(tuner.results_["arm_id"])
     rows = tuner.scheduler_.results[killed]
@@ -127,8 +147,13 @@ def test_worker_killed_mid_epoch_resumes_from_its_checkpoint(ray_local, digits_s
 
 
 def test_search_on_a_two_node_cluster_uses_both_nodes(tmp_path):
-    done = subprocess.run([sys.executable, SCRIPT, "cluster", str(tmp_path), "keep"], env=ENV,
-                          capture_output=True, text=True, timeout=400)
+    done = subprocess.run(
+        [sys.executable, SCRIPT, "cluster", str(tmp_path), "keep"],
+        env=ENV,
+        capture_output=True,
+        text=True,
+        timeout=400,
+    )
     out = _summary(done.stdout + done.stderr)
     assert out["gcs"].startswith("127.0.0.1:")
     used = {seg[2] for segs in out["segments"].values() for seg in segs}
@@ -138,8 +163,13 @@ def test_search_on_a_two_node_cluster_uses_both_nodes(tmp_path):
 
 
 def test_losing_a_worker_node_mid_search_reschedules_its_arms(tmp_path):
-    done = subprocess.run([sys.executable, SCRIPT, "cluster", str(tmp_path), "kill"], env=ENV,
-                          capture_output=True, text=True, timeout=500)
+    done = subprocess.run(
+        [sys.executable, SCRIPT, "cluster", str(tmp_path), "kill"],
+        env=ENV,
+        capture_output=True,
+        text=True,
+        timeout=500,
+    )
     out = _summary(done.stdout + done.stderr)
     assert out["killed"], "the worker node was never removed"
     assert set(out["status"].values()) <= {"completed", "stopped"}
