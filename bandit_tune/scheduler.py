@@ -101,6 +101,8 @@ class BanditScheduler(TrialScheduler):
         self.extra_state: Callable[[], dict[str, Any]] | None = None
         self._snapshot_at = 0.0
         self._snapshot_cost = 0.0
+        #: Per arm: how many times its trial failed (each retry and the final failure).
+        self.failures: collections.Counter[str] = collections.Counter()
         #: Per arm: its hyperparameters (the trial's config).
         self.configs: dict[str, dict[str, Any]] = {}
         #: Called with ``(arm_id, step, score, decision)`` after each decision.
@@ -219,6 +221,7 @@ class BanditScheduler(TrialScheduler):
 
     def _on_trial_error(self, tune_controller: Any, trial: Trial) -> None:
         """The arm failed: for good, or Ray retries it from its checkpoint (then it goes on)."""
+        self.failures[self._arm(trial)] += 1
         recovers = getattr(trial, "should_recover", None)
         if callable(recovers) and recovers():
             if self._chosen is trial:

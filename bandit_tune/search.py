@@ -799,6 +799,7 @@ class BanditTuner:
                     "promotions": sum(1 for s in (steps or []) if s < trained),
                     "status": status,
                     "error": error,
+                    "failures": int(scheduler.failures.get(arm_id, 0)),
                     "checkpoint": checkpoint,
                     "curve": curve,
                     "curve_seconds": curve_seconds or None,

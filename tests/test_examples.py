@@ -112,3 +112,12 @@ def test_bandit_tune_run_tunes_a_model_file_on_an_npz(ray_local, tmp_path, capsy
     # a bad loader spec is an error with exit status 2, before Ray is used
     assert main(["run", f"{model}:nope", "--data", str(data)]) == 2
     assert "has no 'nope'" in capsys.readouterr().err
+
+
+def test_compare_policies_example(tmp_path, monkeypatch, capsys):
+    result = _run(
+        "compare_policies.py", ["--seeds", "2", "--plot", str(tmp_path / "c.png")], monkeypatch
+    )
+    out = capsys.readouterr().out
+    assert "256 recorded arms x 27 epochs" in out and "anytime regret plot" in out
+    assert len(result.table) == 9 and (tmp_path / "c.png").exists()

@@ -327,9 +327,12 @@ def test_an_arm_that_raises_or_diverges_is_recorded_and_the_search_goes_on(
         directory=str(tmp_path),
         project_name="faults",
         verbose=0,
+        max_retries_per_trial=1,  # the broken arm is tried twice, then recorded as errored
     )
     # recording builds the defaults only (units=16), so the faulty branches reach the workers
     tuner.search(x, y, validation_data=(xv, yv))
+    failures = tuner.results_.set_index("units")["failures"]
+    assert failures[32] == 2 and failures[16] == 0  # tried, retried, then given up
     by_units = tuner.results_.set_index("units")
     assert by_units.loc[16, "status"] == "completed" and by_units.loc[16, "epochs"] == 2
     assert by_units.loc[32, "status"] == "error"
