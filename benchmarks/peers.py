@@ -370,6 +370,7 @@ def main() -> None:
     parser.add_argument("--seeds", nargs="*", type=int, default=[0, 1, 2])
     parser.add_argument("--one", nargs=2, metavar=("SYSTEM", "SEED"), help=argparse.SUPPRESS)
     parser.add_argument("--markdown", default=None, help="also write the table to this file")
+    parser.add_argument("--jsonl", default=None, help="append every run's figures to this file")
     parser.add_argument("--max-epochs", type=int, default=R, help="R (27; smaller for a smoke run)")
     args = parser.parse_args()
     os.environ["BANDIT_TUNE_BENCH_R"] = str(args.max_epochs)
@@ -397,6 +398,9 @@ def main() -> None:
                 continue
             result = json.loads(line.removeprefix("RESULT "))
             runs.setdefault(system, []).append(result)
+            if args.jsonl:  # every run as it ends: an interrupted benchmark keeps its data
+                with open(args.jsonl, "a") as f:
+                    f.write(json.dumps({"system": system, "seed": seed, **result}) + "\n")
             print(
                 f"  {system:24s} seed {seed}: wall {result['wall']:6.1f} s, "
                 f"wall/ideal {result['wall'] / result['ideal']:.2f}",
