@@ -66,9 +66,7 @@ class Progress:
         self.epochs += 1
         if score == score and (self.best is None or score > self.best[0]):
             self.best = (score, arm_id, step)
-        if self._view is not None:
-            self._view.update(self.render())
-        elif time.monotonic() - self._last_line >= self.interval:
+        if self._view is None and time.monotonic() - self._last_line >= self.interval:
             self._line()
 
     def __enter__(self) -> Progress:
@@ -79,7 +77,13 @@ class Progress:
             from rich.live import Live
 
             console = Console(file=self.stream)
-            self._view = Live(self.render(), console=console, refresh_per_second=4, transient=False)
+            # rendered on Live's own refresh (4 a second), not on every result
+            self._view = Live(
+                console=console,
+                get_renderable=self.render,
+                refresh_per_second=4,
+                transient=False,
+            )
             self._view.__enter__()
         else:
             self._line()
@@ -87,7 +91,7 @@ class Progress:
 
     def __exit__(self, *exc: Any) -> None:
         if self._view is not None:
-            self._view.update(self.render())
+            self._view.refresh()
             self._view.__exit__(*exc)
             self._view = None
         else:

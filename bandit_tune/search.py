@@ -319,7 +319,7 @@ def train_arm(
         "setup_s": time.perf_counter() - entered,
         "segment_started": time.time() - (time.perf_counter() - entered),
         "worker_pid": os.getpid(),
-        "resumed_in_memory": checkpoint is not None and hp is not None and _resumed_here,
+        "resumed_in_memory": _resumed_here,
         "initial_epoch": initial_epoch,
         "node_id": _node_id(),
     }
@@ -1101,10 +1101,9 @@ class Hyperband(BanditTuner):
                 f"hyperband_iterations must be an integer >= 1, got {hyperband_iterations!r}"
             )
         policy = policies.Hyperband(max_epochs, factor, min_epochs)
-        self.hyperband_iterations = hyperband_iterations
-        if kwargs.get("budget") is not None or kwargs.get("max_total_epochs") is not None:
-            pass  # BanditTuner plans whole brackets to fit the budget
-        else:
+        self.hyperband_iterations = hyperband_iterations  # read by BanditTuner's budget plan
+        if kwargs.get("budget") is None and kwargs.get("max_total_epochs") is None:
+            # without a budget, one pass per iteration; with one, BanditTuner plans brackets
             kwargs.setdefault("max_trials", policy.n_arms * hyperband_iterations)
         super().__init__(
             hypermodel,
@@ -1115,7 +1114,6 @@ class Hyperband(BanditTuner):
             **kwargs,
         )
         self.factor = factor
-        self.hyperband_iterations = hyperband_iterations
 
 
 class SuccessiveHalving(BanditTuner):

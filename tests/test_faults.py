@@ -146,15 +146,20 @@ def test_worker_killed_mid_epoch_resumes_from_its_checkpoint(ray_local, digits_s
     assert int(tuner.results_["epochs"].sum()) == 12
 
 
-def test_search_on_a_two_node_cluster_uses_both_nodes(tmp_path):
+def _cluster(tmp_path, mode, timeout):
+    """Run fault_scripts.py's 2-node cluster search ('keep' or 'kill' the worker node)."""
     done = subprocess.run(
-        [sys.executable, SCRIPT, "cluster", str(tmp_path), "keep"],
+        [sys.executable, SCRIPT, "cluster", str(tmp_path), mode],
         env=ENV,
         capture_output=True,
         text=True,
-        timeout=400,
+        timeout=timeout,
     )
-    out = _summary(done.stdout + done.stderr)
+    return _summary(done.stdout + done.stderr)
+
+
+def test_search_on_a_two_node_cluster_uses_both_nodes(tmp_path):
+    out = _cluster(tmp_path, "keep", timeout=400)
     assert out["gcs"].startswith("127.0.0.1:")
     used = {seg[2] for segs in out["segments"].values() for seg in segs}
     assert used == {out["nodes"]["head"], out["nodes"]["worker"]}
@@ -163,14 +168,7 @@ def test_search_on_a_two_node_cluster_uses_both_nodes(tmp_path):
 
 
 def test_losing_a_worker_node_mid_search_reschedules_its_arms(tmp_path):
-    done = subprocess.run(
-        [sys.executable, SCRIPT, "cluster", str(tmp_path), "kill"],
-        env=ENV,
-        capture_output=True,
-        text=True,
-        timeout=500,
-    )
-    out = _summary(done.stdout + done.stderr)
+    out = _cluster(tmp_path, "kill", timeout=500)
     assert out["killed"], "the worker node was never removed"
     assert set(out["status"].values()) <= {"completed", "stopped"}
     assert out["arms"] == 17 and sum(out["epochs"].values()) == 69
