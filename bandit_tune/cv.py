@@ -90,10 +90,15 @@ def train_arm_cv(
     max_epochs: int,
     checkpoint_epochs: list[int] | None,
     cpus: int,
+    input_key: str | None = None,
 ) -> None:
-    """Ray Tune function trainable for one cross-validated arm."""
+    """Ray Tune function trainable for one cross-validated arm.
+
+    ``input_key`` (one per search): see :func:`bandit_tune.search.train_arm`.
+    """
     from ray import tune
 
+    from bandit_tune.inputs import fit_inputs, uses_default_fit
     from bandit_tune.search import build_arm
 
     x, y, folds = data
@@ -112,7 +117,7 @@ def train_arm_cv(
     while epoch < max_epochs:
         end = epoch + 1 if checkpoint_epochs is None else next(s for s in ends if s > epoch)
         per_fold, stopped = [], False
-        for model, (train, valid) in zip(models, folds):
+        for k, (model, (train, valid)) in enumerate(zip(models, folds)):
             collect = _Collect()
             kwargs = dict(fit_kwargs)
             kwargs.update(
@@ -124,6 +129,8 @@ def train_arm_cv(
                 verbose=0,
                 callbacks=[copy.deepcopy(c) for c in callbacks] + [collect],
             )
+            if input_key is not None and uses_default_fit(hypermodel):
+                kwargs = fit_inputs(kwargs, input_key, f"fold{k}")
             hypermodel.fit(hp, model, **kwargs)
             per_fold.append(collect.logs)
             stopped = stopped or collect.stopped

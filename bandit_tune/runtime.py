@@ -41,6 +41,13 @@ def ensure_ray(address: str | None = None, num_cpus: int | None = None) -> dict[
             # Workers of a local Ray inherit this environment.
             for key, value in WORKER_ENV.items():
                 os.environ.setdefault(key, value)
+            if os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] == "0":
+                # Ray read the variable when it was first imported, maybe before it was
+                # set here (``from ray import tune`` in a user's script): without this the
+                # raylet, GCS and workers listen on every interface.
+                from ray._private import ray_constants
+
+                ray_constants.ENABLE_RAY_CLUSTER = False
             ray.init(
                 address="local",
                 num_cpus=num_cpus,

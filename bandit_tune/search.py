@@ -14,6 +14,7 @@ import copy
 import math
 import os
 import shutil
+import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -281,12 +282,18 @@ def train_arm(
     max_epochs: int,
     checkpoint_epochs: list[int] | None,
     cpus: int,
+    input_key: str | None = None,
 ) -> None:
-    """Ray Tune function trainable for one arm: build, maybe restore, fit, report."""
+    """Ray Tune function trainable for one arm: build, maybe restore, fit, report.
+
+    ``input_key`` (one per search) lets :mod:`bandit_tune.inputs` feed NumPy data
+    through a tf.data pipeline kept on the worker; ``None`` leaves it to Keras.
+    """
     import time
 
     from ray import tune
 
+    from bandit_tune.inputs import fit_inputs, uses_default_fit
     from bandit_tune.keras import ReportCallback, checkpoint_epoch, restore_arm, save_arm
 
     entered = time.perf_counter()
@@ -336,6 +343,8 @@ def train_arm(
     )
     if validation_data is not None:
         kwargs["validation_data"] = validation_data
+    if input_key is not None and uses_default_fit(hypermodel):
+        kwargs = fit_inputs(kwargs, input_key)
     hypermodel.fit(hp, model, **kwargs)
     restored = any(
         getattr(c, "restore_best_weights", False) and getattr(c, "stopped_epoch", 0)
@@ -385,6 +394,11 @@ class BanditTuner:
         storage_path: where Ray Tune keeps trial results and checkpoints — a folder
             on a shared file system or any URI Ray Tune's storage accepts
             (default: ``directory``).
+        fast_input: feed NumPy data to Keras through a tf.data pipeline that each
+            worker builds once and reuses for every arm (same batches, reshuffled
+            every epoch as Keras does; about twice as fast per epoch for small
+            models). ``False`` hands the arrays to ``model.fit`` as they are. See
+            :mod:`bandit_tune.inputs` for what is left to Keras.
 
     Attributes (after :meth:`search`):
         results_: pandas DataFrame, one row per arm.
@@ -415,6 +429,7 @@ class BanditTuner:
         max_total_epochs: int | None = None,
         target_score: float | None = None,
         storage_path: str | None = None,
+        fast_input: bool = True,
         **kwargs: Any,
     ) -> None:
         unknown = set(kwargs) - {
@@ -475,6 +490,9 @@ class BanditTuner:
             raise ValueError(f"target_score must be a finite number, got {target_score!r}")
         self.target_score = target_score
         self.storage_path = storage_path
+        if not isinstance(fast_input, bool):
+            raise ValueError(f"fast_input must be True or False, got {fast_input!r}")
+        self.fast_input = fast_input
         if isinstance(policy, str):
             self.policy = policy = policy_by_name(policy, max_epochs)
         if policy is not None:
@@ -656,6 +674,7 @@ class BanditTuner:
                 max_epochs=max_epochs,
                 checkpoint_epochs=None if steps is None else list(steps),
                 cpus=max(1, int(self.cpus_per_arm)),
+                input_key=uuid.uuid4().hex if self.fast_input else None,
             ),
             {"cpu": self.cpus_per_arm, "gpu": self.gpus_per_arm},
         )

@@ -74,9 +74,7 @@ def time_ray_asha(n_arms: int, probes: int = 200) -> tuple[float, float] | None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument(
-        "--arms", type=int, nargs="+", default=[1_000, 10_000, 100_000, 1_000_000]
-    )
+    parser.add_argument("--arms", type=int, nargs="+", default=[1_000, 10_000, 100_000, 1_000_000])
     parser.add_argument("--memory-arms", type=int, default=1_000_000)
     args = parser.parse_args()
     makers = {
@@ -106,8 +104,10 @@ def replay() -> None:
     start = time.process_time()
     result = simulate(ASHA(52, 3), curves, n_workers=8)
     seconds = time.process_time() - start
-    print(f"replay: 10,000 arms x 52 epochs through ASHA: {seconds:.2f} s CPU, "
-          f"{result.epochs_used} epochs replayed")
+    print(
+        f"replay: 10,000 arms x 52 epochs through ASHA: {seconds:.2f} s CPU, "
+        f"{result.epochs_used} epochs replayed"
+    )
 
 
 def memory(n_arms: int) -> None:

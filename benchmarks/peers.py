@@ -32,6 +32,7 @@ UNITS = list(range(32, 513, 32))
 RATES = [1e-2, 1e-3, 1e-4]
 SYSTEMS = [
     "bandit_tune_hyperband",
+    "bandit_tune_hyperband_keras_input",
     "bandit_tune_asha",
     "ray_hyperband",
     "ray_hyperband_defaults",
@@ -116,7 +117,7 @@ def _test_accuracy(units: int, learning_rate: float, seed: int) -> float:
 
 
 # -- the systems ------------------------------------------------------------------------
-def run_bandit_tune(kind: str, seed: int, workdir: str) -> dict[str, Any]:
+def run_bandit_tune(kind: str, seed: int, workdir: str, fast_input: bool = True) -> dict[str, Any]:
     import bandit_tune
 
     (x, y), (xv, yv), _ = _data()
@@ -132,6 +133,7 @@ def run_bandit_tune(kind: str, seed: int, workdir: str) -> dict[str, Any]:
         project_name=kind,
         overwrite=True,
         verbose=0,
+        fast_input=fast_input,
     )
     if kind == "hyperband":
         tuner = bandit_tune.Hyperband(build_model, factor=ETA, **common)
@@ -341,7 +343,9 @@ def run_one(system: str, seed: int) -> dict[str, Any]:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     with tempfile.TemporaryDirectory() as workdir:
         start = time.monotonic()
-        if system.startswith("bandit_tune_"):
+        if system == "bandit_tune_hyperband_keras_input":  # NumPy arrays straight to Keras
+            out = run_bandit_tune("hyperband", seed, workdir, fast_input=False)
+        elif system.startswith("bandit_tune_"):
             out = run_bandit_tune(system.removeprefix("bandit_tune_"), seed, workdir)
         elif system == "random_search":
             out = run_bandit_tune("random", seed, workdir)

@@ -99,11 +99,26 @@ def test_bandit_tune_run_tunes_a_model_file_on_an_npz(ray_local, tmp_path, capsy
         "                  metrics=['accuracy'])\n"
         "    return model\n"
     )
-    code = main([
-        "run", f"{model}:build_model", "--data", str(data), "--objective", "val_accuracy",
-        "--policy", "asha", "--max-epochs", "3", "--max-trials", "4",
-        "--directory", str(tmp_path / "out"), "--project-name", "cli",
-    ])
+    code = main(
+        [
+            "run",
+            f"{model}:build_model",
+            "--data",
+            str(data),
+            "--objective",
+            "val_accuracy",
+            "--policy",
+            "asha",
+            "--max-epochs",
+            "3",
+            "--max-trials",
+            "4",
+            "--directory",
+            str(tmp_path / "out"),
+            "--project-name",
+            "cli",
+        ]
+    )
     out = capsys.readouterr().out
     assert code == 0
     assert "Results summary" in out and "test set:" in out and "learning curves:" in out

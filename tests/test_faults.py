@@ -176,3 +176,39 @@ def test_losing_a_worker_node_mid_search_reschedules_its_arms(tmp_path):
     # after the loss, segments only start on the head node
     last = [segs[-1][2] for segs in out["segments"].values() if segs]
     assert head in last
+
+
+LOOPBACK_SCRIPT = """
+import json, psutil, ray
+from ray import tune  # ray imported before bandit_tune sets its environment, as in scripts
+from bandit_tune.runtime import ensure_ray
+ensure_ray(num_cpus=1)
+ray.get(ray.remote(lambda: 1).remote())  # a worker process is up too
+family = psutil.Process().children(recursive=True)
+listening = sorted({
+    (p.name(), c.laddr.ip)
+    for p in family
+    for c in p.net_connections(kind="tcp")
+    if c.status == psutil.CONN_LISTEN
+})
+print("LISTENING " + json.dumps(listening))
+ray.shutdown()
+"""
+
+
+@pytest.mark.ray
+def test_a_local_ray_listens_on_loopback_only_even_when_ray_was_imported_first():
+    env = {k: v for k, v in ENV.items() if k != "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"}
+    done = subprocess.run(
+        [sys.executable, "-c", LOOPBACK_SCRIPT],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=180,
+    )
+    line = next((x for x in done.stdout.splitlines() if x.startswith("LISTENING ")), None)
+    assert line is not None, done.stdout[-2000:] + done.stderr[-3000:]
+    listening = json.loads(line.removeprefix("LISTENING "))
+    names = {name for name, _ in listening}
+    assert {"gcs_server", "raylet"} <= names, listening
+    assert all(ip in ("127.0.0.1", "::ffff:127.0.0.1") for _, ip in listening), listening
