@@ -18,8 +18,6 @@ from typing import Any
 
 import numpy as np
 
-from bandit_tune.keras import EPOCH_KEY, restore_arm, save_arm
-
 
 def make_folds(x: Any, y: Any, cv: Any, seed: int | None = None) -> list[tuple[Any, Any]]:
     """Return ``[(train_index, validation_index), ...]`` for ``cv`` folds or a splitter."""
@@ -98,8 +96,14 @@ def train_arm_cv(
     """
     from ray import tune
 
-    from bandit_tune.inputs import fit_inputs, uses_default_fit
+    from bandit_tune.runtime import import_keras_lean, unpack
+
+    import_keras_lean()  # before anything imports Keras in this worker
+    from bandit_tune.inputs import fit_inputs, prebuild, uses_default_fit
+    from bandit_tune.keras import EPOCH_KEY, restore_arm, save_arm
     from bandit_tune.search import build_arm
+
+    hypermodel, callbacks = unpack(hypermodel), unpack(callbacks)
 
     x, y, folds = data
     resume_from = config.get("__checkpoint")
@@ -131,6 +135,7 @@ def train_arm_cv(
             )
             if input_key is not None and uses_default_fit(hypermodel):
                 kwargs = fit_inputs(kwargs, input_key, f"fold{k}")
+                prebuild(model, kwargs)
             hypermodel.fit(hp, model, **kwargs)
             per_fold.append(collect.logs)
             stopped = stopped or collect.stopped

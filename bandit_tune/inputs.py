@@ -165,3 +165,34 @@ def _build(kwargs: dict[str, Any]) -> tuple[Any, Any]:
             .cache()
         )
     return train, valid
+
+
+def prebuild(model: Any, kwargs: dict[str, Any]) -> bool:
+    """Create the optimizer's and compiled metrics' variables before ``model.fit``.
+
+    Without a distribution strategy Keras creates them inside the first traced
+    training and validation steps, which makes TensorFlow trace each step twice
+    (once to create variables, once without); building them first from the
+    pipeline's element spec saves about a third of a new arm's first epoch
+    (0.41 s to 0.26 s for the digits MLP). Only for a model whose layers are
+    already built (its input shapes are never guessed here) fed by a
+    :func:`fit_inputs` pipeline; returns whether it built anything.
+    """
+    import tensorflow as tf
+
+    data = kwargs.get("x")
+    if not isinstance(data, tf.data.Dataset) or not getattr(model, "built", False):
+        return False
+    build = getattr(model, "_symbolic_build", None)
+    optimizer = getattr(model, "optimizer", None)
+    metrics = getattr(model, "_compile_metrics", None)
+    unbuilt = (optimizer is not None and not optimizer.built) or (
+        metrics is not None and not metrics.built
+    )
+    if build is None or not unbuilt:
+        return False
+    try:
+        build(data_batch=data.element_spec)
+    except Exception:  # noqa: BLE001 — Keras builds them in its first step as before
+        return False
+    return True

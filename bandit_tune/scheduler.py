@@ -107,6 +107,9 @@ class BanditScheduler(TrialScheduler):
         self.configs: dict[str, dict[str, Any]] = {}
         #: Called with ``(arm_id, step, score, decision)`` after each decision.
         self.listeners: list[Callable[[str, int, float, str], None]] = []
+        # worker processes (pids) that paused or ended an arm, latest last: the next
+        # arm Ray starts goes to such a worker, which may still hold paused models
+        self._freed: collections.deque[Any] = collections.deque(maxlen=4)
 
     # -- Ray's configuration -----------------------------------------------------
     def set_search_properties(self, metric: str | None, mode: str | None, **spec: Any) -> bool:
@@ -206,6 +209,8 @@ class BanditScheduler(TrialScheduler):
                         tune_controller.stop_trial(other)
             else:
                 self._replan()
+        if decision is not Decision.CONTINUE:
+            self._note_freed(arm_id)
         self.history.setdefault(arm_id, []).append((step, score, decision.value))
         for listener in self.listeners:
             listener(arm_id, step, score, decision.value)
@@ -251,13 +256,20 @@ class BanditScheduler(TrialScheduler):
         if pending and any(t.config.get("__arm_id") for t in pending):
             return pending[0]  # an arm re-created to resume: it was chosen already
         if paused:
-            arm_id = choose(self.policy, list(paused), paused)
+            local = self._paused_here(paused)
+            arm_id = choose(self.policy, local, paused) if local else None
+            if arm_id is None:
+                arm_id = choose(self.policy, list(paused), paused)
             self._drain(tune_controller)
             if arm_id is not None:
                 self._declined = False
+                if self._freed:
+                    self._freed.pop()
                 return self._resume(arm_id, paused[arm_id])
         self._declined = True
         if pending:
+            if self._freed:
+                self._freed.pop()
             return pending[0]
         paused = self._paused(trials)
         if paused and not running and not self.wake and self._no_new_arms(tune_controller):
@@ -278,6 +290,28 @@ class BanditScheduler(TrialScheduler):
         for arm_id in self.dormant:
             paused[arm_id] = None
         return paused
+
+    def _note_freed(self, arm_id: str) -> None:
+        rows = self.results.get(arm_id)
+        pid = rows[-1].get("worker_pid") if rows else None
+        if pid is not None:
+            self._freed.append(pid)
+
+    def _paused_here(self, paused: dict[str, Trial | None]) -> list[str]:
+        """Paused arms last trained by the worker that just freed (their model may be there).
+
+        Offered to the policy first, so that a resume can continue in memory instead
+        of rebuilding the model from its checkpoint; empty when that makes no difference.
+        """
+        if not self._freed:
+            return []
+        pid = self._freed[-1]
+        local = [
+            arm_id
+            for arm_id, trial in paused.items()
+            if trial is not None and (self.results.get(arm_id) or [{}])[-1].get("worker_pid") == pid
+        ]
+        return local if 0 < len(local) < len(paused) else []
 
     def _resume(self, arm_id: str, trial: Trial | None) -> Trial | None:
         if trial is None:  # dormant: the arm source re-creates it as a new Ray trial
@@ -343,15 +377,19 @@ class BanditScheduler(TrialScheduler):
     def wants_new_arm(self) -> bool:
         """Whether a new arm should be created now (used by the tuner's arm source)."""
         statuses = [t.status for t in self._trials.values()]
-        if Trial.PENDING in statuses:
+        pending = statuses.count(Trial.PENDING)
+        # Ray starts an actor for every pending trial: never more than the free slots
+        # (one at a time when the slots are unknown)
+        busy = pending + statuses.count(Trial.RUNNING)
+        if pending and (self.slots is None or busy >= self.slots):
             return False
         if self.wake:
             return True
-        if not self.accepts_new_arm(statuses.count(Trial.RUNNING)):
+        if not self.accepts_new_arm(busy):
             return False
         if not self._declined and Trial.PAUSED in statuses:
             return False
-        if self.slots is not None and statuses.count(Trial.RUNNING) >= self.slots:
+        if self.slots is not None and busy >= self.slots:
             return False
         return True
 
@@ -503,6 +541,7 @@ class BanditScheduler(TrialScheduler):
     # -- internals -------------------------------------------------------------------
     def _finish(self, tune_controller: Any, trial: Trial) -> None:
         arm_id = self._arm(trial)
+        self._note_freed(arm_id)
         call_policy(self.policy, "on_arm_finished", arm_id, arm_id)
         if self._chosen is trial:
             self._chosen = None

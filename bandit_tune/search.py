@@ -219,17 +219,26 @@ def _record(hypermodel: HyperModel) -> SearchSpace:
 
 _ARMS_BUILT = 0
 #: Per worker process: the models of arms that paused here, by trial id, with their
-#: epoch. A paused arm resumed on the same worker continues with this model (already
-#: traced, optimizer state in memory) instead of being rebuilt from its checkpoint.
-_PAUSED_MODELS: collections.OrderedDict[str, tuple[Any, int]] = collections.OrderedDict()
-_PAUSED_KEEP = 16
+#: epoch and size. A paused arm resumed on the same worker continues with this model
+#: (already traced, optimizer state in memory) instead of being rebuilt from its
+#: checkpoint. Bounded in count and in parameters (weights plus optimizer slots).
+_PAUSED_MODELS: collections.OrderedDict[str, tuple[Any, int, int]] = collections.OrderedDict()
+_PAUSED_KEEP = 64
+_PAUSED_PARAMS = 32_000_000
 
 
 def keep_paused_model(key: str, model: Any, epoch: int) -> None:
-    """Remember ``model`` at ``epoch`` for ``key``, dropping the oldest beyond a few."""
-    _PAUSED_MODELS[key] = (model, epoch)
+    """Remember ``model`` at ``epoch`` for ``key``, dropping the oldest beyond the bounds."""
+    try:
+        params = int(model.count_params())
+    except Exception:  # noqa: BLE001 — an unbuilt or exotic model: count it as large
+        params = _PAUSED_PARAMS // 4
+    _PAUSED_MODELS[key] = (model, epoch, params)
     _PAUSED_MODELS.move_to_end(key)
-    while len(_PAUSED_MODELS) > _PAUSED_KEEP:
+    while len(_PAUSED_MODELS) > 1 and (
+        len(_PAUSED_MODELS) > _PAUSED_KEEP
+        or sum(p for _, _, p in _PAUSED_MODELS.values()) > _PAUSED_PARAMS
+    ):
         _PAUSED_MODELS.popitem(last=False)
 
 
@@ -293,10 +302,14 @@ def train_arm(
 
     from ray import tune
 
-    from bandit_tune.inputs import fit_inputs, uses_default_fit
+    from bandit_tune.runtime import import_keras_lean, unpack
+
+    import_keras_lean()  # before anything imports Keras in this worker
+    from bandit_tune.inputs import fit_inputs, prebuild, uses_default_fit
     from bandit_tune.keras import ReportCallback, checkpoint_epoch, restore_arm, save_arm
 
     entered = time.perf_counter()
+    hypermodel, callbacks = unpack(hypermodel), unpack(callbacks)
     key = tune.get_context().get_trial_id() or ""
     initial_epoch, _resumed_here, hp = 0, False, None
     model = None
@@ -345,6 +358,7 @@ def train_arm(
         kwargs["validation_data"] = validation_data
     if input_key is not None and uses_default_fit(hypermodel):
         kwargs = fit_inputs(kwargs, input_key)
+        prebuild(model, kwargs)
     hypermodel.fit(hp, model, **kwargs)
     restored = any(
         getattr(c, "restore_best_weights", False) and getattr(c, "stopped_epoch", 0)
@@ -580,8 +594,9 @@ class BanditTuner:
         """
         from ray import tune
 
+        from bandit_tune._recorder import SpaceRecording
         from bandit_tune.budget import Budget
-        from bandit_tune.runtime import ensure_ray
+        from bandit_tune.runtime import Packed, ensure_ray
         from bandit_tune.scheduler import BanditScheduler
 
         limits = Budget(
@@ -615,11 +630,13 @@ class BanditTuner:
         self._prepare_directory()
         # Keras is imported and the space recorded (~5 s) while Ray starts (~4 s);
         # ray.init itself must stay on the main thread.
-        recording = _Background(_record, self.hypermodel)
+        recording = SpaceRecording(self.hypermodel)
         try:
             resources = ensure_ray(self.address)
-        finally:
-            space = recording.result()
+        except BaseException:
+            recording.cancel()
+            raise
+        space = recording.result()
         self.space_ = space
         resume = self._resume_state
         configs = self._configs(space)
@@ -667,10 +684,10 @@ class BanditTuner:
         trainable = tune.with_resources(
             tune.with_parameters(
                 arm_function,
-                hypermodel=self.hypermodel,
+                hypermodel=Packed(self.hypermodel),
                 data=data,
                 fit_kwargs=fit_args,
-                callbacks=list(callbacks or []),
+                callbacks=Packed(list(callbacks or [])),
                 max_epochs=max_epochs,
                 checkpoint_epochs=None if steps is None else list(steps),
                 cpus=max(1, int(self.cpus_per_arm)),
@@ -715,7 +732,7 @@ class BanditTuner:
             )
             scheduler.listeners.append(progress)
         try:
-            with progress:
+            with progress, _pending_trials(slots):
                 self.result_grid_ = tuner.fit()
         except Exception as exc:
             scheduler.snapshot(force=True)
@@ -1047,6 +1064,26 @@ def _set_position(source: Any, extra: dict[str, Any]) -> None:
         source.next_index = int(extra["next_index"])
     if extra.get("made") is not None and hasattr(source, "made"):
         source.made = int(extra["made"])
+
+
+@contextlib.contextmanager
+def _pending_trials(slots: int) -> Any:
+    """Let Ray Tune start the actors of the first ``slots`` arms at once.
+
+    For a searcher of its own kind Tune keeps one trial pending at a time, so the
+    second worker of a search started ~3 s after the first (its actor start and
+    TensorFlow import). The scheduler never lets more arms wait than slots are
+    free. A value the user set in ``TUNE_MAX_PENDING_TRIALS_PG`` is kept.
+    """
+    key = "TUNE_MAX_PENDING_TRIALS_PG"
+    if key in os.environ:
+        yield
+        return
+    os.environ[key] = str(max(1, int(slots)))
+    try:
+        yield
+    finally:
+        os.environ.pop(key, None)
 
 
 class _Background:

@@ -134,3 +134,30 @@ def test_only_hypermodels_with_keras_own_fit_get_the_pipeline() -> None:
     assert uses_default_fit(BuildsOnly())
     assert not uses_default_fit(TunesBatchSize())
     assert not uses_default_fit(object())
+
+
+def test_prebuild_creates_optimizer_and_metric_variables_before_the_first_step() -> None:
+    from bandit_tune.inputs import prebuild
+
+    x, y = _data(40)
+    model = _model()
+    kwargs = fit_inputs(dict(x=x, y=y, validation_data=(x, y), epochs=1, verbose=0), "s-pre")
+    assert not model.optimizer.built
+    assert prebuild(model, kwargs)
+    assert model.optimizer.built and model._compile_metrics.built
+    assert not prebuild(model, kwargs)  # nothing left to build
+    history = model.fit(**kwargs)
+    assert set(history.history) >= {"loss", "accuracy", "val_loss", "val_accuracy"}
+    assert int(model.optimizer.iterations) == math.ceil(40 / 32)
+
+
+def test_prebuild_never_guesses_input_shapes() -> None:
+    from bandit_tune.inputs import prebuild
+
+    x, y = _data(40)
+    unbuilt = keras.Sequential([keras.layers.Dense(3, activation="softmax")])
+    unbuilt.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
+    kwargs = fit_inputs(dict(x=x, y=y), "s-pre2")
+    assert not prebuild(unbuilt, kwargs)
+    assert not prebuild(_model(), {"x": x, "y": y})  # arrays left to Keras
+    unbuilt.fit(**kwargs, epochs=1, verbose=0)  # Keras builds it from the data as usual

@@ -14,6 +14,8 @@ from typing import Any
 from bandit_tune.policies._rungs import Rung, bracket_epochs, sort_key
 from bandit_tune.policies.base import ArmPolicy, Decision, check_state
 
+_SCAN = 64  # promoted arms looked at when the runner offers only some paused arms
+
 _RUNNING, _PAUSED, _DONE = "running", "paused", "done"
 
 
@@ -191,14 +193,36 @@ class SynchronousHalving(ArmPolicy):
             self._leave(arm_id)
 
     def choose_arm_to_resume(self, paused: Sequence[str]) -> str | None:
-        """Resume promoted arms first (oldest bracket, lowest rung, best first)."""
-        while self._resume:
-            arm_id = self._resume.popleft()
-            record = self._arms[arm_id]
-            if record[2] == _PAUSED:
-                record[2] = _RUNNING
-                return arm_id
-        return None
+        """Resume promoted arms first (oldest bracket, lowest rung, best first).
+
+        Only arms in ``paused`` are candidates: a runner that offers a few of the
+        paused arms (those whose model is still in the free worker's memory) gets
+        the first of them in that order, if one is among the next promoted arms.
+        """
+        queue = self._resume
+        while queue and self._arms[queue[0]][2] != _PAUSED:
+            queue.popleft()  # resumed or stopped since it was promoted
+        if not queue:
+            return None
+        if queue[0] in paused:
+            chosen = 0
+        else:
+            offered = set(paused)
+            depth = min(len(queue), _SCAN)
+            chosen = next(
+                (
+                    i
+                    for i in range(depth)
+                    if queue[i] in offered and self._arms[queue[i]][2] == _PAUSED
+                ),
+                -1,
+            )
+            if chosen < 0:
+                return None
+        arm_id = queue[chosen]
+        del queue[chosen]
+        self._arms[arm_id][2] = _RUNNING
+        return arm_id
 
     def arms_to_stop(self) -> list[str]:
         """Paused arms that lost at their rung."""

@@ -1,0 +1,110 @@
+"""Record a hypermodel's search space in a helper process while Ray starts.
+
+Recording calls ``build_model(hp)``, so it needs Keras: ~8 s of import on a
+2-core laptop, on the path to the first epoch. In a thread of the user's process
+it competed with Ray's start for the interpreter; in this helper it runs beside
+it, imports Keras without its optional integrations
+(:func:`bandit_tune.runtime.import_keras_lean`) and leaves the user's process
+free of TensorFlow until the user asks for a model. Whatever goes wrong here
+(an unpicklable hypermodel, an error in ``build_model``) makes the tuner record
+in its own process instead, where the error is raised as it is.
+
+    python -m bandit_tune._recorder PAYLOAD RESULT
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+import subprocess
+import sys
+import tempfile
+from typing import Any
+
+
+class SpaceRecording:
+    """Record ``hypermodel``'s space in a helper process; :meth:`result` returns it."""
+
+    def __init__(self, hypermodel: Any) -> None:
+        self.hypermodel = hypermodel
+        self._process: subprocess.Popen[bytes] | None = None
+        self._thread: Any = None
+        self._directory = tempfile.mkdtemp(prefix="bandit_tune_space_")
+        self._result = os.path.join(self._directory, "space.pkl")
+        if "keras" in sys.modules:
+            # Keras is loaded here already: recording costs a fraction of a second
+            from bandit_tune.search import _Background, _record
+
+            self._thread = _Background(_record, hypermodel)
+            return
+        try:
+            from ray import cloudpickle
+
+            payload = pickle.dumps(
+                {"path": list(sys.path), "hypermodel": cloudpickle.dumps(hypermodel)}
+            )
+        except Exception:  # noqa: BLE001 — recorded in this process instead
+            return
+        source = os.path.join(self._directory, "payload.pkl")
+        with open(source, "wb") as f:
+            f.write(payload)
+        env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": os.environ.get("TF_CPP_MIN_LOG_LEVEL", "2")}
+        try:
+            self._process = subprocess.Popen(
+                [sys.executable, "-m", "bandit_tune._recorder", source, self._result],
+                stdin=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+                env=env,
+            )
+        except OSError:
+            self._process = None
+
+    def result(self) -> Any:
+        """The recorded :class:`~bandit_tune.SearchSpace` (recorded here if the helper failed)."""
+        from bandit_tune.search import _record
+
+        try:
+            if self._thread is not None:
+                return self._thread.result()
+            if self._process is not None and self._process.wait() == 0:
+                with open(self._result, "rb") as f:
+                    return pickle.load(f)
+            return _record(self.hypermodel)
+        finally:
+            import shutil
+
+            shutil.rmtree(self._directory, ignore_errors=True)
+
+    def cancel(self) -> None:
+        """Stop the helper (the search failed before it needed the space)."""
+        if self._process is not None and self._process.poll() is None:
+            self._process.kill()
+            self._process.wait()
+
+
+def main(argv: list[str]) -> int:
+    """Helper process: read the payload, record the space, write it; 0 on success."""
+    source, target = argv
+    with open(source, "rb") as f:
+        payload = pickle.load(f)
+    for entry in reversed(payload["path"]):
+        if entry not in sys.path:
+            sys.path.insert(0, entry)
+    from bandit_tune.runtime import import_keras_lean
+
+    import_keras_lean()  # before the hypermodel: unpickling it may import Keras
+    from bandit_tune.search import _record
+
+    space = _record(pickle.loads(payload["hypermodel"]))
+    partial = target + ".partial"
+    with open(partial, "wb") as f:
+        pickle.dump(space, f)
+    os.replace(partial, target)
+    return 0
+
+
+if __name__ == "__main__":
+    try:
+        sys.exit(main(sys.argv[1:]))
+    except Exception:  # noqa: BLE001 — the tuner records in its own process and reports
+        sys.exit(1)
