@@ -546,7 +546,9 @@ class BanditScheduler(TrialScheduler):
         if self._chosen is trial:
             self._chosen = None
         self._drain(tune_controller)
-        self.snapshot(force=True)
+        # throttled like every snapshot (each one is O(arms)): an arm that ended after
+        # the last one is taken up again on resume, consistently with the policy's state
+        self.snapshot()
 
     def _drain(self, tune_controller: Any) -> None:
         for arm_id in call_policy(self.policy, "arms_to_stop", None) or ():

@@ -60,10 +60,14 @@ def test_bandit_scheduler_in_a_plain_tuner(ray_local, tmp_path):
     for h in histories:
         assert list(h["training_iteration"]) == list(range(1, len(h) + 1))
     assert sum(len(h) for h in histories) == policy.budget == 69
-    # promoted arms resumed from their checkpoint at the rung, not from 0
+    # promoted arms resumed from their checkpoint at the rung, not from 0 (an arm
+    # promoted as the last of its rung to report continues without a pause, so
+    # which rungs show up depends on arrival order; rung 1 promotes 3 of 9 arms)
     resumed = {int(v) for h in histories for v in h["resumed_from"]}
     assert resumed <= {0, 1, 3}
-    assert 1 in resumed and 3 in resumed
+    assert 1 in resumed
+    for h in histories:
+        assert (h["resumed_from"] < h["training_iteration"]).all()
     # mode="min": the policy saw -val_loss; the best arm reached max_t
     best = results.get_best_result()
     assert best.metrics["training_iteration"] == 9
