@@ -107,6 +107,9 @@ class BanditScheduler(TrialScheduler):
         self.configs: dict[str, dict[str, Any]] = {}
         #: Called with ``(arm_id, step, score, decision)`` after each decision.
         self.listeners: list[Callable[[str, int, float, str], None]] = []
+        #: Whether the searcher re-creates arms from :attr:`wake` (the tuner's arm
+        #: sources do; a plain Ray Tune searcher does not).
+        self.recreates_arms = False
         # worker processes (pids) that paused or ended an arm, latest last: the next
         # arm Ray starts goes to such a worker, which may still hold paused models
         self._freed: collections.deque[Any] = collections.deque(maxlen=4)
@@ -225,13 +228,28 @@ class BanditScheduler(TrialScheduler):
         self._finish(tune_controller, trial)
 
     def _on_trial_error(self, tune_controller: Any, trial: Trial) -> None:
-        """The arm failed: for good, or Ray retries it from its checkpoint (then it goes on)."""
-        self.failures[self._arm(trial)] += 1
+        """The arm failed: for good, or it is retried from its last checkpoint (then it goes on).
+
+        Ray retries a trial that fails while running; one that fails while it
+        starts or restores (its node lost at that moment) Ray ends even with
+        retries left. With :attr:`recreates_arms` such an arm is re-created from
+        its last checkpoint as a new trial, up to the same number of retries.
+        """
+        arm_id = self._arm(trial)
+        self.failures[arm_id] += 1
         recovers = getattr(trial, "should_recover", None)
         if callable(recovers) and recovers():
             if self._chosen is trial:
                 self._chosen = None
-            return  # Ray requeues it and adds it again; the policy keeps counting on it
+            if trial.status not in (Trial.RUNNING, Trial.PENDING):
+                # Ray stopped the trial and requeues it (then adds it again): the
+                # policy keeps counting on it
+                return
+            limit = int(getattr(trial, "max_failures", 0) or 0)
+            if self.recreates_arms and (limit < 0 or self.failures[arm_id] <= limit):
+                self.wake.append(arm_id)
+                self.snapshot(force=True)
+                return
         self._finish(tune_controller, trial)
 
     def _on_trial_remove(self, tune_controller: Any, trial: Trial) -> None:
@@ -565,10 +583,21 @@ class BanditScheduler(TrialScheduler):
             if trial.status == Trial.PAUSED:
                 tune_controller.stop_trial(trial)
 
+    def in_flight(self) -> bool:
+        """Whether an arm is running or starting, or waits to be re-created (it may still fail)."""
+        if self.wake:
+            return True
+        return any(t.status in (Trial.RUNNING, Trial.PENDING) for t in self._trials.values())
+
     @staticmethod
     def _no_new_arms(tune_controller: Any) -> bool:
         search_alg = getattr(tune_controller, "search_alg", None)
-        return search_alg is None or bool(search_alg.is_finished())
+        if search_alg is None:
+            return True
+        exhausted = getattr(getattr(search_alg, "searcher", None), "exhausted", None)
+        if callable(exhausted):
+            return bool(exhausted())  # one of ours: it stays open while arms may be re-created
+        return bool(search_alg.is_finished())
 
 
 class ArmSource(Searcher):
@@ -595,13 +624,17 @@ class ArmSource(Searcher):
         """The next configuration, ``None`` to wait, or ``FINISHED``."""
         if self.scheduler.wake and self.scheduler.wants_new_arm():
             return self.scheduler.resume_config(self.scheduler.wake.popleft())
-        if self.next_index >= len(self.configs) or self.scheduler.finished():
-            return Searcher.FINISHED
+        if self.exhausted():
+            return _finished_unless_in_flight(self.scheduler)
         if not self.scheduler.wants_new_arm():
             return None
         config = self.configs[self.next_index]
         self.next_index += 1
         return dict(config)
+
+    def exhausted(self) -> bool:
+        """Every configuration handed out, or the search is over: no new arm will come."""
+        return self.next_index >= len(self.configs) or self.scheduler.finished()
 
     def on_trial_complete(
         self, trial_id: str, result: dict | None = None, error: bool = False
@@ -631,6 +664,7 @@ class GatedSearcher(Searcher):
         self.max_arms = max_arms
         self.made = 0
         self._mine: set[str] = set()  # trials the wrapped searcher made (not resumed arms)
+        self._inner_finished = False
 
     def set_search_properties(
         self, metric: str | None, mode: str | None, config: dict, **spec: Any
@@ -643,15 +677,22 @@ class GatedSearcher(Searcher):
         """The wrapped searcher's next configuration, when a new arm is wanted."""
         if self.scheduler.wake and self.scheduler.wants_new_arm():
             return self.scheduler.resume_config(self.scheduler.wake.popleft())
-        if self.made >= self.max_arms or self.scheduler.finished():
-            return Searcher.FINISHED
+        if self.exhausted():
+            return _finished_unless_in_flight(self.scheduler)
         if not self.scheduler.wants_new_arm():
             return None
         config = self.inner.suggest(trial_id)
         if isinstance(config, dict):
             self.made += 1
             self._mine.add(trial_id)
+        elif config == Searcher.FINISHED:
+            self._inner_finished = True
+            return _finished_unless_in_flight(self.scheduler)
         return config
+
+    def exhausted(self) -> bool:
+        """``max_arms`` made, the wrapped searcher finished, or the search is over."""
+        return self.made >= self.max_arms or self._inner_finished or self.scheduler.finished()
 
     def on_trial_result(self, trial_id: str, result: dict) -> None:
         """Pass intermediate results on."""
@@ -664,6 +705,13 @@ class GatedSearcher(Searcher):
         """Pass final results on: the model learns from them."""
         if trial_id in self._mine:
             self.inner.on_trial_complete(trial_id, result=result, error=error)
+
+
+def _finished_unless_in_flight(scheduler: BanditScheduler) -> str | None:
+    """``FINISHED`` once no arm can fail any more; ``None`` (ask again) while one may."""
+    if scheduler.recreates_arms and scheduler.in_flight():
+        return None
+    return Searcher.FINISHED
 
 
 __all__ = ["ArmSource", "BanditScheduler", "Decision", "GatedSearcher"]

@@ -655,6 +655,7 @@ class BanditTuner:
         if limits.seconds or limits.max_total_epochs or limits.target_score is not None:
             scheduler.budget = limits
         source = self._searcher(configs, scheduler)
+        scheduler.recreates_arms = True  # its arm source serves scheduler.wake
         scheduler.state_path = os.path.join(self.project_dir, STATE_FILE)
         scheduler.extra_state = lambda: {"configs": configs, **_position(source)}
         experiment = self.project_name
@@ -768,7 +769,10 @@ class BanditTuner:
         grid: dict[str, Any] = {}
         for result in self.result_grid_:
             trial_id = (result.metrics or {}).get("trial_id") or os.path.basename(result.path)
-            grid[scheduler.arm_of.get(trial_id, trial_id)] = result
+            arm_id = scheduler.arm_of.get(trial_id, trial_id)
+            if result.error is not None and arm_id in grid and grid[arm_id].error is None:
+                continue  # an arm re-created after a failure: its later trial speaks for it
+            grid[arm_id] = result
         # every arm of the search: this run's, and those of an interrupted run it resumed
         arm_ids = list(dict.fromkeys([*scheduler.configs, *grid]))
         for arm_id in arm_ids:

@@ -376,6 +376,9 @@ def main() -> None:
     parser.add_argument("--markdown", default=None, help="also write the table to this file")
     parser.add_argument("--jsonl", default=None, help="append every run's figures to this file")
     parser.add_argument("--max-epochs", type=int, default=R, help="R (27; smaller for a smoke run)")
+    parser.add_argument(
+        "--timeout", type=int, default=1200, help="seconds one system's run may take (a hang)"
+    )
     args = parser.parse_args()
     os.environ["BANDIT_TUNE_BENCH_R"] = str(args.max_epochs)
     if args.one:
@@ -384,18 +387,23 @@ def main() -> None:
     runs: dict[str, list[dict[str, Any]]] = {}
     for seed in args.seeds:
         for system in args.systems:
-            done = subprocess.run(
-                [sys.executable, __file__, "--one", system, str(seed)],
-                capture_output=True,
-                text=True,
-                timeout=3600,
-                env={
-                    **os.environ,
-                    "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0",
-                    "TF_CPP_MIN_LOG_LEVEL": "3",
-                    "RAY_USAGE_STATS_ENABLED": "0",
-                },
-            )
+            try:
+                done = subprocess.run(
+                    [sys.executable, __file__, "--one", system, str(seed)],
+                    capture_output=True,
+                    text=True,
+                    timeout=args.timeout,
+                    env={
+                        **os.environ,
+                        "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0",
+                        "TF_CPP_MIN_LOG_LEVEL": "3",
+                        "RAY_USAGE_STATS_ENABLED": "0",
+                    },
+                )
+            except subprocess.TimeoutExpired:
+                # measured once: Ray's HyperBandScheduler spinning with every trial paused
+                print(f"{system} seed {seed} hung: no result after {args.timeout} s", flush=True)
+                continue
             line = next((x for x in done.stdout.splitlines() if x.startswith("RESULT ")), None)
             if line is None:
                 print(f"{system} seed {seed} failed:\n{done.stdout[-2000:]}{done.stderr[-3000:]}")

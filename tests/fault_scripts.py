@@ -24,6 +24,11 @@ def summary(tuner):
         "arms": len(rows),
         "epochs": {r["arm_id"]: int(r["epochs"]) for _, r in rows.iterrows()},
         "status": {r["arm_id"]: r["status"] for _, r in rows.iterrows()},
+        "errors": {
+            r["arm_id"]: str(r["error"])[-1500:]
+            for _, r in rows.iterrows()
+            if r["status"] == "error"
+        },
         "segments": {
             arm: [
                 [r["epoch"], r.get("initial_epoch"), r.get("node_id")]

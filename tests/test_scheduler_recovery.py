@@ -1,0 +1,75 @@
+"""How the scheduler treats a failed arm, on real Ray Tune ``Trial`` objects (no Ray started).
+
+Ray Tune retries a trial that fails while it runs (it stops it, calls
+``on_trial_error`` on the stopped trial, then requeues and adds it again); a
+trial that fails while it starts or restores it ends for good, retries left or
+not. The tuner's scheduler re-creates such an arm from its last checkpoint.
+"""
+
+import pytest
+
+pytest.importorskip("ray.tune")
+
+from ray.tune.experiment import Trial  # noqa: E402
+
+from bandit_tune import BanditScheduler  # noqa: E402
+from bandit_tune.policies import Hyperband  # noqa: E402
+from bandit_tune.scheduler import ArmSource  # noqa: E402
+
+
+def _scheduler(recreates=True):
+    scheduler = BanditScheduler(Hyperband(9), metric="val_loss", mode="min")
+    scheduler.recreates_arms = recreates
+    return scheduler
+
+
+def _trial(max_failures=2):
+    return Trial("train_arm", config={"units": 8}, stub=True, max_failures=max_failures)
+
+
+def test_an_arm_that_fails_while_starting_is_recreated_from_wake():
+    scheduler = _scheduler()
+    trial = _trial()
+    scheduler.on_trial_add(None, trial)
+    trial.run_metadata.num_failures = 1  # Ray counted the failure, retries are left
+    assert trial.status == Trial.PENDING and trial.should_recover()
+    scheduler.on_trial_error(None, trial)
+    assert list(scheduler.wake) == [trial.trial_id]
+    assert scheduler.in_flight()
+    trial.set_status(Trial.ERROR)  # then Ray ends the trial
+    source = ArmSource([{"units": 8}], scheduler)
+    source.next_index = 1  # every configuration handed out: only the re-created arm is left
+    assert source.exhausted()
+    config = source.suggest("next")
+    assert config is not None and config["__arm_id"] == trial.trial_id
+    assert not scheduler.wake
+
+
+def test_an_arm_that_ray_requeues_itself_is_not_recreated():
+    scheduler = _scheduler()
+    trial = _trial()
+    scheduler.on_trial_add(None, trial)
+    trial.run_metadata.num_failures = 1
+    trial.set_status(Trial.ERROR)  # Ray stops the trial before it requeues it
+    scheduler.on_trial_error(None, trial)
+    assert not scheduler.wake
+    assert scheduler.failures[trial.trial_id] == 1
+
+
+def test_retries_are_capped_by_max_failures():
+    scheduler = _scheduler()
+    trial = _trial(max_failures=1)
+    scheduler.on_trial_add(None, trial)
+    scheduler.failures[trial.trial_id] = 1  # it failed once already
+    scheduler.on_trial_error(None, trial)  # second failure: Ray would still say recover
+    assert not scheduler.wake
+
+
+def test_a_plain_ray_searcher_ends_while_our_source_waits_for_arms_in_flight():
+    scheduler = _scheduler(recreates=False)
+    trial = _trial()
+    scheduler.on_trial_add(None, trial)
+    source = ArmSource([], scheduler)
+    assert source.suggest("x") == ArmSource.FINISHED
+    scheduler.recreates_arms = True
+    assert source.suggest("x") is None  # the pending arm may still fail and come back
