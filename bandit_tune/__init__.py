@@ -19,27 +19,26 @@ __version__ = "0.1.0"
 
 _LAZY = {
     "BanditScheduler": "bandit_tune.scheduler",
-    "HyperModel": "bandit_tune.search",
+    "HyperModel": "bandit_tune.hypermodel",
     "BanditTuner": "bandit_tune.search",
-    "Hyperband": "bandit_tune.search",
-    "SuccessiveHalving": "bandit_tune.search",
-    "ASHA": "bandit_tune.search",
+    "Hyperband": "bandit_tune.tuners",
+    "SuccessiveHalving": "bandit_tune.tuners",
+    "ASHA": "bandit_tune.tuners",
     "Objective": "bandit_tune.search",
-    "RandomSearch": "bandit_tune.search",
-    "BayesianOptimization": "bandit_tune.search",
-    "GridSearch": "bandit_tune.search",
+    "RandomSearch": "bandit_tune.tuners",
+    "BayesianOptimization": "bandit_tune.tuners",
+    "GridSearch": "bandit_tune.tuners",
 }
 
 if TYPE_CHECKING:  # pragma: no cover
+    from bandit_tune.hypermodel import HyperModel
     from bandit_tune.scheduler import BanditScheduler
-    from bandit_tune.search import (
+    from bandit_tune.search import BanditTuner, Objective
+    from bandit_tune.tuners import (
         ASHA,
-        BanditTuner,
         BayesianOptimization,
         GridSearch,
         Hyperband,
-        HyperModel,
-        Objective,
         RandomSearch,
         SuccessiveHalving,
     )

@@ -19,6 +19,7 @@ import pickle
 import subprocess
 import sys
 import tempfile
+from collections.abc import Callable
 from typing import Any
 
 
@@ -33,9 +34,9 @@ class SpaceRecording:
         self._result = os.path.join(self._directory, "space.pkl")
         if "keras" in sys.modules:
             # Keras is loaded here already: recording costs a fraction of a second
-            from bandit_tune.search import _Background, _record
+            from bandit_tune.hypermodel import record_hypermodel
 
-            self._thread = _Background(_record, hypermodel)
+            self._thread = _Background(record_hypermodel, hypermodel)
             return
         try:
             from ray import cloudpickle
@@ -61,7 +62,7 @@ class SpaceRecording:
 
     def result(self) -> Any:
         """The recorded :class:`~bandit_tune.SearchSpace` (recorded here if the helper failed)."""
-        from bandit_tune.search import _record
+        from bandit_tune.hypermodel import record_hypermodel
 
         try:
             if self._thread is not None:
@@ -69,7 +70,7 @@ class SpaceRecording:
             if self._process is not None and self._process.wait() == 0:
                 with open(self._result, "rb") as f:
                     return pickle.load(f)
-            return _record(self.hypermodel)
+            return record_hypermodel(self.hypermodel)
         finally:
             import shutil
 
@@ -80,6 +81,31 @@ class SpaceRecording:
         if self._process is not None and self._process.poll() is None:
             self._process.kill()
             self._process.wait()
+
+
+class _Background:
+    """Run ``function(*args)`` in a thread; :meth:`result` waits and returns or re-raises."""
+
+    def __init__(self, function: Callable[..., Any], *args: Any) -> None:
+        import threading
+
+        self._value: Any = None
+        self._error: BaseException | None = None
+
+        def run() -> None:
+            try:
+                self._value = function(*args)
+            except BaseException as exc:  # noqa: BLE001 — handed to the caller
+                self._error = exc
+
+        self._thread = threading.Thread(target=run, name="bandit_tune-background", daemon=True)
+        self._thread.start()
+
+    def result(self) -> Any:
+        self._thread.join()
+        if self._error is not None:
+            raise self._error
+        return self._value
 
 
 def main(argv: list[str]) -> int:
@@ -93,9 +119,9 @@ def main(argv: list[str]) -> int:
     from bandit_tune.runtime import import_keras_lean
 
     import_keras_lean()  # before the hypermodel: unpickling it may import Keras
-    from bandit_tune.search import _record
+    from bandit_tune.hypermodel import record_hypermodel
 
-    space = _record(pickle.loads(payload["hypermodel"]))
+    space = record_hypermodel(pickle.loads(payload["hypermodel"]))
     partial = target + ".partial"
     with open(partial, "wb") as f:
         pickle.dump(space, f)

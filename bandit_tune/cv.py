@@ -92,16 +92,16 @@ def train_arm_cv(
 ) -> None:
     """Ray Tune function trainable for one cross-validated arm.
 
-    ``input_key`` (one per search): see :func:`bandit_tune.search.train_arm`.
+    ``input_key`` (one per search): see :func:`bandit_tune.arm.train_arm`.
     """
     from ray import tune
 
     from bandit_tune.runtime import import_keras_lean, unpack
 
     import_keras_lean()  # before anything imports Keras in this worker
+    from bandit_tune.arm import build_arm
     from bandit_tune.inputs import fit_inputs, prebuild, uses_default_fit
     from bandit_tune.keras import EPOCH_KEY, restore_arm, save_arm
-    from bandit_tune.search import build_arm
 
     hypermodel, callbacks = unpack(hypermodel), unpack(callbacks)
 

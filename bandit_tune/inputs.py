@@ -103,7 +103,7 @@ def eligible(kwargs: dict[str, Any]) -> bool:
 
 def uses_default_fit(hypermodel: Any) -> bool:
     """Whether ``hypermodel`` trains with plain ``model.fit`` (it does not override ``fit``)."""
-    from bandit_tune.search import HyperModel
+    from bandit_tune.hypermodel import HyperModel
 
     return isinstance(hypermodel, HyperModel) and type(hypermodel).fit is HyperModel.fit
 

@@ -11,8 +11,8 @@ keras = pytest.importorskip("keras")
 tf = pytest.importorskip("tensorflow")
 
 from bandit_tune import HyperModel  # noqa: E402
+from bandit_tune.hypermodel import as_hypermodel  # noqa: E402
 from bandit_tune.inputs import eligible, fit_inputs, uses_default_fit  # noqa: E402
-from bandit_tune.search import as_hypermodel  # noqa: E402
 
 
 def _data(n: int = 50) -> tuple[np.ndarray, np.ndarray]:

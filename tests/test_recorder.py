@@ -27,7 +27,7 @@ def broken(hp):
     hp.Int("units", 8, 64)
     raise ValueError("broken on purpose")
 
-from bandit_tune.search import as_hypermodel
+from bandit_tune.hypermodel import as_hypermodel
 space = SpaceRecording(as_hypermodel(build_model)).result()
 tensorflow_here = "tensorflow" in sys.modules
 try:

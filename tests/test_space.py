@@ -133,7 +133,7 @@ def test_parameters_declared_in_a_hypermodel_fit_are_recorded():
     import keras
 
     import bandit_tune
-    from bandit_tune.search import _record
+    from bandit_tune.hypermodel import record_hypermodel
 
     class Tunable(bandit_tune.HyperModel):
         def build(self, hp):
@@ -146,14 +146,14 @@ def test_parameters_declared_in_a_hypermodel_fit_are_recorded():
         def fit(self, hp, model, *args, **kwargs):
             return model.fit(*args, batch_size=hp.Choice("batch_size", [16, 32]), **kwargs)
 
-    space = _record(Tunable())
+    space = record_hypermodel(Tunable())
     assert list(space.params) == ["units", "batch_size"]
     assert space.params["batch_size"].values == (16, 32)
 
 
 def test_bayesian_optimization_with_a_seed_proposes_the_same_first_configurations():
     import bandit_tune
-    from bandit_tune.search import _record
+    from bandit_tune.hypermodel import record_hypermodel
 
     def build(hp):
         import keras
@@ -171,7 +171,7 @@ def test_bayesian_optimization_with_a_seed_proposes_the_same_first_configuration
         tuner = bandit_tune.BayesianOptimization(
             build, objective="val_loss", max_trials=8, seed=seed
         )
-        searcher = tuner.make_searcher(_record(tuner.hypermodel))
+        searcher = tuner.make_searcher(record_hypermodel(tuner.hypermodel))
         searcher.set_search_properties("val_loss", "min", {})
         return [searcher.suggest(f"t{i}") for i in range(5)]
 

@@ -1,0 +1,173 @@
+"""One arm's training in a Ray worker: build or take back its model, fit, report.
+
+:func:`train_arm` is the Ray Tune function trainable every tuner runs (one
+``model.fit`` per segment of an arm, with the reporting callback); a paused arm
+resumed on the worker that paused it continues with the model kept in memory.
+"""
+
+from __future__ import annotations
+
+import collections
+import copy
+import os
+from typing import Any
+
+from bandit_tune.hypermodel import HyperModel, check_model
+from bandit_tune.space import HyperParameters
+
+_ARMS_BUILT = 0
+#: Per worker process: the models of arms that paused here, by trial id, with their
+#: epoch and size. A paused arm resumed on the same worker continues with this model
+#: (already traced, optimizer state in memory) instead of being rebuilt from its
+#: checkpoint. Bounded in count and in parameters (weights plus optimizer slots).
+_PAUSED_MODELS: collections.OrderedDict[str, tuple[Any, int, int]] = collections.OrderedDict()
+_PAUSED_KEEP = 64
+_PAUSED_PARAMS = 32_000_000
+
+
+def keep_paused_model(key: str, model: Any, epoch: int) -> None:
+    """Remember ``model`` at ``epoch`` for ``key``, dropping the oldest beyond the bounds."""
+    try:
+        params = int(model.count_params())
+    except Exception:  # noqa: BLE001 — an unbuilt or exotic model: count it as large
+        params = _PAUSED_PARAMS // 4
+    _PAUSED_MODELS[key] = (model, epoch, params)
+    _PAUSED_MODELS.move_to_end(key)
+    while len(_PAUSED_MODELS) > 1 and (
+        len(_PAUSED_MODELS) > _PAUSED_KEEP
+        or sum(p for _, _, p in _PAUSED_MODELS.values()) > _PAUSED_PARAMS
+    ):
+        _PAUSED_MODELS.popitem(last=False)
+
+
+def take_paused_model(key: str, epoch: int) -> Any:
+    """The model kept for ``key`` if it is exactly at ``epoch`` (else ``None``); forgets it."""
+    kept = _PAUSED_MODELS.pop(key, None)
+    if kept is not None and kept[1] == epoch:
+        return kept[0]
+    return None
+
+
+def _node_id() -> str:
+    import ray
+
+    try:
+        return str(ray.get_runtime_context().get_node_id())
+    except Exception:  # noqa: BLE001 — informative only
+        return ""
+
+
+def build_arm(
+    config: dict[str, Any], hypermodel: HyperModel, cpus: int, n_models: int
+) -> tuple[HyperParameters, list[Any]]:
+    """In a worker: set TensorFlow threads, free the last arm's graph, build ``n_models`` models."""
+    from bandit_tune.keras import configure_threads
+
+    configure_threads(cpus)
+    global _ARMS_BUILT
+    _ARMS_BUILT += 1
+    if _ARMS_BUILT % 32 == 0:
+        import keras
+
+        # Free Keras' global state now and then; each call costs ~0.15 s, so not per arm.
+        keras.backend.clear_session()
+    hp = HyperParameters(config)
+    models = []
+    for _ in range(n_models):
+        model = hypermodel.build(hp)
+        check_model(model)
+        models.append(model)
+    return hp, models
+
+
+def train_arm(
+    config: dict[str, Any],
+    hypermodel: HyperModel,
+    data: tuple[Any, Any, Any],
+    fit_kwargs: dict[str, Any],
+    callbacks: list[Any],
+    max_epochs: int,
+    checkpoint_epochs: list[int] | None,
+    cpus: int,
+    input_key: str | None = None,
+) -> None:
+    """Ray Tune function trainable for one arm: build, maybe restore, fit, report.
+
+    ``input_key`` (one per search) lets :mod:`bandit_tune.inputs` feed NumPy data
+    through a tf.data pipeline kept on the worker; ``None`` leaves it to Keras.
+    """
+    import time
+
+    from ray import tune
+
+    from bandit_tune.runtime import import_keras_lean, unpack
+
+    import_keras_lean()  # before anything imports Keras in this worker
+    from bandit_tune.inputs import fit_inputs, prebuild, uses_default_fit
+    from bandit_tune.keras import ReportCallback, checkpoint_epoch, restore_arm, save_arm
+
+    entered = time.perf_counter()
+    hypermodel, callbacks = unpack(hypermodel), unpack(callbacks)
+    key = tune.get_context().get_trial_id() or ""
+    initial_epoch, _resumed_here, hp = 0, False, None
+    model = None
+    checkpoint = tune.get_checkpoint()
+    resume_from = config.get("__checkpoint")
+    config = {k: v for k, v in config.items() if not str(k).startswith("__")}
+    if checkpoint is None and resume_from:
+        # an arm of an interrupted search: continue from its last checkpoint
+        checkpoint = tune.Checkpoint(resume_from)
+    if checkpoint is not None:
+        with checkpoint.as_directory() as directory:
+            initial_epoch = checkpoint_epoch(directory)
+            model = take_paused_model(key, initial_epoch)  # paused here: no rebuild
+            _resumed_here = model is not None
+            if model is None:
+                hp, (model,) = build_arm(config, hypermodel, cpus, 1)
+                initial_epoch = restore_arm(model, directory)
+            else:
+                hp = HyperParameters(config)
+    if model is None:
+        hp, (model,) = build_arm(config, hypermodel, cpus, 1)
+    if initial_epoch >= max_epochs:
+        return
+    x, y, validation_data = data
+    # seconds from entering the trainable to the first epoch: build, restore (overhead)
+    setup = {
+        "setup_s": time.perf_counter() - entered,
+        "segment_started": time.time() - (time.perf_counter() - entered),
+        "worker_pid": os.getpid(),
+        "resumed_in_memory": _resumed_here,
+        "initial_epoch": initial_epoch,
+        "node_id": _node_id(),
+    }
+    reporter = ReportCallback(
+        checkpoint_epochs,
+        max_epochs,
+        extra=setup,
+        on_checkpoint=lambda epoch: keep_paused_model(key, model, epoch),
+    )
+    arm_callbacks = [copy.deepcopy(c) for c in callbacks] + [reporter]
+    kwargs = dict(fit_kwargs)
+    kwargs.update(
+        x=x, y=y, epochs=max_epochs, initial_epoch=initial_epoch, callbacks=arm_callbacks, verbose=0
+    )
+    if validation_data is not None:
+        kwargs["validation_data"] = validation_data
+    if input_key is not None and uses_default_fit(hypermodel):
+        kwargs = fit_inputs(kwargs, input_key)
+        prebuild(model, kwargs)
+    hypermodel.fit(hp, model, **kwargs)
+    restored = any(
+        getattr(c, "restore_best_weights", False) and getattr(c, "stopped_epoch", 0)
+        for c in arm_callbacks
+    )
+    if restored and reporter.last_epoch:
+        import tempfile
+
+        # EarlyStopping put the best weights back after the last report: save them.
+        with tempfile.TemporaryDirectory() as directory:
+            save_arm(model, directory, reporter.last_epoch, reporter.last_logs)
+            tune.report(
+                dict(reporter.last_logs), checkpoint=tune.Checkpoint.from_directory(directory)
+            )
