@@ -62,14 +62,17 @@ def ensure_ray(address: str | None = None, num_cpus: int | None = None) -> dict[
 
 #: Packages Keras imports only for optional integrations (scikit-learn wrappers,
 #: plotting, DataFrame inputs): together ~3 s of its ~8 s import on a 2-core laptop.
-_OPTIONAL_FOR_KERAS = ("sklearn", "matplotlib", "pandas")
+#: SciPy comes in through TensorFlow's legacy ``tf.keras`` v1 engine only (~0.4 s);
+#: Keras 3 recognises SciPy sparse inputs by their module name, with or without it.
+_OPTIONAL_FOR_KERAS = ("sklearn", "matplotlib", "pandas", "scipy")
 
 
 def import_keras_lean() -> None:
     """Import Keras in a helper or worker process without its optional integrations.
 
     Keras imports scikit-learn, matplotlib and pandas when they are installed, for
-    its scikit-learn wrappers, image galleries and DataFrame inputs; an arm needs
+    its scikit-learn wrappers, image galleries and DataFrame inputs (TensorFlow's
+    legacy ``tf.keras`` v1 engine imports SciPy); an arm needs
     none of them unless its data or code brings them (then they are imported
     already and are left alone). They are hidden during the import only: the
     process can import them normally afterwards. Never called in the user's process.

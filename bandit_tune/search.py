@@ -322,12 +322,9 @@ class BanditTuner:
         on the mean validation score over folds; ``cv_results_`` then has
         ``split{k}_test_score`` columns. Do not pass validation data with ``cv``.
         """
-        from ray import tune
-
         from bandit_tune._recorder import SpaceRecording
         from bandit_tune.budget import Budget
-        from bandit_tune.runtime import Packed, ensure_ray
-        from bandit_tune.scheduler import BanditScheduler
+        from bandit_tune.runtime import ensure_ray
 
         limits = Budget(
             seconds=self.budget,
@@ -358,11 +355,16 @@ class BanditTuner:
             max_epochs = int(epochs)
         policy = self.policy if self.policy is not None else _NoPolicy()
         self._prepare_directory()
-        # Keras is imported and the space recorded (~5 s) while Ray starts (~4 s);
-        # ray.init itself must stay on the main thread.
+        # The helper imports Keras and records the space (~7 s of CPU) while Ray starts
+        # and Ray Tune is imported here (~4 s each); ray.init must stay on the main
+        # thread. Ray Tune is imported only now: its ~3 s then overlap the recording.
         recording = SpaceRecording(self.hypermodel)
         try:
             resources = ensure_ray(self.address)
+            from ray import tune
+
+            from bandit_tune.runtime import Packed
+            from bandit_tune.scheduler import BanditScheduler
         except BaseException:
             recording.cancel()
             raise
@@ -587,8 +589,16 @@ class BanditTuner:
         add_diagnosis(self.results_, self._histories, self.objective.name, self.objective.direction)
         valid = self.results_["best_score"].notna()
         if not valid.any():
+            errors = [str(e) for e in self.results_.get("error", []) if isinstance(e, str) and e]
+            cause = ""
+            if errors:
+                # the last line of a traceback names the error (e.g. an import that fails
+                # in the workers): show it rather than only pointing at results_
+                last = [line for line in errors[0].strip().splitlines() if line.strip()][-1:]
+                cause = f" ({len(errors)} arm(s) failed; the first with: {last[0].strip()})"
             raise RuntimeError(
-                f"no arm reported a finite {self.objective.name!r}; see results_['error']"
+                f"no arm reported a finite {self.objective.name!r}{cause}; see results_['error'] "
+                f"and {self.project_dir}"
             )
         self.cv_results_ = self._cv_results()
         self.best_index_ = int(self.results_.index[valid][0])

@@ -1,4 +1,4 @@
-"""A Keras callback that SIGKILLs its own worker process once, mid-epoch."""
+"""Keras callbacks that break an arm: SIGKILL its worker once mid-epoch, or raise."""
 
 import os
 import signal
@@ -23,3 +23,10 @@ class KillOnce(keras.callbacks.Callback):
             with open(self.marker, "w") as f:
                 f.write(tune.get_context().get_trial_id())
             os.kill(os.getpid(), signal.SIGKILL)
+
+
+class MissingModule(keras.callbacks.Callback):
+    """Fails every arm as a module the workers cannot import would."""
+
+    def on_train_begin(self, logs=None):
+        raise ModuleNotFoundError("No module named 'only_on_the_driver'")

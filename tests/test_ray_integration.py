@@ -345,6 +345,28 @@ def test_an_arm_that_raises_or_diverges_is_recorded_and_the_search_goes_on(
     assert tuner.best_params_ == {"units": 16}
 
 
+def test_when_every_arm_fails_the_error_says_why(ray_local, digits_small, build_model, tmp_path):
+    from fault_callbacks import MissingModule
+
+    (x, y), (xv, yv), _ = digits_small
+    tuner = bandit_tune.RandomSearch(
+        build_model,
+        objective="val_accuracy",
+        max_trials=2,
+        max_epochs=1,
+        seed=0,
+        directory=str(tmp_path),
+        project_name="all_fail",
+        verbose=0,
+    )
+    with pytest.raises(RuntimeError) as info:
+        tuner.search(x, y, validation_data=(xv, yv), callbacks=[MissingModule()])
+    message = str(info.value)
+    assert "2 arm(s) failed" in message
+    assert "No module named 'only_on_the_driver'" in message
+    assert set(tuner.results_["status"]) == {"error"}
+
+
 def test_bayesian_optimization_with_hyperband_is_bohb_style(
     ray_local, digits_small, build_model, tmp_path
 ):
