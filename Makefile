@@ -34,6 +34,7 @@ lint: $(STAMP)
 bench: $(STAMP)
 	$(PY) benchmarks/decision_latency.py
 	$(PY) benchmarks/peers.py --seeds 0 1 2
+	$(PY) benchmarks/budget_check.py --budget 60s
 
 docs: $(STAMP)
 	$(VENV)/bin/mkdocs build --strict

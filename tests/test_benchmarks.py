@@ -1,0 +1,57 @@
+"""The benchmarks run as `make bench` runs them, on a smoke-sized workload.
+
+They print figures; nothing here asserts a timing (docs/benchmarks.md has the
+measured ones). Each runs in its own process with its own Ray, as in `make bench`.
+"""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+BENCH = Path(__file__).resolve().parent.parent / "benchmarks"
+ENV = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0", "TF_CPP_MIN_LOG_LEVEL": "3"}
+
+pytestmark = pytest.mark.ray
+
+
+def _run(*args, timeout=400):
+    done = subprocess.run(
+        [sys.executable, *map(str, args)], env=ENV, capture_output=True, text=True, timeout=timeout
+    )
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    return done.stdout
+
+
+def test_budget_check_reports_the_search_it_ran():
+    out = _run(BENCH / "budget_check.py", "--budget", "40s", "--max-epochs", "3")
+    line = next(line for line in out.splitlines() if line.startswith("budget=40s"))
+    assert "search returned after" in line and "arms" in line and "val_accuracy" in line
+
+
+def test_peers_benchmark_prints_the_table_and_keeps_every_run(tmp_path):
+    jsonl = tmp_path / "runs.jsonl"
+    out = _run(
+        BENCH / "peers.py",
+        "--systems",
+        "bandit_tune_hyperband",
+        "random_search",
+        "--seeds",
+        "0",
+        "--max-epochs",
+        "3",
+        "--jsonl",
+        jsonl,
+    )
+    assert "| bandit_tune_hyperband |" in out and "| random_search |" in out
+    runs = [json.loads(line) for line in jsonl.read_text().splitlines()]
+    assert {r["system"] for r in runs} == {"bandit_tune_hyperband", "random_search"}
+    hyperband = next(r for r in runs if r["system"] == "bandit_tune_hyperband")
+    # Hyperband(R=3, eta=3) trains exactly the epochs of its plan
+    import bandit_tune
+
+    assert hyperband["epochs"] == bandit_tune.policies.Hyperband(3, 3).budget
+    assert 0.0 <= hyperband["test_accuracy"] <= 1.0
