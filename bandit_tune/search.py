@@ -435,7 +435,10 @@ class BanditTuner:
                 mode=self.objective.direction,
                 search_alg=source,
                 scheduler=scheduler,
-                num_samples=len(configs) or self.n_arms(),
+                # unbounded: Tune counts every trial it creates, and an arm re-created
+                # after a lost node or resumed after a killed driver is a new trial; the
+                # arm source ends the search (FINISHED) once no arm is left
+                num_samples=-1,
                 reuse_actors=True,
             ),
             run_config=tune.RunConfig(
