@@ -107,8 +107,8 @@ class BanditScheduler(TrialScheduler):
         self.configs: dict[str, dict[str, Any]] = {}
         #: Called with ``(arm_id, step, score, decision)`` after each decision.
         self.listeners: list[Callable[[str, int, float, str], None]] = []
-        #: Whether the searcher re-creates arms from :attr:`wake` (the tuner's arm
-        #: sources do; a plain Ray Tune searcher does not).
+        #: Whether the searcher re-creates arms from :attr:`wake` (set by the arm
+        #: sources below, which do; a plain Ray Tune searcher does not).
         self.recreates_arms = False
         # worker processes (pids) that paused or ended an arm, latest last: the next
         # arm Ray starts goes to such a worker, which may still hold paused models
@@ -618,6 +618,7 @@ class ArmSource(Searcher):
         super().__init__(metric=metric, mode=mode)
         self.configs = list(configs)
         self.scheduler = scheduler
+        scheduler.recreates_arms = True  # this source serves scheduler.wake
         self.next_index = 0
 
     def suggest(self, trial_id: str) -> dict[str, Any] | str | None:
@@ -661,6 +662,7 @@ class GatedSearcher(Searcher):
         super().__init__(metric=inner.metric, mode=inner.mode)
         self.inner = inner
         self.scheduler = scheduler
+        scheduler.recreates_arms = True  # this source serves scheduler.wake
         self.max_arms = max_arms
         self.made = 0
         self._mine: set[str] = set()  # trials the wrapped searcher made (not resumed arms)

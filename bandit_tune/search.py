@@ -387,7 +387,6 @@ class BanditTuner:
         if limits.seconds or limits.max_total_epochs or limits.target_score is not None:
             scheduler.budget = limits
         source = self._searcher(configs, scheduler)
-        scheduler.recreates_arms = True  # its arm source serves scheduler.wake
         scheduler.state_path = os.path.join(self.project_dir, STATE_FILE)
         scheduler.extra_state = lambda: {"configs": configs, **_position(source)}
         experiment = self.project_name
@@ -592,13 +591,13 @@ class BanditTuner:
         add_diagnosis(self.results_, self._histories, self.objective.name, self.objective.direction)
         valid = self.results_["best_score"].notna()
         if not valid.any():
-            errors = [str(e) for e in self.results_.get("error", []) if isinstance(e, str) and e]
+            errors = [e.strip() for e in self.results_["error"] if isinstance(e, str) and e.strip()]
             cause = ""
             if errors:
                 # the last line of a traceback names the error (e.g. an import that fails
                 # in the workers): show it rather than only pointing at results_
-                last = [line for line in errors[0].strip().splitlines() if line.strip()][-1:]
-                cause = f" ({len(errors)} arm(s) failed; the first with: {last[0].strip()})"
+                last = errors[0].splitlines()[-1].strip()
+                cause = f" ({len(errors)} arm(s) failed; the first with: {last})"
             raise RuntimeError(
                 f"no arm reported a finite {self.objective.name!r}{cause}; see results_['error'] "
                 f"and {self.project_dir}"

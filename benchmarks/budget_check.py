@@ -27,14 +27,9 @@ def main() -> None:
 
     (x, y), (xv, yv), _ = peers._data()
 
-    def build_model(hp):
-        return peers._model(
-            hp.Int("units", 32, 512, step=32), hp.Choice("learning_rate", peers.RATES)
-        )
-
     with tempfile.TemporaryDirectory() as workdir:
         tuner = bandit_tune.Hyperband(
-            build_model,
+            peers.build_model,
             objective="val_accuracy",
             max_epochs=args.max_epochs,
             factor=peers.ETA,

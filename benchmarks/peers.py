@@ -88,6 +88,11 @@ def _model(units: int, learning_rate: float) -> Any:
     return model
 
 
+def build_model(hp: Any) -> Any:
+    """The workload's search space, for bandit_tune and keras-tuner alike."""
+    return _model(hp.Int("units", 32, 512, step=32), hp.Choice("learning_rate", RATES))
+
+
 def _epoch_clock() -> Any:
     import keras
 
@@ -121,9 +126,6 @@ def run_bandit_tune(kind: str, seed: int, workdir: str, fast_input: bool = True)
     import bandit_tune
 
     (x, y), (xv, yv), _ = _data()
-
-    def build_model(hp: Any) -> Any:
-        return _model(hp.Int("units", 32, 512, step=32), hp.Choice("learning_rate", RATES))
 
     common = dict(
         objective="val_accuracy",
@@ -256,9 +258,6 @@ def run_keras_tuner(seed: int, workdir: str) -> dict[str, Any]:
 
     (x, y), (xv, yv), _ = _data()
     clock = _epoch_clock()
-
-    def build_model(hp: Any) -> Any:
-        return _model(hp.Int("units", 32, 512, step=32), hp.Choice("learning_rate", RATES))
 
     tuner = keras_tuner.Hyperband(
         build_model,

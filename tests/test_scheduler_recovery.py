@@ -70,6 +70,8 @@ def test_a_plain_ray_searcher_ends_while_our_source_waits_for_arms_in_flight():
     trial = _trial()
     scheduler.on_trial_add(None, trial)
     source = ArmSource([], scheduler)
+    assert scheduler.recreates_arms  # the arm source serves wake, and says so
+    scheduler.recreates_arms = False  # as for a plain Ray Tune searcher
     assert source.suggest("x") == ArmSource.FINISHED
     scheduler.recreates_arms = True
     assert source.suggest("x") is None  # the pending arm may still fail and come back
