@@ -363,7 +363,7 @@ class BanditTuner:
             resources = ensure_ray(self.address)
             from ray import tune
 
-            from bandit_tune.runtime import Packed
+            from bandit_tune.runtime import Packed, tune_actors_on_idle_workers
             from bandit_tune.scheduler import BanditScheduler
         except BaseException:
             recording.cancel()
@@ -467,7 +467,7 @@ class BanditTuner:
             )
             scheduler.listeners.append(progress)
         try:
-            with progress, _pending_trials(slots):
+            with progress, _pending_trials(slots), tune_actors_on_idle_workers():
                 self.result_grid_ = tuner.fit()
         except Exception as exc:
             scheduler.snapshot(force=True)

@@ -455,3 +455,52 @@ def test_a_broken_policy_stops_the_search_cleanly_and_keeps_results(
     epochs = sorted(r["epoch"] for rows in saved["results"].values() for r in rows)
     assert 1 in epochs and 2 in epochs  # including the result the policy choked on
     assert all("val_accuracy" in r for rows in saved["results"].values() for r in rows)
+
+
+PRESTARTED_SCRIPT = """
+import json, sys, time, psutil
+sys.path.insert(0, {tests!r})
+from conftest import small_build_model
+import bandit_tune
+from bandit_tune.demo import load_digits_split
+from bandit_tune.runtime import ensure_ray
+
+ensure_ray(num_cpus=1)
+idle, deadline = [], time.monotonic() + 60
+while not idle and time.monotonic() < deadline:  # the worker Ray starts with itself
+    time.sleep(0.2)
+    idle = [p.pid for p in psutil.Process().children(recursive=True) if p.name() == "ray::IDLE"]
+(x, y), (xv, yv), _ = load_digits_split(0)
+tuner = bandit_tune.RandomSearch(
+    small_build_model, objective="val_accuracy", max_trials=2, max_epochs=1,
+    directory={directory!r}, verbose=0,
+)
+tuner.search(x[:200], y[:200], validation_data=(xv[:100], yv[:100]))
+from ray.tune.execution.class_cache import DEFAULT_ENV_VARS
+pids = sorted({{r["worker_pid"] for rs in tuner.scheduler_.results.values() for r in rs}})
+print("WORKERS " + json.dumps({{"idle": idle, "arms": pids, "tune_env": DEFAULT_ENV_VARS}}))
+"""
+
+
+def test_arms_train_in_the_worker_ray_starts_with(tmp_path):
+    """No arm waits for a worker of its own while the one Ray started sits idle."""
+    import subprocess
+    import sys
+
+    script = PRESTARTED_SCRIPT.format(
+        tests=os.path.dirname(os.path.abspath(__file__)), directory=str(tmp_path)
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"},
+        timeout=300,
+    )
+    line = next((x for x in done.stdout.splitlines() if x.startswith("WORKERS ")), None)
+    assert line is not None, done.stdout[-2000:] + done.stderr[-3000:]
+    seen = json.loads(line.removeprefix("WORKERS "))
+    assert seen["idle"], seen
+    assert seen["arms"] and set(seen["arms"]) <= set(seen["idle"]), seen
+    # Tune's own table is put back after the search
+    assert seen["tune_env"].get("PL_DISABLE_FORK") == "1", seen
