@@ -104,13 +104,19 @@ def train_arm(
 
     import_keras_lean()  # before anything imports Keras in this worker
     from bandit_tune.inputs import fit_inputs, prebuild, uses_default_fit
-    from bandit_tune.keras import ReportCallback, checkpoint_epoch, restore_arm, save_arm
+    from bandit_tune.keras import (
+        ReportCallback,
+        checkpoint_epoch,
+        checkpoint_logs,
+        restore_arm,
+        save_arm,
+    )
 
     entered = time.perf_counter()
     hypermodel, callbacks = unpack(hypermodel), unpack(callbacks)
     key = tune.get_context().get_trial_id() or ""
     initial_epoch, _resumed_here, hp = 0, False, None
-    model = None
+    model, last_logs = None, {}
     checkpoint = tune.get_checkpoint()
     resume_from = config.get("__checkpoint")
     config = {k: v for k, v in config.items() if not str(k).startswith("__")}
@@ -120,6 +126,7 @@ def train_arm(
     if checkpoint is not None:
         with checkpoint.as_directory() as directory:
             initial_epoch = checkpoint_epoch(directory)
+            last_logs = checkpoint_logs(directory)
             model = take_paused_model(key, initial_epoch)  # paused here: no rebuild
             _resumed_here = model is not None
             if model is None:
@@ -130,6 +137,7 @@ def train_arm(
     if model is None:
         hp, (model,) = build_arm(config, hypermodel, cpus, 1)
     if initial_epoch >= max_epochs:
+        report_finished(last_logs, initial_epoch)
         return
     x, y, validation_data = data
     # seconds from entering the trainable to the first epoch: build, restore (overhead)
@@ -171,3 +179,19 @@ def train_arm(
             tune.report(
                 dict(reporter.last_logs), checkpoint=tune.Checkpoint.from_directory(directory)
             )
+
+
+def report_finished(logs: dict[str, float], epoch: int) -> None:
+    """Report once more the last result of an arm whose checkpoint is at its last epoch.
+
+    An interrupted search re-creates an arm that was running when the driver died;
+    if the arm had just finished (its last checkpoint written, the snapshot not yet
+    updated), there is nothing left to train. Tune still needs a result with the
+    metric from every trial, so the checkpoint's own logs are reported again (the
+    scheduler takes a step it has seen as a repeat), and the arm ends as finished.
+    """
+    from ray import tune
+
+    from bandit_tune.keras import EPOCH_KEY
+
+    tune.report({**logs, EPOCH_KEY: epoch, "completed": True})

@@ -99,9 +99,9 @@ def train_arm_cv(
     from bandit_tune.runtime import import_keras_lean, unpack
 
     import_keras_lean()  # before anything imports Keras in this worker
-    from bandit_tune.arm import build_arm
+    from bandit_tune.arm import build_arm, report_finished
     from bandit_tune.inputs import fit_inputs, prebuild, uses_default_fit
-    from bandit_tune.keras import EPOCH_KEY, restore_arm, save_arm
+    from bandit_tune.keras import EPOCH_KEY, checkpoint_logs, restore_arm, save_arm
 
     hypermodel, callbacks = unpack(hypermodel), unpack(callbacks)
 
@@ -109,7 +109,7 @@ def train_arm_cv(
     resume_from = config.get("__checkpoint")
     config = {k: v for k, v in config.items() if not str(k).startswith("__")}
     hp, models = build_arm(config, hypermodel, cpus, len(folds))
-    epoch = 0
+    epoch, last_logs = 0, {}
     checkpoint = tune.get_checkpoint()
     if checkpoint is None and resume_from:
         checkpoint = tune.Checkpoint(resume_from)  # an arm of an interrupted search
@@ -117,6 +117,10 @@ def train_arm_cv(
         with checkpoint.as_directory() as directory:
             for k, model in enumerate(models):
                 epoch = restore_arm(model, os.path.join(directory, f"fold{k}"))
+            last_logs = checkpoint_logs(os.path.join(directory, "fold0"))
+    if epoch >= max_epochs:
+        report_finished(last_logs, epoch)
+        return
     ends = sorted({s for s in (checkpoint_epochs or []) if s < max_epochs} | {max_epochs})
     while epoch < max_epochs:
         end = epoch + 1 if checkpoint_epochs is None else next(s for s in ends if s > epoch)
@@ -157,7 +161,9 @@ def train_arm_cv(
                 with tempfile.TemporaryDirectory() as directory:
                     for k, model in enumerate(models):
                         os.makedirs(os.path.join(directory, f"fold{k}"))
-                        save_arm(model, os.path.join(directory, f"fold{k}"), done, None)
+                        # the fold-mean result goes with fold 0 (see report_finished)
+                        logs = metrics if k == 0 else None
+                        save_arm(model, os.path.join(directory, f"fold{k}"), done, logs)
                     tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(directory))
                 if diverged:
                     return

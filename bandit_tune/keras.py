@@ -59,6 +59,12 @@ def checkpoint_epoch(directory: str) -> int:
         return int(json.load(f)["epoch"])
 
 
+def checkpoint_logs(directory: str) -> dict[str, float]:
+    """The logs :func:`save_arm` stored with the checkpoint in ``directory`` (maybe empty)."""
+    with open(os.path.join(directory, _STATE)) as f:
+        return dict(json.load(f).get("logs") or {})
+
+
 def _plain_logs(logs: dict[str, Any]) -> dict[str, float]:
     plain = {}
     for k, v in logs.items():

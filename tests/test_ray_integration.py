@@ -504,3 +504,45 @@ def test_arms_train_in_the_worker_ray_starts_with(tmp_path):
     assert seen["arms"] and set(seen["arms"]) <= set(seen["idle"]), seen
     # Tune's own table is put back after the search
     assert seen["tune_env"].get("PL_DISABLE_FORK") == "1", seen
+
+
+@pytest.mark.parametrize("cv", [None, 2])
+def test_resume_of_an_arm_that_had_just_finished(
+    ray_local, digits_small, build_model, tmp_path, cv
+):
+    """The driver died after an arm's last checkpoint, before the snapshot saw it end.
+
+    The resumed search re-creates the arm at its last epoch: nothing is left to
+    train, the arm ends as finished with its result, and the search completes.
+    """
+    (x, y), (xv, yv), _ = digits_small
+    data = {"cv": cv} if cv else {"validation_data": (xv, yv)}
+
+    def tuner():
+        return bandit_tune.RandomSearch(
+            build_model,
+            objective="val_accuracy",
+            max_trials=2,
+            max_epochs=2,
+            seed=0,
+            directory=str(tmp_path),
+            project_name="p",
+            verbose=0,
+        )
+
+    first = tuner().search(x, y, **data)
+    done = first.results_.set_index("arm_id")
+    state_path = tmp_path / "p" / "state.json"
+    state = json.loads(state_path.read_text())
+    arm = sorted(state["arms"])[0]
+    assert state["arms"][arm]["checkpoint"], state["arms"][arm]
+    state["arms"][arm]["state"] = "running"  # as the snapshot was before the arm ended
+    state_path.write_text(json.dumps(state))
+
+    again = tuner().search(x, y, **data)
+    results = again.results_.set_index("arm_id")
+    assert sorted(results.index) == sorted(done.index)
+    assert results.loc[arm, "epochs"] == 2
+    assert results.loc[arm, "status"] == "completed", results.loc[arm].to_dict()
+    assert results.loc[arm, "best_score"] == pytest.approx(done.loc[arm, "best_score"])
+    assert again.best_score_ == pytest.approx(first.best_score_)
