@@ -116,7 +116,7 @@ def train_arm(
     hypermodel, callbacks = unpack(hypermodel), unpack(callbacks)
     key = tune.get_context().get_trial_id() or ""
     initial_epoch, _resumed_here, hp = 0, False, None
-    model, last_logs = None, {}
+    model = None
     checkpoint = tune.get_checkpoint()
     resume_from = config.get("__checkpoint")
     config = {k: v for k, v in config.items() if not str(k).startswith("__")}
@@ -126,7 +126,9 @@ def train_arm(
     if checkpoint is not None:
         with checkpoint.as_directory() as directory:
             initial_epoch = checkpoint_epoch(directory)
-            last_logs = checkpoint_logs(directory)
+            if initial_epoch >= max_epochs:  # nothing left to train: build nothing
+                report_finished(checkpoint_logs(directory), initial_epoch)
+                return
             model = take_paused_model(key, initial_epoch)  # paused here: no rebuild
             _resumed_here = model is not None
             if model is None:
@@ -136,9 +138,6 @@ def train_arm(
                 hp = HyperParameters(config)
     if model is None:
         hp, (model,) = build_arm(config, hypermodel, cpus, 1)
-    if initial_epoch >= max_epochs:
-        report_finished(last_logs, initial_epoch)
-        return
     x, y, validation_data = data
     # seconds from entering the trainable to the first epoch: build, restore (overhead)
     setup = {

@@ -109,7 +109,7 @@ def train_arm_cv(
     resume_from = config.get("__checkpoint")
     config = {k: v for k, v in config.items() if not str(k).startswith("__")}
     hp, models = build_arm(config, hypermodel, cpus, len(folds))
-    epoch, last_logs = 0, {}
+    epoch = 0
     checkpoint = tune.get_checkpoint()
     if checkpoint is None and resume_from:
         checkpoint = tune.Checkpoint(resume_from)  # an arm of an interrupted search
@@ -117,10 +117,9 @@ def train_arm_cv(
         with checkpoint.as_directory() as directory:
             for k, model in enumerate(models):
                 epoch = restore_arm(model, os.path.join(directory, f"fold{k}"))
-            last_logs = checkpoint_logs(os.path.join(directory, "fold0"))
-    if epoch >= max_epochs:
-        report_finished(last_logs, epoch)
-        return
+            if epoch >= max_epochs:  # nothing left to train
+                report_finished(checkpoint_logs(os.path.join(directory, "fold0")), epoch)
+                return
     ends = sorted({s for s in (checkpoint_epochs or []) if s < max_epochs} | {max_epochs})
     while epoch < max_epochs:
         end = epoch + 1 if checkpoint_epochs is None else next(s for s in ends if s > epoch)
