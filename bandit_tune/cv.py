@@ -101,7 +101,13 @@ def train_arm_cv(
     import_keras_lean()  # before anything imports Keras in this worker
     from bandit_tune.arm import build_arm, report_finished
     from bandit_tune.inputs import fit_inputs, prebuild, uses_default_fit
-    from bandit_tune.keras import EPOCH_KEY, checkpoint_logs, restore_arm, save_arm
+    from bandit_tune.keras import (
+        EPOCH_KEY,
+        checkpoint_logs,
+        mark_divergence,
+        restore_arm,
+        save_arm,
+    )
 
     hypermodel, callbacks = unpack(hypermodel), unpack(callbacks)
 
@@ -148,10 +154,9 @@ def train_arm_cv(
         for i in range(trained):
             done = epoch + i + 1
             metrics = summarise([logs[i] for logs in per_fold])
+            diverged = mark_divergence(metrics, list(metrics))  # the fold logs only
             metrics[EPOCH_KEY] = done
-            diverged = not all(math.isfinite(v) for k, v in metrics.items() if k.endswith("loss"))
             last = i == trained - 1 or diverged
-            metrics["diverged"] = diverged
             metrics["early_stopped"] = bool(last and stopped and not diverged)
             metrics["completed"] = bool(
                 last and not stopped and not diverged and trained < end - epoch

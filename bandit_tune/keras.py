@@ -77,6 +77,23 @@ def _plain_logs(logs: dict[str, Any]) -> dict[str, float]:
     return plain
 
 
+def mark_divergence(metrics: dict[str, Any], log_keys: Iterable[str]) -> bool:
+    """Flag an epoch whose loss is not finite; return whether it diverged.
+
+    The epoch's other logs (``val_accuracy``...) were computed with broken weights
+    (NaN after the first non-finite step), so they are set to NaN: a diverged epoch
+    never ranks an arm or makes it the best. Its losses are kept as reported.
+    """
+    keys = [k for k in log_keys if k in metrics]
+    diverged = not all(math.isfinite(metrics[k]) for k in keys if k.endswith("loss"))
+    metrics["diverged"] = diverged
+    if diverged:
+        for k in keys:
+            if "loss" not in k:
+                metrics[k] = math.nan
+    return diverged
+
+
 class ReportCallback(keras.callbacks.Callback):
     """Report Keras logs to Ray Tune after every epoch; checkpoint where it matters.
 
@@ -131,16 +148,16 @@ class ReportCallback(keras.callbacks.Callback):
         from ray import tune
 
         done = epoch + 1
-        metrics = {**_plain_logs(logs or {}), **self.extra, EPOCH_KEY: done}
+        plain = _plain_logs(logs or {})
+        metrics = {**plain, **self.extra, EPOCH_KEY: done}
         # seconds of this epoch's training and validation alone (no report, no checkpoint)
         metrics["epoch_s"] = time.perf_counter() - self._epoch_started
         optimizer = getattr(self.model, "optimizer", None)
         if optimizer is not None:
             # optimizer steps so far: shows that a resumed arm kept its optimizer state
             metrics["optimizer_iterations"] = int(optimizer.iterations)
-        if not all(math.isfinite(v) for k, v in metrics.items() if k.endswith("loss")):
+        if mark_divergence(metrics, plain):
             self.diverged = True
-            metrics["diverged"] = True
             self.model.stop_training = True
         final = self._final_epoch()
         metrics["early_stopped"] = bool(

@@ -105,6 +105,34 @@ def policy_by_name(name: str, max_epochs: int, eta: float = 3) -> ArmPolicy:
     )
 
 
+def _arm_key(score: float, status: str, direction: str) -> tuple[int, float]:
+    # usable arms first, best score first; then arms that diverged (a score from before
+    # the divergence, but a broken model: never the best while a usable arm scored);
+    # then arms with no score
+    if math.isnan(score):
+        return (2, 0.0)
+    return (int(status == "diverged"), score if direction == "min" else -score)
+
+
+def _order_arms(frame: Any, direction: str) -> Any:
+    """``frame`` (one row per arm) sorted best first; the order of ``results_``."""
+    keys = [
+        _arm_key(float(score), status, direction)
+        for score, status in zip(frame["best_score"], frame["status"], strict=True)
+    ]
+    order = sorted(range(len(keys)), key=keys.__getitem__)  # stable: ties keep arm order
+    return frame.iloc[order]
+
+
+def _rank_arms(scores: Sequence[float], statuses: Sequence[str], direction: str) -> list[int]:
+    """``rank_test_score`` of arms in ``results_`` order: 1 is the best, ties share a rank."""
+    first: dict[tuple[int, float], int] = {}
+    return [
+        first.setdefault(_arm_key(float(score), status, direction), position + 1)
+        for position, (score, status) in enumerate(zip(scores, statuses, strict=True))
+    ]
+
+
 class BanditTuner:
     """Tune a Keras hypermodel with any arm policy on Ray Tune.
 
@@ -580,10 +608,7 @@ class BanditTuner:
                 }
             )
         frame = pd.DataFrame(rows)
-        ascending = self.objective.direction == "min"
-        frame = frame.sort_values(
-            "best_score", ascending=ascending, na_position="last", kind="stable"
-        )
+        frame = _order_arms(frame, self.objective.direction)
         self.results_ = frame.reset_index(drop=True)
         self.results_.attrs.update(
             objective=(self.objective.name, self.objective.direction), params=names
@@ -614,8 +639,6 @@ class BanditTuner:
         Scores are read at each arm's best epoch; ranks follow the objective's
         direction (rank 1 is the best arm, ties share the lower rank).
         """
-        import pandas as pd
-
         name, frame = self.objective.name, self.results_
         n_splits = getattr(self, "n_splits_", 1)
         splits: list[list[float]] = [[] for _ in range(n_splits)]
@@ -632,8 +655,7 @@ class BanditTuner:
             means.append(float(row["best_score"]))
             std_key = f"{name}_std"
             stds.append(float(at[std_key]) if at is not None and std_key in at else 0.0)
-        ascending = self.objective.direction == "min"
-        ranks = pd.Series(means).rank(method="min", ascending=ascending, na_option="bottom")
+        ranks = _rank_arms(means, list(frame["status"]), self.objective.direction)
         params = [{k: _plain(row[k]) for k in self.space_.params} for _, row in frame.iterrows()]
         results: dict[str, Any] = {"params": params}
         for k in self.space_.params:
@@ -642,7 +664,7 @@ class BanditTuner:
             results[f"split{k}_test_score"] = np.array(splits[k])
         results["mean_test_score"] = np.array(means)
         results["std_test_score"] = np.array(stds)
-        results["rank_test_score"] = ranks.to_numpy(dtype=int)
+        results["rank_test_score"] = np.array(ranks, dtype=int)
         return results
 
     def plot(self, path: str = "curves.png") -> str:

@@ -1,6 +1,7 @@
 """Real Ray Tune + real Keras: the scheduler, checkpoint resume, the tuners."""
 
 import json
+import math
 import os
 import tempfile
 
@@ -342,6 +343,8 @@ def test_an_arm_that_raises_or_diverges_is_recorded_and_the_search_goes_on(
     assert by_units.loc[32, "status"] == "error"
     assert "this architecture cannot be built" in by_units.loc[32, "error"]
     assert by_units.loc[48, "status"] == "diverged" and by_units.loc[48, "epochs"] == 1
+    # its accuracy came from NaN weights: no score, so never the best arm
+    assert math.isnan(by_units.loc[48, "best_score"])
     assert tuner.best_params_ == {"units": 16}
 
 

@@ -30,3 +30,39 @@ def test_diagnosis_columns_read_the_train_metric_at_the_best_epoch():
     add_diagnosis(frame, histories, "val_accuracy", "max")
     assert list(frame["diagnosis"]) == ["overfit", "underfit"]
     assert frame.loc[0, "train_score"] == 1.0 and frame.loc[0, "gap"] == pytest.approx(0.1)
+
+
+def test_an_arm_that_diverged_ranks_after_every_usable_arm():
+    from bandit_tune.search import _order_arms, _rank_arms
+
+    frame = pd.DataFrame(
+        {
+            "arm_id": ["nan", "diverged", "low", "high", "tie", "error"],
+            # "diverged" scored best before its loss went NaN: its model is broken
+            "best_score": [math.nan, 0.99, 0.50, 0.90, 0.90, 0.70],
+            "status": ["error", "diverged", "completed", "stopped", "completed", "error"],
+        }
+    )
+    ordered = _order_arms(frame, "max")
+    assert list(ordered["arm_id"]) == ["high", "tie", "error", "low", "diverged", "nan"]
+    ranks = _rank_arms(list(ordered["best_score"]), list(ordered["status"]), "max")
+    assert ranks == [1, 1, 3, 4, 5, 6]
+    losses = frame.assign(best_score=[math.nan, 0.01, 0.5, 0.2, 0.2, 0.3])
+    ordered = _order_arms(losses, "min")
+    assert list(ordered["arm_id"]) == ["high", "tie", "error", "low", "diverged", "nan"]
+
+
+def test_a_diverged_epoch_keeps_its_losses_and_voids_its_other_metrics():
+    pytest.importorskip("keras")
+    from bandit_tune.keras import mark_divergence
+
+    logs = {"loss": math.nan, "accuracy": 0.1, "val_loss": math.nan, "val_accuracy": 0.12}
+    metrics = {**logs, "epoch": 3, "trial_seconds": 1.0}
+    assert mark_divergence(metrics, list(logs))
+    assert metrics["diverged"] and math.isnan(metrics["val_accuracy"])
+    assert math.isnan(metrics["accuracy"]) and math.isnan(metrics["loss"])
+    assert metrics["epoch"] == 3 and metrics["trial_seconds"] == 1.0  # not a log: kept
+    fine = {"loss": 0.3, "val_loss": math.inf, "val_accuracy": 0.9}
+    assert mark_divergence(dict(fine), list(fine))  # an infinite loss diverged too
+    fine["val_loss"] = 0.4
+    assert not mark_divergence(fine, list(fine)) and fine["val_accuracy"] == 0.9
