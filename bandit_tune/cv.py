@@ -103,6 +103,7 @@ def train_arm_cv(
     from bandit_tune.inputs import fit_inputs, prebuild, uses_default_fit
     from bandit_tune.keras import (
         EPOCH_KEY,
+        checkpoint_epoch,
         checkpoint_logs,
         mark_divergence,
         restore_arm,
@@ -114,18 +115,22 @@ def train_arm_cv(
     x, y, folds = data
     resume_from = config.get("__checkpoint")
     config = {k: v for k, v in config.items() if not str(k).startswith("__")}
-    hp, models = build_arm(config, hypermodel, cpus, len(folds))
     epoch = 0
     checkpoint = tune.get_checkpoint()
     if checkpoint is None and resume_from:
         checkpoint = tune.Checkpoint(resume_from)  # an arm of an interrupted search
     if checkpoint is not None:
         with checkpoint.as_directory() as directory:
-            for k, model in enumerate(models):
-                epoch = restore_arm(model, os.path.join(directory, f"fold{k}"))
-            if epoch >= max_epochs:  # nothing left to train
-                report_finished(checkpoint_logs(os.path.join(directory, "fold0")), epoch)
+            fold0 = os.path.join(directory, "fold0")
+            epoch = checkpoint_epoch(fold0)
+            if epoch >= max_epochs:  # nothing left to train: build nothing
+                report_finished(checkpoint_logs(fold0), epoch)
                 return
+            hp, models = build_arm(config, hypermodel, cpus, len(folds))
+            for k, model in enumerate(models):
+                restore_arm(model, os.path.join(directory, f"fold{k}"))
+    else:
+        hp, models = build_arm(config, hypermodel, cpus, len(folds))
     ends = sorted({s for s in (checkpoint_epochs or []) if s < max_epochs} | {max_epochs})
     while epoch < max_epochs:
         end = epoch + 1 if checkpoint_epochs is None else next(s for s in ends if s > epoch)

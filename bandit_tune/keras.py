@@ -49,20 +49,22 @@ def restore_arm(model: keras.Model, directory: str) -> int:
         # Build the optimizer first so its saved variables have somewhere to go.
         optimizer.build(model.trainable_variables)
     model.load_weights(os.path.join(directory, _WEIGHTS))
+    return checkpoint_epoch(directory)
+
+
+def _checkpoint_state(directory: str) -> dict[str, Any]:
     with open(os.path.join(directory, _STATE)) as f:
-        return int(json.load(f)["epoch"])
+        return dict(json.load(f))
 
 
 def checkpoint_epoch(directory: str) -> int:
     """The epoch a :func:`save_arm` checkpoint in ``directory`` was taken at."""
-    with open(os.path.join(directory, _STATE)) as f:
-        return int(json.load(f)["epoch"])
+    return int(_checkpoint_state(directory)["epoch"])
 
 
 def checkpoint_logs(directory: str) -> dict[str, float]:
     """The logs :func:`save_arm` stored with the checkpoint in ``directory`` (maybe empty)."""
-    with open(os.path.join(directory, _STATE)) as f:
-        return dict(json.load(f).get("logs") or {})
+    return dict(_checkpoint_state(directory).get("logs") or {})
 
 
 def _plain_logs(logs: dict[str, Any]) -> dict[str, float]:
@@ -84,7 +86,7 @@ def mark_divergence(metrics: dict[str, Any], log_keys: Iterable[str]) -> bool:
     (NaN after the first non-finite step), so they are set to NaN: a diverged epoch
     never ranks an arm or makes it the best. Its losses are kept as reported.
     """
-    keys = [k for k in log_keys if k in metrics]
+    keys = list(log_keys)
     diverged = not all(math.isfinite(metrics[k]) for k in keys if k.endswith("loss"))
     metrics["diverged"] = diverged
     if diverged:
