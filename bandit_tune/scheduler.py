@@ -20,6 +20,7 @@ from ray.tune.schedulers import TrialScheduler
 from ray.tune.search import Searcher
 
 from bandit_tune.policies.base import ArmPolicy, Decision, check_policy
+from bandit_tune.project import write_json
 from bandit_tune.simulate import PolicyError, call_policy, choose, decide
 
 
@@ -480,10 +481,7 @@ class BanditScheduler(TrialScheduler):
             "extra": self.extra_state() if self.extra_state is not None else {},
             "epochs": None if self.budget is None else self.budget.epochs,
         }
-        tmp = self.state_path + ".tmp"
-        with open(tmp, "w") as f:
-            json.dump(payload, f, default=str)
-        os.replace(tmp, self.state_path)
+        write_json(self.state_path, payload)
         self._snapshot_at = time.monotonic()
         self._snapshot_cost = self._snapshot_at - now
 

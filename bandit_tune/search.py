@@ -12,7 +12,6 @@ from __future__ import annotations
 import contextlib
 import math
 import os
-import shutil
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -24,6 +23,14 @@ from bandit_tune import policies
 from bandit_tune.arm import train_arm
 from bandit_tune.hypermodel import as_hypermodel, record_hypermodel
 from bandit_tune.policies.base import ArmPolicy, check_policy
+from bandit_tune.project import (
+    ARMS_FILE,
+    STATE_FILE,
+    Project,
+    check_project_name,
+    read_state,
+    write_json,
+)
 from bandit_tune.results import add_diagnosis
 from bandit_tune.space import HyperParameters, SearchSpace, _plain
 
@@ -60,10 +67,6 @@ class Objective:
             f"Objective(name, direction), got {objective!r}"
         )
 
-
-ARMS_FILE = "arms.json"
-STATE_FILE = "state.json"  # the search's snapshot: what a resumed search starts from
-"""Per-arm results and decisions the tuner writes into ``directory/project_name``."""
 
 POLICY_NAMES = (
     "hyperband",
@@ -228,7 +231,9 @@ class BanditTuner:
         self.max_trials = max_trials
         self.seed = seed
         self.directory = os.path.abspath(directory or "bandit_tune_results")
-        self.project_name = project_name or "untitled_project"
+        self.project_name = check_project_name(
+            "untitled_project" if project_name is None else project_name
+        )
         self.overwrite = overwrite
         self.cpus_per_arm = cpus_per_arm
         self.gpus_per_arm = gpus_per_arm
@@ -350,9 +355,7 @@ class BanditTuner:
         on the mean validation score over folds; ``cv_results_`` then has
         ``split{k}_test_score`` columns. Do not pass validation data with ``cv``.
         """
-        from bandit_tune._recorder import SpaceRecording
         from bandit_tune.budget import Budget
-        from bandit_tune.runtime import ensure_ray
 
         limits = Budget(
             seconds=self.budget,
@@ -383,6 +386,37 @@ class BanditTuner:
             max_epochs = int(epochs)
         policy = self.policy if self.policy is not None else _NoPolicy()
         self._prepare_directory()
+        try:
+            return self._run(
+                data,
+                cv,
+                policy,
+                limits,
+                max_epochs,
+                validation_split,
+                batch_size,
+                callbacks,
+                fit_kwargs,
+            )
+        finally:
+            self._project.release()
+
+    def _run(
+        self,
+        data: Any,
+        cv: Any,
+        policy: ArmPolicy,
+        limits: Any,
+        max_epochs: int,
+        validation_split: float | None,
+        batch_size: int | None,
+        callbacks: Sequence[Any] | None,
+        fit_kwargs: dict[str, Any],
+    ) -> BanditTuner:
+        """The search itself, with the project folder locked."""
+        from bandit_tune._recorder import SpaceRecording
+        from bandit_tune.runtime import ensure_ray
+
         # The helper imports Keras and records the space (~7 s of CPU) while Ray starts
         # and Ray Tune is imported here (~4 s each); ray.init must stay on the main
         # thread. Ray Tune is imported only now: its ~3 s then overlap the recording.
@@ -417,7 +451,6 @@ class BanditTuner:
         source = self._searcher(configs, scheduler)
         scheduler.state_path = os.path.join(self.project_dir, STATE_FILE)
         scheduler.extra_state = lambda: {"configs": configs, **_position(source)}
-        experiment = self.project_name
         if resume is not None:
             try:
                 scheduler.restore_snapshot(resume)
@@ -427,10 +460,7 @@ class BanditTuner:
                     "with the same policy and arguments, or pass overwrite=True to start afresh"
                 ) from exc
             _set_position(source, resume.get("extra", {}))
-            runs = sum(
-                1 for d in os.listdir(self.directory) if d.startswith(experiment + "_resume")
-            )
-            experiment = f"{experiment}_resume{runs + 1}"
+        storage, experiment = self._experiment(resume is not None)
         fit_args = dict(fit_kwargs)
         if validation_split is not None:
             fit_args["validation_split"] = validation_split
@@ -470,7 +500,7 @@ class BanditTuner:
             ),
             run_config=tune.RunConfig(
                 name=experiment,
-                storage_path=self.storage_path or self.directory,
+                storage_path=storage,
                 verbose=0,
                 checkpoint_config=tune.CheckpointConfig(num_to_keep=2),
                 failure_config=tune.FailureConfig(max_failures=self.max_retries_per_trial),
@@ -681,8 +711,6 @@ class BanditTuner:
         Kept by the driver itself, so it is complete even when Ray's own result
         files lag behind (a fault, a resumed trial).
         """
-        import json
-
         os.makedirs(self.project_dir, mode=0o700, exist_ok=True)
         payload = {
             "objective": [self.objective.name, self.objective.direction],
@@ -691,10 +719,7 @@ class BanditTuner:
             "policy": scheduler.policy.state_dict(),
             "rungs": list(scheduler.policy.decision_steps() or []),
         }
-        path = os.path.join(self.project_dir, ARMS_FILE)
-        with open(path + ".tmp", "w") as f:
-            json.dump(payload, f, default=str)
-        os.replace(path + ".tmp", path)
+        write_json(os.path.join(self.project_dir, ARMS_FILE), payload)
 
     def _require_results(self) -> None:
         if not hasattr(self, "results_"):
@@ -792,8 +817,13 @@ class BanditTuner:
         return x, y, validation_data
 
     def _prepare_directory(self) -> None:
-        if self.overwrite and os.path.isdir(self.project_dir):
-            shutil.rmtree(self.project_dir)
+        """Lock ``directory/project_name`` for this search and find what it resumes.
+
+        The name was checked in the constructor; ``overwrite=True`` deletes only a
+        folder this library wrote, and only once the lock is held. The same project
+        with a snapshot resumes (keras-tuner's convention); a folder of an earlier
+        search without one is kept apart under a timestamped name.
+        """
         try:
             os.makedirs(self.directory, mode=0o700, exist_ok=True)
         except OSError as exc:
@@ -803,20 +833,70 @@ class BanditTuner:
                 f"results directory {self.directory!r} is not writable; pass directory= a "
                 "folder you can write to"
             )
-        self._resume_state = None
-        if os.path.isdir(self.project_dir) and not self.overwrite:
-            state = os.path.join(self.project_dir, STATE_FILE)
-            if os.path.exists(state):
-                # keras-tuner's convention: the same directory and project resume.
-                import json
+        project = Project(self.directory, self.project_name)
+        if self.overwrite:
+            project.refuse_foreign_overwrite()
+        elif _foreign(project.path):
+            # a folder this library did not write: leave it alone, start beside it
+            project = self._timestamped()
+        project.acquire()  # fails at once while another live driver holds the project
+        try:
+            self._resume_state = None
+            if self.overwrite:
+                project.clear()
+            elif os.path.exists(os.path.join(project.path, STATE_FILE)):
+                # keras-tuner's convention: the same directory and project resume
+                self._resume_state = read_state(os.path.join(project.path, STATE_FILE))
+            elif _holds_results(project.path):
+                # an earlier search that left no snapshot: keep its results apart
+                project.release()
+                project = self._timestamped()
+                project.acquire()
+        except BaseException:
+            project.release()
+            raise
+        self._project = project
 
-                with open(state) as f:
-                    self._resume_state = json.load(f)
-                return
-            # an earlier search without a saved state: keep its results apart
-            import time
+    def _experiment(self, resumed: bool) -> tuple[str, str]:
+        """Ray Tune's ``(storage_path, name)`` for this run of the search.
 
-            self.project_name = f"{self.project_name}_{time.strftime('%Y%m%d-%H%M%S')}"
+        The first run's experiment is the project folder itself; each resumed run
+        gets a new experiment inside it (``resume1``, ``resume2``...), so all the
+        search wrote stays in one folder (``overwrite`` and a moved folder see it
+        whole). With ``storage_path`` the experiments live there instead.
+        """
+        if self.storage_path is not None:
+            if not resumed:
+                return self.storage_path, self.project_name
+            prefix = f"{self.project_name}_resume"
+            taken = os.listdir(self.storage_path) if os.path.isdir(self.storage_path) else []
+            return self.storage_path, f"{prefix}{sum(d.startswith(prefix) for d in taken) + 1}"
+        if not resumed:
+            return self.directory, self.project_name
+        runs = sum(1 for d in os.listdir(self.project_dir) if d.startswith("resume"))
+        return self.project_dir, f"resume{runs + 1}"
+
+    def _timestamped(self) -> Project:
+        import time
+
+        self.project_name = f"{self.project_name}_{time.strftime('%Y%m%d-%H%M%S')}"
+        return Project(self.directory, self.project_name)
+
+
+def _foreign(path: str) -> bool:
+    """Whether ``path`` is a non-empty folder (or a file) that this library did not write."""
+    from bandit_tune.project import is_own_folder
+
+    if not os.path.exists(path):
+        return False
+    return not os.path.isdir(path) or (bool(os.listdir(path)) and not is_own_folder(path))
+
+
+def _holds_results(path: str) -> bool:
+    """Whether a project folder holds anything beyond this library's marker and lock."""
+    from bandit_tune.project import LOCK_FILE, MARKER_FILE
+
+    return any(entry not in (LOCK_FILE, MARKER_FILE) for entry in os.listdir(path))
 
 
 def _position(source: Any) -> dict[str, Any]:

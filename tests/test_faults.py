@@ -37,7 +37,12 @@ def _kill_tree(pid):
 
 
 def test_driver_killed_mid_search_resumes_where_it_stopped(tmp_path):
-    """SIGKILL the driver mid-search; the same call again finishes the plan from the snapshot."""
+    """SIGKILL the driver mid-search; the same call again finishes the plan from the snapshot.
+
+    While the first driver runs, a second one on the same project fails at once,
+    naming the first one's pid and host; after the kill, the re-run takes over the
+    dead driver's lock with a message.
+    """
     state_path = tmp_path / "p" / "state.json"
     driver = subprocess.Popen(
         [sys.executable, SCRIPT, "search", str(tmp_path)],
@@ -46,6 +51,7 @@ def test_driver_killed_mid_search_resumes_where_it_stopped(tmp_path):
         stderr=subprocess.STDOUT,
         text=True,
     )
+    second = None
     try:
         deadline = time.monotonic() + 240
         snapshot = None
@@ -55,6 +61,16 @@ def test_driver_killed_mid_search_resumes_where_it_stopped(tmp_path):
                 snapshot = json.loads(state_path.read_text())
             except (OSError, ValueError):
                 continue
+            if second is None:
+                second = subprocess.Popen(
+                    [sys.executable, SCRIPT, "search", str(tmp_path)],
+                    env=ENV,
+                    stdout=subprocess.PIPE,
+                    stderr=subprocess.STDOUT,
+                    text=True,
+                )
+            if second.poll() is None:
+                continue  # kill only once the second driver has had its answer
             states = [a["state"] for a in snapshot["arms"].values()]
             # an arm between rungs (1, 3, 9) that has a checkpoint: it must train on
             # from that checkpoint after the resume (paused arms may all lose)
@@ -67,7 +83,15 @@ def test_driver_killed_mid_search_resumes_where_it_stopped(tmp_path):
             assert driver.poll() is None, driver.stdout.read()
         else:
             pytest.fail("the search never reached the point to kill it")
+        # the second driver on the same project was refused before it trained anything
+        second_out, _ = second.communicate(timeout=120)
+        assert second.returncode != 0, second_out[-3000:]
+        assert "ProjectLockedError" in second_out, second_out[-3000:]
+        assert f"pid {driver.pid} on host" in second_out, second_out[-3000:]
+        assert "SUMMARY" not in second_out
     finally:
+        if second is not None and second.poll() is None:
+            _kill_tree(second.pid)
         _kill_tree(driver.pid)  # SIGKILL: no cleanup, no final write
     before = json.loads(state_path.read_text())
     done_before = {
@@ -87,6 +111,8 @@ def test_driver_killed_mid_search_resumes_where_it_stopped(tmp_path):
         timeout=400,
     )
     out = _summary(again.stdout + again.stderr)
+    assert f"taking over the lock of project {tmp_path / 'p'}" in again.stderr, again.stderr[-3000:]
+    assert f"pid {driver.pid} on host" in again.stderr
     # the plan is finished exactly: every planned epoch, the planned arms at max_epochs
     assert out["arms"] == 17
     assert sum(out["epochs"].values()) == out["plan_budget"] == 69
