@@ -17,10 +17,11 @@ import math
 import re
 import time
 from dataclasses import dataclass, field
-from fractions import Fraction
 from typing import Any
 
-from bandit_tune.policies._rungs import Rung, bracket_epochs, hyperband_brackets, ladder
+from bandit_tune.policies._rungs import plan_brackets
+
+__all__ = ["Budget", "parse_budget", "plan_brackets"]
 
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 _PART = re.compile(r"(\d+(?:\.\d+)?)\s*([smhd])")
@@ -57,60 +58,6 @@ def parse_budget(value: Any) -> float:
     return seconds
 
 
-def _shrunk(max_t: int, eta: float, min_t: int, s: int, epochs: int) -> list[Rung] | None:
-    """The bracket ``s`` with the most arms (< its plan) whose epochs fit, or ``None``."""
-    f_eta = Fraction(eta)
-    steps = ladder(max_t, eta, min_t, s + 1)
-    least = math.ceil(f_eta**s)  # fewer arms and nobody reaches the top rung
-    best = None
-    lo, hi = least, max(least, epochs)
-    while lo <= hi:
-        n = (lo + hi) // 2
-        shape = [(math.floor(n / f_eta**i), t) for i, t in enumerate(steps)]
-        if bracket_epochs(shape) <= epochs:
-            best, lo = shape, n + 1
-        else:
-            hi = n - 1
-    return best
-
-
-def plan_brackets(
-    max_t: int, eta: float, min_t: int, max_total_epochs: int, start: int = 0
-) -> list[list[Rung]]:
-    """Whole Hyperband brackets whose epochs add up to at most ``max_total_epochs``.
-
-    Brackets are taken in Hyperband's order starting at bracket index ``start``
-    (0 is the most aggressive), cycling; a bracket that does not fit is shrunk to
-    the most arms that fit (keeping at least one arm at the top rung), else
-    skipped. Raises ``ValueError`` when not even one arm can reach ``max_t``.
-    """
-    if isinstance(max_total_epochs, bool) or not isinstance(max_total_epochs, int):
-        raise ValueError(f"max_total_epochs must be an integer, got {max_total_epochs!r}")
-    full = hyperband_brackets(max_t, eta, min_t)
-    if max_total_epochs < max_t:
-        raise ValueError(
-            f"a budget of {max_total_epochs} epochs is too small for one arm: an arm trains "
-            f"up to max_epochs={max_t} epochs; give at least {max_t} epochs (or lower max_epochs)"
-        )
-    plan: list[list[Rung]] = []
-    left = max_total_epochs
-    index = start % len(full)
-    misses = 0
-    while misses < len(full):
-        shape = full[index]
-        if bracket_epochs(shape) > left:
-            s = len(shape) - 1
-            shape = _shrunk(max_t, eta, min_t, s, left)
-        if shape is not None and bracket_epochs(shape) <= left:
-            plan.append(shape)
-            left -= bracket_epochs(shape)
-            misses = 0
-        else:
-            misses += 1
-        index = (index + 1) % len(full)
-    return plan
-
-
 @dataclass
 class Budget:
     """The limits of one search and the driver-side clock that enforces them.
@@ -122,6 +69,8 @@ class Budget:
         mode: ``"max"`` or ``"min"`` for ``target_score``.
         started: ``time.monotonic()`` when the search began (Ray start included).
         reserve: seconds kept back at the end for stopping arms and writing results.
+        clock: the clock the wall-clock budget reads (``time.monotonic``; a replay
+            passes its virtual clock, with ``started`` on that clock).
     """
 
     seconds: float | None = None
@@ -134,6 +83,7 @@ class Budget:
     first_result: float | None = None
     reason: str | None = None
     epoch_seconds: float = 0.0  # running mean of one epoch's seconds
+    clock: Any = field(default=time.monotonic, repr=False, compare=False)
 
     @property
     def deadline(self) -> float | None:
@@ -145,11 +95,11 @@ class Budget:
     def seconds_left(self) -> float | None:
         """Seconds until the deadline (``None`` without a wall-clock budget)."""
         deadline = self.deadline
-        return None if deadline is None else deadline - time.monotonic()
+        return None if deadline is None else deadline - self.clock()
 
     def record(self, value: float, seconds: float | None = None) -> None:
         """Count one trained epoch that reported ``value`` (and took ``seconds``)."""
-        now = time.monotonic()
+        now = self.clock()
         if self.first_result is None:
             self.first_result = now
         self.epochs += 1
@@ -179,7 +129,7 @@ class Budget:
         """Epochs the workers delivered per wall-clock second since the first result."""
         if self.first_result is None or self.epochs < 2:
             return None
-        spent = time.monotonic() - self.first_result
+        spent = self.clock() - self.first_result
         return self.epochs / spent if spent > 0 else None
 
     def epochs_left(self) -> int | None:

@@ -1,67 +1,42 @@
-"""Replay recorded learning curves through any arm policy, as the Ray scheduler drives it.
+"""Replay recorded learning curves through any arm policy: virtual workers over the runner.
 
-The simulator owns ``n_workers`` virtual workers. Whenever one is free it asks
-the policy for a paused arm to resume, else starts the next recorded arm, else —
-when nothing runs and no arm is left — lets the policy settle
-(:meth:`~bandit_tune.policies.ArmPolicy.on_no_new_arms`). Each epoch of an arm
-takes its recorded seconds; after each epoch the policy decides. No Ray, no
-TensorFlow: thousands of arms replay in a second.
+The simulator owns ``n_workers`` virtual workers and nothing else: which arm a
+free worker takes (a paused arm the policy resumes, a new arm, or — when nothing
+runs and no arm is left — the policy settling), the budgets and the snapshot are
+the :class:`~bandit_tune.driver.Runner`'s, the same runner the Ray scheduler
+drives. Each epoch of an arm takes its recorded seconds on a virtual clock. No
+Ray, no TensorFlow: thousands of arms replay in a second.
 """
 
 from __future__ import annotations
 
 import heapq
 import math
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
-from bandit_tune.policies.base import ArmPolicy, Decision
+from bandit_tune.driver.runner import NEW, RESUME, Runner
+from bandit_tune.policies.base import (
+    ArmPolicy,
+    ArmState,
+    Decision,
+    PolicyError,
+    call_policy,
+    choose,
+    decide,
+)
 
-
-class PolicyError(RuntimeError):
-    """A policy broke the protocol: bad return value, exception, or an invalid choice."""
-
-
-def call_policy(policy: ArmPolicy, hook: str, arm_id: str | None, *args: Any) -> Any:
-    """Call ``policy.<hook>(*args)``, turning any exception into a :class:`PolicyError`.
-
-    The message names the policy class, the hook and the arm, so a user-written
-    policy that fails is easy to find.
-    """
-    try:
-        return getattr(policy, hook)(*args)
-    except Exception as exc:  # noqa: BLE001 — re-raised with context
-        where = f" for arm {arm_id!r}" if arm_id is not None else ""
-        raise PolicyError(
-            f"{type(policy).__name__}.{hook} raised {type(exc).__name__}{where}: {exc}"
-        ) from exc
-
-
-def decide(policy: ArmPolicy, arm_id: str, step: int, score: float) -> Decision:
-    """Ask ``policy.on_result`` and check that it answered with a :class:`Decision`."""
-    decision = call_policy(policy, "on_result", arm_id, arm_id, step, score)
-    if isinstance(decision, Decision):
-        return decision
-    if isinstance(decision, str) and decision in Decision.__members__:
-        return Decision(decision)
-    raise PolicyError(
-        f"{type(policy).__name__}.on_result returned {decision!r} for arm {arm_id!r}; "
-        "expected bandit_tune.Decision.CONTINUE, PAUSE or STOP"
-    )
-
-
-def choose(policy: ArmPolicy, paused: Sequence[str], paused_set: Any) -> str | None:
-    """Ask ``policy.choose_arm_to_resume`` and check the answer is a paused arm or None."""
-    arm_id = call_policy(policy, "choose_arm_to_resume", None, paused)
-    if arm_id is not None and arm_id not in paused_set:
-        raise PolicyError(
-            f"{type(policy).__name__}.choose_arm_to_resume returned {arm_id!r}, which is "
-            f"not a paused arm; return one of the {len(paused)} paused arms or None"
-        )
-    return arm_id
+__all__ = [
+    "PolicyError",
+    "Simulation",
+    "SimulationResult",
+    "call_policy",
+    "choose",
+    "decide",
+    "simulate",
+]
 
 
 @dataclass
@@ -95,6 +70,7 @@ def simulate(
     seconds: Any = None,
     seed: int | None = None,
     max_arms: int | None = None,
+    time_budget: float | None = None,
 ) -> SimulationResult:
     """Replay recorded learning curves through ``policy``, as the Ray scheduler drives it.
 
@@ -107,109 +83,161 @@ def simulate(
             (see :func:`~bandit_tune.curves.as_curves`). An arm whose curve ends
             stops there.
         n_workers: arms trained at the same time.
-        budget: stop after this many epochs in all (``None``: until the policy is done).
+        budget: epochs in all (the tuner's ``max_total_epochs``; ``None``: until the
+            policy is done).
         seconds: seconds per epoch, a scalar or an array shaped like ``curves``
             (default: the recorded seconds, else 1.0).
         seed: shuffle the order in which arms are drawn (``None``: recorded order).
         max_arms: draw at most this many arms.
+        time_budget: a wall-clock budget in (virtual) seconds, enforced and
+            re-planned as the tuner's ``budget=`` is on Ray.
 
     Returns:
         A :class:`SimulationResult` with the anytime trace and every decision.
     """
-    from bandit_tune.curves import as_curves
+    return Simulation(policy, curves, n_workers, budget, seconds, seed, max_arms, time_budget).run()
 
-    recorded = as_curves(curves)
-    scores, lengths = recorded.scores, recorded.lengths
-    if isinstance(n_workers, bool) or not isinstance(n_workers, int) or n_workers < 1:
-        raise ValueError(f"n_workers must be an integer >= 1, got {n_workers!r}")
-    if budget is not None and (not isinstance(budget, int) or budget < 1):
-        raise ValueError(f"budget must be a positive number of epochs or None, got {budget!r}")
-    if seconds is None:
-        seconds = recorded.seconds
-    times = np.broadcast_to(
-        np.asarray(1.0 if seconds is None else seconds, dtype=float), scores.shape
-    )
-    order = list(range(scores.shape[0]))
-    if seed is not None:
-        order = list(np.random.default_rng(seed).permutation(scores.shape[0]))
-    if max_arms is not None:
-        order = order[:max_arms]
 
-    result = SimulationResult()
-    next_new = 0
-    step_of: dict[str, int] = {}
-    row_of: dict[str, int] = {}
-    paused: dict[str, None] = {}
-    running: list[tuple[float, int, str]] = []  # (finish time, tie, arm)
-    now, tie = 0.0, 0
+class Simulation:
+    """A replay that can stop after some results, be snapshot and resumed.
 
-    def drain() -> None:
-        for arm_id in call_policy(policy, "arms_to_stop", None) or ():
-            if arm_id in paused:
-                del paused[arm_id]
-                call_policy(policy, "on_arm_finished", arm_id, arm_id)
+    :func:`simulate` runs one to the end. ``Simulation(...).run(max_results=k)``
+    stops after ``k`` results; :attr:`runner`'s :meth:`~bandit_tune.driver.Runner.state`
+    is then what a killed driver leaves in ``state.json``, and
+    :meth:`restore` takes it up in a fresh simulation (with a fresh policy).
+    Arguments are :func:`simulate`'s.
+    """
 
-    def launch(arm_id: str) -> None:
-        nonlocal tie
-        tie += 1
-        duration = float(times[row_of[arm_id], step_of[arm_id]])
-        heapq.heappush(running, (now + duration, tie, arm_id))
+    def __init__(
+        self,
+        policy: ArmPolicy,
+        curves: Any,
+        n_workers: int = 1,
+        budget: int | None = None,
+        seconds: Any = None,
+        seed: int | None = None,
+        max_arms: int | None = None,
+        time_budget: float | None = None,
+    ) -> None:
+        from bandit_tune.budget import Budget
+        from bandit_tune.curves import as_curves
 
-    def fill() -> None:
-        nonlocal next_new
-        while len(running) < n_workers:
-            if budget is not None and result.epochs_used + len(running) >= budget:
-                return
-            arm_id = choose(policy, list(paused), paused)
-            if arm_id is not None:
-                del paused[arm_id]
-            elif next_new < len(order) and call_policy(policy, "accepts_new_arm", None):
-                row = int(order[next_new])
+        recorded = as_curves(curves)
+        self.scores, self.lengths = recorded.scores, recorded.lengths
+        self.configs = recorded.configs
+        if isinstance(n_workers, bool) or not isinstance(n_workers, int) or n_workers < 1:
+            raise ValueError(f"n_workers must be an integer >= 1, got {n_workers!r}")
+        if budget is not None and (not isinstance(budget, int) or budget < 1):
+            raise ValueError(f"budget must be a positive number of epochs or None, got {budget!r}")
+        if time_budget is not None and (
+            isinstance(time_budget, bool)
+            or not isinstance(time_budget, (int, float))
+            or not time_budget > 0
+        ):
+            raise ValueError(f"time_budget must be positive seconds or None, got {time_budget!r}")
+        if seconds is None:
+            seconds = recorded.seconds
+        self.times = np.broadcast_to(
+            np.asarray(1.0 if seconds is None else seconds, dtype=float), self.scores.shape
+        )
+        order = list(range(self.scores.shape[0]))
+        if seed is not None:
+            order = [int(i) for i in np.random.default_rng(seed).permutation(len(order))]
+        self.order = order[:max_arms] if max_arms is not None else order
+        self.n_workers = n_workers
+        self.now = 0.0
+        limits = None
+        if budget is not None or time_budget is not None:
+            limits = Budget(
+                seconds=time_budget,
+                max_total_epochs=budget,
+                started=0.0,
+                clock=self._clock,
+            )
+        self.runner = Runner(policy, mode="max", budget=limits, slots=n_workers, clock=self._clock)
+        self.runner.extra_state = lambda: {"next_new": self.next_new, "now": self.now}
+        self.next_new = 0
+        self.running: list[tuple[float, int, str]] = []  # (finish time, tie, arm)
+        self._tie = 0
+        self.result = SimulationResult()
+
+    def _clock(self) -> float:
+        return self.now
+
+    def _row(self, arm_id: str) -> int:
+        return int(self.runner.arms[arm_id].config["arm"])
+
+    def _launch(self, arm_id: str) -> None:
+        self._tie += 1
+        step = self.runner.arms[arm_id].step
+        duration = float(self.times[self._row(arm_id), step])
+        heapq.heappush(self.running, (self.now + duration, self._tie, arm_id))
+
+    def _fill(self) -> None:
+        runner = self.runner
+        while len(self.running) < self.n_workers:
+            if runner.wake:  # running when the snapshot was taken: they go on first
+                self._launch(runner.wake.popleft())
+                continue
+            more = self.next_new < len(self.order)
+            action, arm_id = runner.next_arm(len(self.running), more)
+            runner.take_ended()  # no worker holds a paused arm: nothing to stop
+            if action == RESUME and arm_id is not None:
+                self._launch(arm_id)
+            elif action == NEW:
+                row = self.order[self.next_new]
+                self.next_new += 1
                 arm_id = f"arm_{row:05d}"
-                next_new += 1
-                row_of[arm_id], step_of[arm_id] = row, 0
-                config = recorded.configs[row] if row < len(recorded.configs) else {}
-                call_policy(policy, "on_arm_added", arm_id, arm_id, {"arm": row, **config})
-            elif not running and paused:
-                call_policy(policy, "on_no_new_arms", None)
-                drain()
-                arm_id = choose(policy, list(paused), paused)
+                config = self.configs[row] if row < len(self.configs) else {}
+                runner.add_arm(arm_id, {"arm": row, **config})
+                self._launch(arm_id)
+            elif not self.running and runner.arms.paused:
+                arm_id = runner.settle()
+                runner.take_ended()
                 if arm_id is None:
-                    for left in list(paused):
-                        del paused[left]
-                        call_policy(policy, "on_arm_finished", left, left)
                     return
-                del paused[arm_id]
+                self._launch(arm_id)
             else:
                 return
-            drain()
-            launch(arm_id)
 
-    fill()
-    while running:
-        now, _, arm_id = heapq.heappop(running)
-        row = row_of[arm_id]
-        step = step_of[arm_id] + 1
-        step_of[arm_id] = step
-        score = float(scores[row, step - 1])
-        result.epochs_used += 1
-        result.epochs[arm_id] = step
-        if math.isfinite(score) and score > result.best_score:
-            result.best_score, result.best_arm = score, arm_id
-        result.trace.append((result.epochs_used, now, result.best_score))
-        decision = decide(policy, arm_id, step, score)
-        result.decisions.append((arm_id, step, score, decision.value))
-        out_of_budget = budget is not None and result.epochs_used >= budget
-        more = step < lengths[row]
-        if decision is Decision.CONTINUE and more and not out_of_budget:
-            launch(arm_id)
-        elif decision is Decision.PAUSE and more:
-            paused[arm_id] = None
-        elif decision is Decision.CONTINUE or decision is Decision.PAUSE:
-            call_policy(policy, "on_arm_finished", arm_id, arm_id)  # ran out of curve
-        drain()
-        if out_of_budget:
-            break
-        fill()
-    result.seconds = now
-    return result
+    def run(self, max_results: int | None = None) -> SimulationResult:
+        """Replay until the policy is done (or ``max_results`` more results); return the result."""
+        runner, result = self.runner, self.result
+        done = 0
+        self._fill()
+        while self.running and (max_results is None or done < max_results):
+            self.now, _, arm_id = heapq.heappop(self.running)
+            row = self._row(arm_id)
+            step = runner.arms[arm_id].step + 1
+            score = float(self.scores[row, step - 1])
+            decision, _ = runner.report(
+                arm_id,
+                step,
+                score,
+                seconds=float(self.times[row, step - 1]),
+                in_flight=len(self.running),
+            )
+            done += 1
+            result.epochs_used += 1
+            result.epochs[arm_id] = step
+            if math.isfinite(score) and score > result.best_score:
+                result.best_score, result.best_arm = score, arm_id
+            result.trace.append((result.epochs_used, self.now, result.best_score))
+            assert decision is not None  # a virtual worker never repeats a step
+            result.decisions.append((arm_id, step, score, decision.value))
+            if step >= self.lengths[row] and runner.arms[arm_id].state is not ArmState.STOPPED:
+                runner.arm_ended(arm_id)  # ran out of curve
+            elif decision is Decision.CONTINUE and runner.arms[arm_id].state is ArmState.RUNNING:
+                self._launch(arm_id)
+            self._fill()
+        result.seconds = self.now
+        return result
+
+    def restore(self, state: dict[str, Any], result: SimulationResult | None = None) -> None:
+        """Take up a snapshot of another simulation of the same curves (see the class)."""
+        self.runner.restore(state)
+        extra = state.get("extra", {})
+        self.next_new = int(extra.get("next_new", 0))
+        self.now = float(extra.get("now", 0.0))
+        if result is not None:
+            self.result = result

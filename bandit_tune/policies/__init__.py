@@ -12,7 +12,16 @@ from bandit_tune.policies._rungs import (
 from bandit_tune.policies.adaptive import AdaptiveASHA, kendall_tau
 from bandit_tune.policies.asha import ASHA
 from bandit_tune.policies.bandits import UCB, CurveBandit, EpsilonGreedy, ThompsonSampling
-from bandit_tune.policies.base import ArmPolicy, Decision, check_policy
+from bandit_tune.policies.base import (
+    ArmPolicy,
+    ArmState,
+    Decision,
+    PolicyError,
+    call_policy,
+    check_policy,
+    choose,
+    decide,
+)
 from bandit_tune.policies.hyperband import Hyperband
 from bandit_tune.policies.median import MedianStopping
 from bandit_tune.policies.successive_halving import SuccessiveHalving
@@ -22,8 +31,13 @@ __all__ = [
     "UCB",
     "AdaptiveASHA",
     "ArmPolicy",
+    "ArmState",
     "CurveBandit",
     "Decision",
+    "PolicyError",
+    "call_policy",
+    "choose",
+    "decide",
     "EpsilonGreedy",
     "Hyperband",
     "MedianStopping",

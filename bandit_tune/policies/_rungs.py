@@ -102,3 +102,57 @@ def bracket_epochs(bracket: list[Rung]) -> int:
 def sort_key(score: float, seq: int) -> tuple[float, int]:
     """Order arms best first; ties go to the arm that reached the rung first."""
     return (-score, seq)
+
+
+def _shrunk(max_t: int, eta: float, min_t: int, s: int, epochs: int) -> list[Rung] | None:
+    """The bracket ``s`` with the most arms (< its plan) whose epochs fit, or ``None``."""
+    f_eta = Fraction(eta)
+    steps = ladder(max_t, eta, min_t, s + 1)
+    least = math.ceil(f_eta**s)  # fewer arms and nobody reaches the top rung
+    best = None
+    lo, hi = least, max(least, epochs)
+    while lo <= hi:
+        n = (lo + hi) // 2
+        shape = [(math.floor(n / f_eta**i), t) for i, t in enumerate(steps)]
+        if bracket_epochs(shape) <= epochs:
+            best, lo = shape, n + 1
+        else:
+            hi = n - 1
+    return best
+
+
+def plan_brackets(
+    max_t: int, eta: float, min_t: int, max_total_epochs: int, start: int = 0
+) -> list[list[Rung]]:
+    """Whole Hyperband brackets whose epochs add up to at most ``max_total_epochs``.
+
+    Brackets are taken in Hyperband's order starting at bracket index ``start``
+    (0 is the most aggressive), cycling; a bracket that does not fit is shrunk to
+    the most arms that fit (keeping at least one arm at the top rung), else
+    skipped. Raises ``ValueError`` when not even one arm can reach ``max_t``.
+    """
+    if isinstance(max_total_epochs, bool) or not isinstance(max_total_epochs, int):
+        raise ValueError(f"max_total_epochs must be an integer, got {max_total_epochs!r}")
+    full = hyperband_brackets(max_t, eta, min_t)
+    if max_total_epochs < max_t:
+        raise ValueError(
+            f"a budget of {max_total_epochs} epochs is too small for one arm: an arm trains "
+            f"up to max_epochs={max_t} epochs; give at least {max_t} epochs (or lower max_epochs)"
+        )
+    plan: list[list[Rung]] = []
+    left = max_total_epochs
+    index = start % len(full)
+    misses = 0
+    while misses < len(full):
+        shape = full[index]
+        if bracket_epochs(shape) > left:
+            s = len(shape) - 1
+            shape = _shrunk(max_t, eta, min_t, s, left)
+        if shape is not None and bracket_epochs(shape) <= left:
+            plan.append(shape)
+            left -= bracket_epochs(shape)
+            misses = 0
+        else:
+            misses += 1
+        index = (index + 1) % len(full)
+    return plan

@@ -29,6 +29,17 @@ class Decision(str, enum.Enum):
     """The arm is done: either it reached its last step or it lost."""
 
 
+class ArmState(str, enum.Enum):
+    """Where an arm stands; the runner's arm table and the policies share it."""
+
+    RUNNING = "running"
+    """Training, starting on a worker, or waiting to be placed on one."""
+    PAUSED = "paused"
+    """Checkpointed and off its worker; the policy may resume it."""
+    STOPPED = "stopped"
+    """Ended for good: completed, stopped by the policy, failed or removed."""
+
+
 class ArmPolicy:
     """Base class of all arm policies: decides how long each arm is pulled.
 
@@ -178,3 +189,46 @@ def check_policy(policy: object) -> None:
             ) from None
         except ValueError:  # no signature available (a builtin): trust it
             continue
+
+
+class PolicyError(RuntimeError):
+    """A policy broke the protocol: bad return value, exception, or an invalid choice."""
+
+
+def call_policy(policy: ArmPolicy, hook: str, arm_id: str | None, *args: Any) -> Any:
+    """Call ``policy.<hook>(*args)``, turning any exception into a :class:`PolicyError`.
+
+    The message names the policy class, the hook and the arm, so a user-written
+    policy that fails is easy to find.
+    """
+    try:
+        return getattr(policy, hook)(*args)
+    except Exception as exc:  # noqa: BLE001 — re-raised with context
+        where = f" for arm {arm_id!r}" if arm_id is not None else ""
+        raise PolicyError(
+            f"{type(policy).__name__}.{hook} raised {type(exc).__name__}{where}: {exc}"
+        ) from exc
+
+
+def decide(policy: ArmPolicy, arm_id: str, step: int, score: float) -> Decision:
+    """Ask ``policy.on_result`` and check that it answered with a :class:`Decision`."""
+    decision = call_policy(policy, "on_result", arm_id, arm_id, step, score)
+    if isinstance(decision, Decision):
+        return decision
+    if isinstance(decision, str) and decision in Decision.__members__:
+        return Decision(decision)
+    raise PolicyError(
+        f"{type(policy).__name__}.on_result returned {decision!r} for arm {arm_id!r}; "
+        "expected bandit_tune.Decision.CONTINUE, PAUSE or STOP"
+    )
+
+
+def choose(policy: ArmPolicy, paused: Sequence[str], paused_set: Any) -> str | None:
+    """Ask ``policy.choose_arm_to_resume`` and check the answer is a paused arm or None."""
+    arm_id = call_policy(policy, "choose_arm_to_resume", None, paused)
+    if arm_id is not None and arm_id not in paused_set:
+        raise PolicyError(
+            f"{type(policy).__name__}.choose_arm_to_resume returned {arm_id!r}, which is "
+            f"not a paused arm; return one of the {len(paused)} paused arms or None"
+        )
+    return arm_id

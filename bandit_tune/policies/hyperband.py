@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from bandit_tune.policies._rungs import check_ladder, hyperband_brackets
+from bandit_tune.policies._rungs import check_ladder, hyperband_brackets, plan_brackets
 from bandit_tune.policies._synchronous import SynchronousHalving
 
 
@@ -54,8 +54,6 @@ class Hyperband(SynchronousHalving):
         if max_total_epochs is None:
             super().__init__(hyperband_brackets(max_t, eta, min_t))
         else:
-            from bandit_tune.budget import plan_brackets
-
             plan = plan_brackets(max_t, eta, min_t, max_total_epochs)
             super().__init__(plan, cycle=False)
 
@@ -65,8 +63,6 @@ class Hyperband(SynchronousHalving):
         Only for a policy built with ``max_total_epochs``; the scheduler calls it
         with what the measured epoch rate says still fits a wall-clock budget.
         """
-        from bandit_tune.budget import plan_brackets
-
         room = epochs_left - self.epochs_owed()
         start = len(self._brackets)
         full = len(hyperband_brackets(self.max_t, self.eta, self.min_t))

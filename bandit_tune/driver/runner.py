@@ -1,0 +1,417 @@
+"""The runner: the one run loop every backend drives, over the arm table.
+
+A backend — :func:`bandit_tune.simulate`'s virtual workers, or
+:class:`bandit_tune.BanditScheduler` on Ray Tune — only moves arms between
+workers. It tells the runner what happened (:meth:`Runner.add_arm`,
+:meth:`Runner.report`, :meth:`Runner.arm_ended`) and asks it what a free worker
+does next (:meth:`Runner.next_arm`, :meth:`Runner.settle`). The runner keeps the
+arm table, calls the policy's hooks (checked), applies the epoch and wall-clock
+budgets and their re-plans, and writes the snapshot a resumed search starts
+from. Each call returns the arms the backend must end (paused arms the policy
+gave up on, or that a spent budget ends), so both backends stop the same arms
+at the same moment.
+
+No Ray, no TensorFlow: the same runner replays recorded curves in seconds and
+drives a cluster.
+"""
+
+from __future__ import annotations
+
+import collections
+import math
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from bandit_tune.driver.arms import Arm, ArmTable
+from bandit_tune.policies.base import (
+    ArmPolicy,
+    ArmState,
+    Decision,
+    PolicyError,
+    call_policy,
+    check_policy,
+    choose,
+    decide,
+)
+
+SNAPSHOT_VERSION = 1
+
+RESUME = "resume"
+""":meth:`Runner.next_arm`: resume the paused arm it names."""
+NEW = "new"
+""":meth:`Runner.next_arm`: start a new arm."""
+WAIT = "wait"
+""":meth:`Runner.next_arm`: nothing to start now."""
+
+
+class RecordedClock:
+    """A clock that the reported epoch seconds drive (one worker's time in a replay).
+
+    :meth:`Runner.report` advances it by each result's seconds before the budget
+    reads it, so a replay on Ray with one worker keeps the simulator's time.
+    """
+
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def advance(self, seconds: float) -> None:
+        """Move the clock on by ``seconds``."""
+        self.now += seconds
+
+    def __call__(self) -> float:
+        """The seconds recorded so far."""
+        return self.now
+
+
+class Runner:
+    """The arm table and the loop over it: which arm runs next, budgets, snapshots.
+
+    Args:
+        policy: the arm policy (its hooks are checked on every call).
+        mode: ``"max"`` or ``"min"``: the direction of the values :meth:`report` gets;
+            the policy always sees higher-is-better scores.
+        metric: the metric's name (kept in the snapshot).
+        budget: a :class:`~bandit_tune.budget.Budget` (epochs, wall clock, target
+            score) or ``None``.
+        slots: arms that may train at once (``None``: as many as the backend runs).
+        clock: the clock of the wall-clock budget and of re-plans (``time.monotonic``
+            on Ray; the simulator's virtual clock in replay).
+
+    Example::
+
+        >>> from bandit_tune.driver import Runner
+        >>> from bandit_tune.policies import SuccessiveHalving
+        >>> runner = Runner(SuccessiveHalving(max_t=3, eta=3))
+        >>> runner.next_arm(running=0, new_arms_left=True)
+        ('new', None)
+    """
+
+    def __init__(
+        self,
+        policy: ArmPolicy,
+        mode: str = "max",
+        metric: str | None = None,
+        budget: Any = None,
+        slots: int | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        check_policy(policy)
+        if mode not in ("min", "max"):
+            raise ValueError(f"mode must be 'min' or 'max', got {mode!r}")
+        self.policy = policy
+        self.mode = mode
+        self.metric = metric
+        self.budget = budget
+        self.slots = slots
+        self.clock = clock
+        self.arms = ArmTable()
+        #: Arms to place on a worker again although no worker holds them: running
+        #: when a search was interrupted, chosen while paused without a worker, or
+        #: to be re-created after a failure. Backends serve them before new arms.
+        self.wake: collections.deque[str] = collections.deque()
+        #: Called with ``(arm_id, step, score, decision)`` after each decision.
+        self.listeners: list[Callable[[str, int, float, str], None]] = []
+        #: Whether the policy declined to resume a paused arm at the last choice.
+        self.declined = True
+        #: Where :meth:`snapshot` writes (``None``: nowhere).
+        self.state_path: str | None = None
+        #: Extra JSON-able state for the snapshot (the backend's searcher position).
+        self.extra_state: Callable[[], dict[str, Any]] | None = None
+        self._ended: list[str] = []
+        self._replanned = -math.inf
+        self._snapshot_at = -math.inf
+        self._snapshot_cost = 0.0
+
+    # -- events from the backend ----------------------------------------------------
+    def add_arm(self, arm_id: str, config: dict[str, Any]) -> list[str]:
+        """A new arm starts: record it, tell the policy; returns the arms to end."""
+        self.arms.add(arm_id, config)
+        call_policy(self.policy, "on_arm_added", arm_id, arm_id, dict(config))
+        ended = self.drain()
+        self.snapshot()
+        return ended
+
+    def report(
+        self,
+        arm_id: str,
+        step: int,
+        value: float,
+        result: dict[str, Any] | None = None,
+        seconds: float | None = None,
+        checkpoint: str | None = None,
+        in_flight: int = 0,
+    ) -> tuple[Decision | None, list[str]]:
+        """Arm ``arm_id`` reached ``step`` with metric ``value``: decide.
+
+        Args:
+            arm_id: the arm.
+            step: the steps (epochs) it has trained.
+            value: the metric as reported (``mode`` orients it for the policy).
+            result: the result's scalar values, kept in the arm's record.
+            seconds: the epoch's seconds (for the wall-clock budget).
+            checkpoint: where the arm's checkpoint at this step is, if it wrote one.
+            in_flight: other arms training an epoch right now (the budget counts them).
+
+        Returns:
+            ``(decision, ended)``: ``None`` for a step the arm reported already
+            (a resumed arm retrains from its checkpoint), and the arms to end.
+        """
+        arm = self.arms[arm_id]
+        if step <= arm.step:
+            return None, []
+        arm.step = step
+        if checkpoint:
+            arm.checkpoint = checkpoint
+        if result is not None:
+            # kept before the policy runs: a result that breaks the policy is not lost
+            arm.results.append(result)
+        score = -value if self.mode == "min" else value
+        budget, ended = self.budget, []
+        if seconds is not None and isinstance(self.clock, RecordedClock):
+            self.clock.advance(seconds)
+        if budget is not None:
+            budget.record(value, seconds)
+        decision = decide(self.policy, arm_id, step, score)
+        if budget is not None:
+            if budget.exhausted(in_flight):
+                decision = Decision.STOP
+                ended = self.end_paused()
+            else:
+                self._replan()
+        arm.decisions.append((step, score, decision.value))
+        self._apply(arm, decision)
+        for listener in self.listeners:
+            listener(arm_id, step, score, decision.value)
+        ended += self.drain()
+        self.snapshot()
+        return decision, ended
+
+    def arm_ended(self, arm_id: str) -> list[str]:
+        """The arm ended on its own (completed, stopped itself, failed, was removed).
+
+        The policy hears ``on_arm_finished`` once, unless it ended the arm itself.
+        Returns the arms to end.
+        """
+        arm = self.arms.get(arm_id)
+        if arm is None:
+            return []
+        if arm.state is not ArmState.STOPPED:
+            self.arms.set_state(arm_id, ArmState.STOPPED)
+            if arm_id in self.wake:
+                self.wake.remove(arm_id)
+            call_policy(self.policy, "on_arm_finished", arm_id, arm_id)
+        ended = self.drain()
+        self.snapshot()
+        return ended
+
+    def arm_failed(self, arm_id: str, retry: bool) -> list[str]:
+        """The arm's training failed; with ``retry`` it is placed again from its checkpoint."""
+        arm = self.arms.get(arm_id)
+        if arm is None:
+            return []
+        arm.failures += 1
+        if retry:
+            self.arms.set_state(arm_id, ArmState.RUNNING)
+            self.wake.append(arm_id)
+            self.snapshot(force=True)
+            return []
+        return self.arm_ended(arm_id)
+
+    # -- what a free worker does next -------------------------------------------------
+    def next_arm(
+        self, running: int, new_arms_left: bool, prefer: Sequence[str] = ()
+    ) -> tuple[str, str | None]:
+        """What a free worker does next: ``(RESUME, arm)``, ``(NEW, None)`` or ``(WAIT, None)``.
+
+        Resuming a paused arm the policy picks comes first (``prefer``: paused arms
+        to offer the policy first, e.g. those whose model the free worker still
+        holds); else a new arm if the budget and the policy take one. A resumed arm
+        is running from here on. Call :meth:`take_ended` afterwards for arms the
+        choice ended.
+
+        Args:
+            running: arms training now (the slots and the budget count them).
+            new_arms_left: whether the backend has another configuration to start.
+            prefer: see above.
+        """
+        if self.slots is not None and running >= self.slots:
+            return WAIT, None
+        if self.budget is not None and self.budget.exhausted(running):
+            self._ended.extend(self.end_paused())
+            return WAIT, None
+        paused = self.arms.paused
+        if paused:
+            arm_id = choose(self.policy, list(prefer), paused) if prefer else None
+            if arm_id is None:
+                arm_id = choose(self.policy, list(paused), paused)
+            self._ended.extend(self.drain())
+            if arm_id is not None and arm_id in paused:
+                self.declined = False
+                self.arms.set_state(arm_id, ArmState.RUNNING)
+                return RESUME, arm_id
+        self.declined = True
+        if new_arms_left and self.accepts_new_arm(running):
+            return NEW, None
+        return WAIT, None
+
+    def settle(self) -> str | None:
+        """Nothing runs and no new arm will come: let the policy settle with the paused arms.
+
+        Returns the arm to resume, or ``None`` after ending every paused arm (no
+        one would ever resume them). See :meth:`take_ended`.
+        """
+        call_policy(self.policy, "on_no_new_arms", None)
+        self._ended.extend(self.drain())
+        paused = self.arms.paused
+        arm_id = choose(self.policy, list(paused), paused) if paused else None
+        if arm_id is not None:
+            self.arms.set_state(arm_id, ArmState.RUNNING)
+            return arm_id
+        self._ended.extend(self.end_paused())
+        return None
+
+    def take_ended(self) -> list[str]:
+        """Arms that :meth:`next_arm` or :meth:`settle` ended, for the backend to stop."""
+        ended, self._ended = self._ended, []
+        return ended
+
+    def accepts_new_arm(self, running: int = 0) -> bool:
+        """Whether the budget and the policy's plan leave room for another arm."""
+        if self.budget is not None and self.budget.exhausted(running):
+            return False
+        return bool(call_policy(self.policy, "accepts_new_arm", None))
+
+    def wants_new_arm(self, busy: int, pending: int) -> bool:
+        """Whether a backend that creates arms ahead of time should create one now.
+
+        ``busy`` counts arms running or starting, ``pending`` those starting. A new
+        arm is not made while the policy might still resume a paused arm, nor
+        beyond the free slots.
+        """
+        if pending and (self.slots is None or busy >= self.slots):
+            return False
+        if self.wake:
+            return True
+        if not self.accepts_new_arm(busy):
+            return False
+        if not self.declined and self.arms.paused:
+            return False
+        return self.slots is None or busy < self.slots
+
+    def finished(self, live: bool) -> bool:
+        """Whether no arm will ever be added again (``live``: an arm still runs or waits)."""
+        if self.budget is not None and self.budget.reason is not None:
+            return True
+        if self.wake or self.arms.paused:
+            return False
+        if self.accepts_new_arm(self.arms.n_running):
+            return False
+        return not live
+
+    # -- the policy's side --------------------------------------------------------------
+    def drain(self) -> list[str]:
+        """End the paused arms the policy gave up on; returns them."""
+        ended = []
+        for arm_id in call_policy(self.policy, "arms_to_stop", None) or ():
+            arm = self.arms.get(arm_id)
+            if arm is None:
+                raise PolicyError(
+                    f"{type(self.policy).__name__}.arms_to_stop returned {arm_id!r}, "
+                    "which is not an arm of this search"
+                )
+            if arm.state is ArmState.PAUSED:
+                self.arms.set_state(arm_id, ArmState.STOPPED)
+                arm.decided = True
+                call_policy(self.policy, "on_arm_finished", arm_id, arm_id)
+                ended.append(arm_id)
+        return ended
+
+    def end_paused(self) -> list[str]:
+        """End every paused arm (the budget is spent, or nobody will resume them)."""
+        ended = list(self.arms.paused)
+        for arm_id in ended:
+            self.arms.set_state(arm_id, ArmState.STOPPED)
+            call_policy(self.policy, "on_arm_finished", arm_id, arm_id)
+        if ended:
+            self.snapshot(force=True)
+        return ended
+
+    def _apply(self, arm: Arm, decision: Decision) -> None:
+        if decision is Decision.PAUSE:
+            self.arms.set_state(arm.arm_id, ArmState.PAUSED)
+        elif decision is Decision.STOP:
+            self.arms.set_state(arm.arm_id, ArmState.STOPPED)
+            arm.decided = True
+
+    def _replan(self) -> None:
+        """Fit the unopened brackets to the epochs the measured rate says are left."""
+        budget, replan = self.budget, getattr(self.policy, "replan_epochs", None)
+        if budget is None or budget.seconds is None or not callable(replan):
+            return
+        if getattr(self.policy, "cycle", True):
+            return
+        now = self.clock()
+        if now - self._replanned < 1.0:
+            return
+        left = budget.epochs_left()
+        if left is not None:
+            self._replanned = now
+            call_policy(self.policy, "replan_epochs", None, left)
+
+    # -- the snapshot (state.json) -------------------------------------------------------
+    def state(self) -> dict[str, Any]:
+        """Everything a resumed search needs, as plain data (the layout of ``state.json``)."""
+        payload: dict[str, Any] = {
+            "version": SNAPSHOT_VERSION,
+            "metric": [self.metric, self.mode],
+            "policy": self.policy.state_dict(),
+            **self.arms.to_json(),
+            "paused": list(self.arms.paused),
+            "wake": list(self.wake),
+            "extra": self.extra_state() if self.extra_state is not None else {},
+            "epochs": None if self.budget is None else self.budget.epochs,
+        }
+        return payload
+
+    def snapshot(self, force: bool = False) -> None:
+        """Write :meth:`state` to :attr:`state_path` atomically, spaced to cost ~5% of the time.
+
+        Unless ``force``, a write waits until 20 times the last write's cost has
+        passed (at least 0.5 s), so its cost stays small as the arms grow.
+        """
+        if self.state_path is None:
+            return
+        now = time.monotonic()
+        if not force and now - self._snapshot_at < max(0.5, 20 * self._snapshot_cost):
+            return
+        from bandit_tune.project import write_json
+
+        write_json(self.state_path, self.state())
+        self._snapshot_at = time.monotonic()
+        self._snapshot_cost = self._snapshot_at - now
+
+    def restore(self, payload: dict[str, Any]) -> None:
+        """Take up a :meth:`state`: the policy's state, the arms, and what to place again.
+
+        Arms that were running go to :attr:`wake` (they continue from their last
+        checkpoint); paused arms stay paused until the policy resumes them.
+        """
+        if payload.get("version") != SNAPSHOT_VERSION:
+            raise ValueError(f"unsupported search state version {payload.get('version')!r}")
+        self.policy.load_state_dict(payload["policy"])
+        self.arms = ArmTable.from_json(payload, paused_order=payload.get("paused"))
+        wake = list(payload.get("wake") or [])
+        running = [a.arm_id for a in self.arms if a.state is ArmState.RUNNING]
+        self.wake = collections.deque(dict.fromkeys([*wake, *running]))
+        if self.budget is not None and payload.get("epochs"):
+            self.budget.epochs = int(payload["epochs"])
+
+    def __getstate__(self) -> dict[str, Any]:
+        # pickled with Ray's experiment state (often): no listeners (live objects), and
+        # the arms without their results (the snapshot keeps those)
+        state = self.__dict__.copy()
+        state["listeners"] = []
+        state["extra_state"] = None
+        state["arms"] = self.arms.without_results()
+        return state
