@@ -6,17 +6,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from bandit_tune.policies import Hyperband, bracket_epochs
-
-
-def format_plan(policy: Hyperband) -> str:
-    """Render a Hyperband plan as a small table."""
-    lines = [f"Hyperband(max_t={policy.max_t}, eta={policy.eta}, min_t={policy.min_t})"]
-    for s, bracket in enumerate(policy.plan()):
-        rungs = "  ".join(f"{n:>3} arms x {t:>3} ep" for n, t in bracket)
-        lines.append(f"  bracket {s}: {rungs}   ({bracket_epochs(bracket)} epochs)")
-    lines.append(f"  one pass: {policy.n_arms} arms, {policy.budget} epochs")
-    return "\n".join(lines)
+from bandit_tune.policies import Hyperband
 
 
 def _plan(args: argparse.Namespace) -> int:
@@ -33,7 +23,7 @@ def _plan(args: argparse.Namespace) -> int:
             else f"{epochs} epochs"
         )
         print(f"budget: {where} -> at most {epochs} epochs in whole brackets")
-    print(format_plan(policy))
+    print(policy.describe())
     return 0
 
 

@@ -53,7 +53,6 @@ def build_model(hp: Any) -> Any:
 def run_demo(max_epochs: int = 27, directory: str = "bandit_tune_results", seed: int = 0) -> int:
     """Run Hyperband on digits, print the plan, the leaderboard and the test accuracy."""
     import bandit_tune
-    from bandit_tune.cli import format_plan
 
     start = time.monotonic()
     (x_train, y_train), (x_val, y_val), (x_test, y_test) = load_digits_split(seed)
@@ -67,7 +66,7 @@ def run_demo(max_epochs: int = 27, directory: str = "bandit_tune_results", seed:
         project_name="digits_demo",
         overwrite=True,
     )
-    print(format_plan(tuner.policy))  # type: ignore[arg-type]
+    print(tuner.policy.describe())  # type: ignore[union-attr]
     print(f"data: {len(x_train)} train / {len(x_val)} validation / {len(x_test)} test digits")
     tuner.search(x_train, y_train, validation_data=(x_val, y_val), batch_size=32)
     board = tuner.results_[["arm_id", "units", "learning_rate", "epochs", "best_score", "status"]]

@@ -18,11 +18,17 @@ import numpy as np
 from bandit_tune.policies.base import ArmPolicy
 
 
-def replay_trainable(config: dict[str, Any], curves: Any) -> None:
-    """Ray function trainable: report ``curves[config["arm"]]`` epoch by epoch, resumably."""
+def replay_trainable(config: dict[str, Any], curves: Any, seconds: Any = None) -> None:
+    """Ray function trainable: report ``curves[config["arm"]]`` epoch by epoch, resumably.
+
+    Each report carries the epoch's recorded seconds as ``time_this_iter_s`` (when
+    ``seconds`` is given), which a recorded-clock budget counts.
+    """
     from ray import tune
 
-    row = np.asarray(curves)[int(config["arm"])]
+    arm = int(config["arm"])
+    row = np.asarray(curves)[arm]
+    times = None if seconds is None else np.asarray(seconds, dtype=float)[arm]
     start = 0
     checkpoint = tune.get_checkpoint()
     if checkpoint is not None:
@@ -33,16 +39,29 @@ def replay_trainable(config: dict[str, Any], curves: Any) -> None:
         with tempfile.TemporaryDirectory() as directory:
             with open(os.path.join(directory, "replay.json"), "w") as f:
                 json.dump({"epoch": epoch}, f)
-            tune.report(
-                {"score": float(row[epoch - 1]), "epoch": epoch, "arm": int(config["arm"])},
-                checkpoint=tune.Checkpoint.from_directory(directory),
-            )
+            report = {"score": float(row[epoch - 1]), "epoch": epoch, "arm": arm}
+            if times is not None:
+                report["time_this_iter_s"] = float(times[epoch - 1])
+            tune.report(report, checkpoint=tune.Checkpoint.from_directory(directory))
 
 
 def replay_on_ray(
-    policy: ArmPolicy, curves: Any, storage_path: str, name: str = "replay"
+    policy: ArmPolicy,
+    curves: Any,
+    storage_path: str,
+    name: str = "replay",
+    max_total_epochs: int | None = None,
+    time_budget: float | None = None,
+    seconds: Any = None,
 ) -> list[tuple[str, int, float, str]]:
     """Run ``curves`` (``[arms, epochs]``, higher is better) through ``policy`` on Ray, one worker.
+
+    The Ray twin of :func:`bandit_tune.simulate` with ``n_workers=1``: the same
+    runner drives it, so both give the same decisions. ``max_total_epochs`` and
+    ``time_budget`` are :func:`~bandit_tune.simulate`'s ``budget`` and
+    ``time_budget``; the wall-clock budget runs on a clock driven by the recorded
+    epoch ``seconds`` (a scalar or an array like ``curves``; default 1.0), as the
+    simulator's virtual clock is.
 
     Returns every decision as ``(arm, step, score, decision)`` with arms named as
     :func:`bandit_tune.simulate` names them (``arm_00000`` ...), in the order made.
@@ -50,11 +69,21 @@ def replay_on_ray(
     """
     from ray import tune
 
-    from bandit_tune.scheduler import ArmSource, BanditScheduler
+    from bandit_tune.budget import Budget
+    from bandit_tune.driver.runner import RecordedClock
+    from bandit_tune.scheduler import BanditScheduler
+    from bandit_tune.searchers import ArmSource
 
     scores = np.asarray(curves, dtype=float)
+    times = np.broadcast_to(np.asarray(1.0 if seconds is None else seconds, float), scores.shape)
     scheduler = BanditScheduler(policy, time_attr="epoch")
     scheduler.slots = 1
+    if max_total_epochs is not None or time_budget is not None:
+        clock = RecordedClock()
+        scheduler.runner.clock = clock
+        scheduler.budget = Budget(
+            seconds=time_budget, max_total_epochs=max_total_epochs, started=0.0, clock=clock
+        )
     decisions: list[tuple[str, int, float, str]] = []
     arm_of: dict[str, int] = {}
 
@@ -70,14 +99,15 @@ def replay_on_ray(
 
     scheduler.on_trial_add = on_trial_add  # type: ignore[method-assign]
     source = ArmSource([{"arm": i} for i in range(len(scores))], scheduler)
+    trainable = tune.with_parameters(replay_trainable, curves=scores, seconds=np.array(times))
     tuner = tune.Tuner(
-        tune.with_resources(tune.with_parameters(replay_trainable, curves=scores), {"cpu": 1}),
+        tune.with_resources(trainable, {"cpu": 1}),
         tune_config=tune.TuneConfig(
             metric="score",
             mode="max",
             search_alg=source,
             scheduler=scheduler,
-            num_samples=len(scores),
+            num_samples=-1,
             reuse_actors=True,
         ),
         run_config=tune.RunConfig(storage_path=storage_path, name=name, verbose=0),

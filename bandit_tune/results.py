@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from typing import Any
+
+import numpy as np
 
 OVERFIT_GAP = 0.05
 """Train-minus-validation gap that flags overfitting (objective units; relative for losses)."""
@@ -178,3 +181,175 @@ def plot_arms(arms: dict[str, Any], path: str, rungs: list[int] | None = None) -
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return path
+
+
+def _arm_key(score: float, status: str, direction: str) -> tuple[int, float]:
+    # usable arms first, best score first; then arms that diverged (a score from before
+    # the divergence, but a broken model: never the best while a usable arm scored);
+    # then arms with no score
+    if math.isnan(score):
+        return (2, 0.0)
+    return (int(status == "diverged"), score if direction == "min" else -score)
+
+
+def order_arms(frame: Any, direction: str) -> Any:
+    """``frame`` (one row per arm) sorted best first; the order of ``results_``."""
+    keys = [
+        _arm_key(float(score), status, direction)
+        for score, status in zip(frame["best_score"], frame["status"], strict=True)
+    ]
+    order = sorted(range(len(keys)), key=keys.__getitem__)  # stable: ties keep arm order
+    return frame.iloc[order]
+
+
+def rank_arms(scores: Sequence[float], statuses: Sequence[str], direction: str) -> list[int]:
+    """``rank_test_score`` of arms in ``results_`` order: 1 is the best, ties share a rank."""
+    first: dict[tuple[int, float], int] = {}
+    return [
+        first.setdefault(_arm_key(float(score), status, direction), position + 1)
+        for position, (score, status) in enumerate(zip(scores, statuses, strict=True))
+    ]
+
+
+def arm_table(
+    scheduler: Any,
+    result_grid: Any,
+    objective: tuple[str, str],
+    names: Sequence[str],
+    max_epochs: int,
+    steps: Sequence[int] | None,
+) -> tuple[Any, dict[str, Any]]:
+    """``results_``: one row per arm of the search, best first; and each arm's history.
+
+    Reads the driver's arm records (complete also when Ray's result files lag
+    behind a fault) and Ray's result grid (errors, final checkpoints).
+    """
+    import os
+
+    import pandas as pd
+
+    objective_name, direction = objective
+    arms = scheduler.runner.arms
+    rows = []
+    histories: dict[str, Any] = {}
+    grid: dict[str, Any] = {}
+    for result in result_grid:
+        trial_id = (result.metrics or {}).get("trial_id") or os.path.basename(result.path)
+        arm_id = scheduler.arm_of.get(trial_id, trial_id)
+        if result.error is not None and arm_id in grid and grid[arm_id].error is None:
+            continue  # an arm re-created after a failure: its later trial speaks for it
+        grid[arm_id] = result
+    # every arm of the search: this run's, and those of an interrupted run it resumed
+    arm_ids = list(dict.fromkeys([*arms.ids(), *grid]))
+    for arm_id in arm_ids:
+        result = grid.get(arm_id)
+        arm = arms.get(arm_id)
+        recorded = arm.results if arm is not None else None
+        metrics = dict(recorded[-1]) if recorded else {}
+        if not metrics and result is not None:
+            metrics = result.metrics or {}
+        source = (arm.config if arm is not None else None) or (result.config if result else {})
+        config = {k: source.get(k) for k in names}
+        history = (
+            pd.DataFrame(recorded)
+            if recorded
+            else (result.metrics_dataframe if result is not None else None)
+        )
+        error = None if result is None or result.error is None else str(result.error)
+        checkpoint = arm.checkpoint if arm is not None else None
+        if result is not None and result.checkpoint is not None:
+            checkpoint = result.checkpoint.path
+        score, best_epoch, last = math.nan, 0, math.nan
+        curve: list[float] = []
+        curve_seconds: list[float] = []
+        if history is not None and objective_name in history:
+            values = history[objective_name].to_numpy(dtype=float)
+            epochs = (
+                history["epoch"].to_numpy() if "epoch" in history else np.arange(1, len(values) + 1)
+            )
+            finite = np.isfinite(values)
+            if finite.any():
+                pick = np.nanargmax(values) if direction == "max" else np.nanargmin(values)
+                score, best_epoch = float(values[pick]), int(epochs[pick])
+            last = float(values[-1])
+            histories[arm_id] = history
+            curve = [float(v) for v in values]
+            if "time_this_iter_s" in history:
+                curve_seconds = [float(v) for v in history["time_this_iter_s"]]
+        trained = int(metrics.get("epoch", 0) or 0)
+        if error is not None:
+            status = "error"
+        elif metrics.get("diverged"):
+            status = "diverged"
+        elif metrics.get("early_stopped"):
+            status = "early_stopped"
+        elif trained >= max_epochs or metrics.get("completed"):
+            status = "completed"
+        else:
+            status = "stopped"
+        rung = max([s for s in (steps or []) if s <= trained], default=trained)
+        rows.append(
+            {
+                "arm_id": arm_id,
+                **config,
+                "epochs": trained,
+                "best_score": score,
+                "best_epoch": best_epoch,
+                "last_score": last,
+                "rung": rung,
+                "promotions": sum(1 for s in (steps or []) if s < trained),
+                "status": status,
+                "error": error,
+                "failures": arm.failures if arm is not None else 0,
+                "checkpoint": checkpoint,
+                "curve": curve,
+                "curve_seconds": curve_seconds or None,
+            }
+        )
+    frame = pd.DataFrame(rows)
+    frame = order_arms(frame, direction).reset_index(drop=True)
+    frame.attrs.update(objective=(objective_name, direction), params=list(names))
+    add_diagnosis(frame, histories, objective_name, direction)
+    return frame, histories
+
+
+def cv_table(
+    frame: Any,
+    histories: dict[str, Any],
+    objective: tuple[str, str],
+    params: Sequence[str],
+    n_splits: int = 1,
+) -> dict[str, Any]:
+    """scikit-learn's ``cv_results_`` layout, one entry per arm in ``results_`` order.
+
+    Scores are read at each arm's best epoch; ranks follow the objective's
+    direction (rank 1 is the best arm, ties share the lower rank).
+    """
+    name, direction = objective
+    splits: list[list[float]] = [[] for _ in range(n_splits)]
+    means, stds = [], []
+    for _, row in frame.iterrows():
+        history = histories.get(row["arm_id"])
+        at = None
+        if history is not None and row["best_epoch"]:
+            matches = history.loc[history["epoch"] == row["best_epoch"]]
+            at = matches.iloc[-1] if len(matches) else None
+        for k in range(n_splits):
+            key = f"split{k}_{name}" if n_splits > 1 else name
+            splits[k].append(float(at[key]) if at is not None and key in at else math.nan)
+        means.append(float(row["best_score"]))
+        std_key = f"{name}_std"
+        stds.append(float(at[std_key]) if at is not None and std_key in at else 0.0)
+    ranks = rank_arms(means, list(frame["status"]), direction)
+    from bandit_tune.space import _plain
+
+    chosen = [{k: _plain(row[k]) for k in params} for _, row in frame.iterrows()]
+    results: dict[str, Any] = {"params": chosen}
+    for k in params:
+        results[f"param_{k}"] = np.array([p[k] for p in chosen], dtype=object)
+    for k in range(n_splits):
+        results[f"split{k}_test_score"] = np.array(splits[k])
+    results["mean_test_score"] = np.array(means)
+    results["std_test_score"] = np.array(stds)
+    results["rank_test_score"] = np.array(ranks, dtype=int)
+    return results

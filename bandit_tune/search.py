@@ -17,12 +17,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
-
 from bandit_tune import policies
 from bandit_tune.arm import train_arm
 from bandit_tune.hypermodel import as_hypermodel, record_hypermodel
 from bandit_tune.policies.base import ArmPolicy, check_policy
+from bandit_tune.policies.registry import TrainToEnd, policy_by_name
 from bandit_tune.project import (
     ARMS_FILE,
     STATE_FILE,
@@ -31,7 +30,6 @@ from bandit_tune.project import (
     read_state,
     write_json,
 )
-from bandit_tune.results import add_diagnosis
 from bandit_tune.space import HyperParameters, SearchSpace, _plain
 
 _MAX_WORDS = ("acc", "auc", "precision", "recall", "f1", "iou", "r2", "score")
@@ -66,74 +64,6 @@ class Objective:
             f"objective must be a metric name such as 'val_accuracy' or "
             f"Objective(name, direction), got {objective!r}"
         )
-
-
-POLICY_NAMES = (
-    "hyperband",
-    "successive_halving",
-    "asha",
-    "asha_stopping",
-    "adaptive_asha",
-    "median_stopping",
-    "ucb",
-    "thompson",
-    "epsilon_greedy",
-)
-
-
-def policy_by_name(name: str, max_epochs: int, eta: float = 3) -> ArmPolicy:
-    """Build a built-in policy from its name (as the command line takes it)."""
-    key = name.strip().lower().replace("-", "_")
-    if key == "hyperband":
-        return policies.Hyperband(max_epochs, eta)
-    if key == "successive_halving":
-        return policies.SuccessiveHalving(max_epochs, eta)
-    if key in ("asha", "asha_stopping"):
-        return policies.ASHA(
-            max_epochs, eta, mode="stopping" if key.endswith("stopping") else "promotion"
-        )
-    if key == "adaptive_asha":
-        return policies.AdaptiveASHA(max_epochs, eta)
-    if key == "median_stopping":
-        return policies.MedianStopping(max_epochs)
-    bandits = {
-        "ucb": policies.UCB,
-        "thompson": policies.ThompsonSampling,
-        "epsilon_greedy": policies.EpsilonGreedy,
-    }
-    if key in bandits:
-        return bandits[key](max_epochs)
-    raise ValueError(
-        f"unknown policy {name!r}; choose one of {', '.join(POLICY_NAMES)} or pass an ArmPolicy"
-    )
-
-
-def _arm_key(score: float, status: str, direction: str) -> tuple[int, float]:
-    # usable arms first, best score first; then arms that diverged (a score from before
-    # the divergence, but a broken model: never the best while a usable arm scored);
-    # then arms with no score
-    if math.isnan(score):
-        return (2, 0.0)
-    return (int(status == "diverged"), score if direction == "min" else -score)
-
-
-def _order_arms(frame: Any, direction: str) -> Any:
-    """``frame`` (one row per arm) sorted best first; the order of ``results_``."""
-    keys = [
-        _arm_key(float(score), status, direction)
-        for score, status in zip(frame["best_score"], frame["status"], strict=True)
-    ]
-    order = sorted(range(len(keys)), key=keys.__getitem__)  # stable: ties keep arm order
-    return frame.iloc[order]
-
-
-def _rank_arms(scores: Sequence[float], statuses: Sequence[str], direction: str) -> list[int]:
-    """``rank_test_score`` of arms in ``results_`` order: 1 is the best, ties share a rank."""
-    first: dict[tuple[int, float], int] = {}
-    return [
-        first.setdefault(_arm_key(float(score), status, direction), position + 1)
-        for position, (score, status) in enumerate(zip(scores, statuses, strict=True))
-    ]
 
 
 class BanditTuner:
@@ -311,9 +241,9 @@ class BanditTuner:
 
     def _searcher(self, configs: list[dict[str, Any]], scheduler: Any) -> Any:
         """The Ray Tune searcher that hands out arms (a fixed list, gated by the scheduler)."""
-        from bandit_tune.scheduler import ArmSource
+        from bandit_tune.searchers import GatedSearcher
 
-        return ArmSource(configs, scheduler)
+        return GatedSearcher(configs, scheduler)
 
     @property
     def project_dir(self) -> str:
@@ -384,7 +314,7 @@ class BanditTuner:
         max_epochs = self.max_epochs
         if self.policy is None and epochs is not None:
             max_epochs = int(epochs)
-        policy = self.policy if self.policy is not None else _NoPolicy()
+        policy = self.policy if self.policy is not None else TrainToEnd()
         self._prepare_directory()
         try:
             return self._run(
@@ -450,7 +380,7 @@ class BanditTuner:
             scheduler.budget = limits
         source = self._searcher(configs, scheduler)
         scheduler.state_path = os.path.join(self.project_dir, STATE_FILE)
-        scheduler.extra_state = lambda: {"configs": configs, **_position(source)}
+        scheduler.extra_state = lambda: {"configs": configs, **source.position()}
         if resume is not None:
             try:
                 scheduler.restore_snapshot(resume)
@@ -459,7 +389,7 @@ class BanditTuner:
                     f"cannot resume the search in {self.project_dir}: {exc}. Build the tuner "
                     "with the same policy and arguments, or pass overwrite=True to start afresh"
                 ) from exc
-            _set_position(source, resume.get("extra", {}))
+            source.set_position(resume.get("extra", {}))
         storage, experiment = self._experiment(resume is not None)
         fit_args = dict(fit_kwargs)
         if validation_split is not None:
@@ -552,98 +482,13 @@ class BanditTuner:
 
     # -- results ---------------------------------------------------------------------
     def _collect(self, max_epochs: int, steps: Sequence[int] | None) -> None:
-        import pandas as pd
+        from bandit_tune.results import arm_table, cv_table
 
         names = list(self.space_.params)
-        rows = []
-        self._histories: dict[str, Any] = {}
-        scheduler = self.scheduler_
-        grid: dict[str, Any] = {}
-        for result in self.result_grid_:
-            trial_id = (result.metrics or {}).get("trial_id") or os.path.basename(result.path)
-            arm_id = scheduler.arm_of.get(trial_id, trial_id)
-            if result.error is not None and arm_id in grid and grid[arm_id].error is None:
-                continue  # an arm re-created after a failure: its later trial speaks for it
-            grid[arm_id] = result
-        # every arm of the search: this run's, and those of an interrupted run it resumed
-        arm_ids = list(dict.fromkeys([*scheduler.configs, *grid]))
-        for arm_id in arm_ids:
-            result = grid.get(arm_id)
-            recorded = scheduler.results.get(arm_id)
-            metrics = dict(recorded[-1]) if recorded else {}
-            if not metrics and result is not None:
-                metrics = result.metrics or {}
-            source = scheduler.configs.get(arm_id) or (result.config if result else {})
-            config = {k: source.get(k) for k in names}
-            history = (
-                pd.DataFrame(recorded)
-                if recorded
-                else (result.metrics_dataframe if result is not None else None)
-            )
-            error = None if result is None or result.error is None else str(result.error)
-            checkpoint = scheduler.checkpoints.get(arm_id)
-            if result is not None and result.checkpoint is not None:
-                checkpoint = result.checkpoint.path
-            score, best_epoch, last = math.nan, 0, math.nan
-            curve: list[float] = []
-            curve_seconds: list[float] = []
-            if history is not None and self.objective.name in history:
-                values = history[self.objective.name].to_numpy(dtype=float)
-                epochs = (
-                    history["epoch"].to_numpy()
-                    if "epoch" in history
-                    else np.arange(1, len(values) + 1)
-                )
-                finite = np.isfinite(values)
-                if finite.any():
-                    pick = (
-                        np.nanargmax(values)
-                        if self.objective.direction == "max"
-                        else np.nanargmin(values)
-                    )
-                    score, best_epoch = float(values[pick]), int(epochs[pick])
-                last = float(values[-1])
-                self._histories[arm_id] = history
-                curve = [float(v) for v in values]
-                if "time_this_iter_s" in history:
-                    curve_seconds = [float(v) for v in history["time_this_iter_s"]]
-            trained = int(metrics.get("epoch", 0) or 0)
-            if error is not None:
-                status = "error"
-            elif metrics.get("diverged"):
-                status = "diverged"
-            elif metrics.get("early_stopped"):
-                status = "early_stopped"
-            elif trained >= max_epochs or metrics.get("completed"):
-                status = "completed"
-            else:
-                status = "stopped"
-            rung = max([s for s in (steps or []) if s <= trained], default=trained)
-            rows.append(
-                {
-                    "arm_id": arm_id,
-                    **config,
-                    "epochs": trained,
-                    "best_score": score,
-                    "best_epoch": best_epoch,
-                    "last_score": last,
-                    "rung": rung,
-                    "promotions": sum(1 for s in (steps or []) if s < trained),
-                    "status": status,
-                    "error": error,
-                    "failures": int(scheduler.failures.get(arm_id, 0)),
-                    "checkpoint": checkpoint,
-                    "curve": curve,
-                    "curve_seconds": curve_seconds or None,
-                }
-            )
-        frame = pd.DataFrame(rows)
-        frame = _order_arms(frame, self.objective.direction)
-        self.results_ = frame.reset_index(drop=True)
-        self.results_.attrs.update(
-            objective=(self.objective.name, self.objective.direction), params=names
+        objective = (self.objective.name, self.objective.direction)
+        self.results_, self._histories = arm_table(
+            self.scheduler_, self.result_grid_, objective, names, max_epochs, steps
         )
-        add_diagnosis(self.results_, self._histories, self.objective.name, self.objective.direction)
         valid = self.results_["best_score"].notna()
         if not valid.any():
             errors = [e.strip() for e in self.results_["error"] if isinstance(e, str) and e.strip()]
@@ -657,45 +502,13 @@ class BanditTuner:
                 f"no arm reported a finite {self.objective.name!r}{cause}; see results_['error'] "
                 f"and {self.project_dir}"
             )
-        self.cv_results_ = self._cv_results()
+        self.cv_results_ = cv_table(
+            self.results_, self._histories, objective, names, getattr(self, "n_splits_", 1)
+        )
         self.best_index_ = int(self.results_.index[valid][0])
         best = self.results_.loc[self.best_index_]
         self.best_params_ = {k: _plain(best[k]) for k in names}
         self.best_score_ = float(best["best_score"])
-
-    def _cv_results(self) -> dict[str, Any]:
-        """scikit-learn's ``cv_results_`` layout, one entry per arm in ``results_`` order.
-
-        Scores are read at each arm's best epoch; ranks follow the objective's
-        direction (rank 1 is the best arm, ties share the lower rank).
-        """
-        name, frame = self.objective.name, self.results_
-        n_splits = getattr(self, "n_splits_", 1)
-        splits: list[list[float]] = [[] for _ in range(n_splits)]
-        means, stds = [], []
-        for _, row in frame.iterrows():
-            history = self._histories.get(row["arm_id"])
-            at = None
-            if history is not None and row["best_epoch"]:
-                matches = history.loc[history["epoch"] == row["best_epoch"]]
-                at = matches.iloc[-1] if len(matches) else None
-            for k in range(n_splits):
-                key = f"split{k}_{name}" if n_splits > 1 else name
-                splits[k].append(float(at[key]) if at is not None and key in at else math.nan)
-            means.append(float(row["best_score"]))
-            std_key = f"{name}_std"
-            stds.append(float(at[std_key]) if at is not None and std_key in at else 0.0)
-        ranks = _rank_arms(means, list(frame["status"]), self.objective.direction)
-        params = [{k: _plain(row[k]) for k in self.space_.params} for _, row in frame.iterrows()]
-        results: dict[str, Any] = {"params": params}
-        for k in self.space_.params:
-            results[f"param_{k}"] = np.array([p[k] for p in params], dtype=object)
-        for k in range(n_splits):
-            results[f"split{k}_test_score"] = np.array(splits[k])
-        results["mean_test_score"] = np.array(means)
-        results["std_test_score"] = np.array(stds)
-        results["rank_test_score"] = np.array(ranks, dtype=int)
-        return results
 
     def plot(self, path: str = "curves.png") -> str:
         """Save the arms' validation curves and epochs per arm as a PNG; return its path."""
@@ -899,21 +712,6 @@ def _holds_results(path: str) -> bool:
     return any(entry not in (LOCK_FILE, MARKER_FILE) for entry in os.listdir(path))
 
 
-def _position(source: Any) -> dict[str, Any]:
-    """Where the arm source stands, for the snapshot."""
-    return {
-        "next_index": getattr(source, "next_index", None),
-        "made": getattr(source, "made", None),
-    }
-
-
-def _set_position(source: Any, extra: dict[str, Any]) -> None:
-    if extra.get("next_index") is not None and hasattr(source, "next_index"):
-        source.next_index = int(extra["next_index"])
-    if extra.get("made") is not None and hasattr(source, "made"):
-        source.made = int(extra["made"])
-
-
 @contextlib.contextmanager
 def _pending_trials(slots: int) -> Any:
     """Let Ray Tune start the actors of the first ``slots`` arms at once.
@@ -932,15 +730,3 @@ def _pending_trials(slots: int) -> Any:
         yield
     finally:
         os.environ.pop(key, None)
-
-
-class _NoPolicy(ArmPolicy):
-    """Every arm trains to max_epochs (keras-tuner's RandomSearch behaviour)."""
-
-    def on_result(self, arm_id: str, step: int, score: float) -> Any:
-        from bandit_tune.policies import Decision
-
-        return Decision.CONTINUE
-
-    def decision_steps(self) -> list[int]:
-        return []

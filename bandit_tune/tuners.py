@@ -246,7 +246,7 @@ class BayesianOptimization(BanditTuner):
         )
 
     def _searcher(self, configs: list[dict[str, Any]], scheduler: Any) -> Any:
-        from bandit_tune.scheduler import GatedSearcher
+        from bandit_tune.searchers import GatedSearcher
 
         return GatedSearcher(self.make_searcher(self.space_), scheduler, self.n_arms())
 

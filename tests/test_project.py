@@ -61,9 +61,7 @@ def tuner(directory, project_name, **kwargs):
         (3, "non-empty string"),
     ],
 )
-def test_a_project_name_that_escapes_the_directory_is_refused_at_construction(
-    tmp_path, name, why
-):
+def test_a_project_name_that_escapes_the_directory_is_refused_at_construction(tmp_path, name, why):
     with pytest.raises(ValueError, match="project_name") as info:
         tuner(tmp_path, name, overwrite=True)
     assert why in str(info.value)

@@ -57,13 +57,15 @@ def test_scheduler_state_round_trips_through_json(tmp_path):
 
     first = BanditScheduler(Hyperband(9), metric="val_loss", mode="min")
     simulate(first.policy, CURVES)
-    first.history = {"a": [(1, -0.5, "PAUSE")]}
+    first.runner.arms.add("a", {"units": 8})
+    first.runner.arms["a"].decisions.append((1, -0.5, "PAUSE"))
     path = tmp_path / "scheduler.json"
     first.save(str(path))
     second = BanditScheduler(Hyperband(9), metric="val_loss", mode="min")
     second.restore(str(path))
     assert second.policy.state_dict() == first.policy.state_dict()
-    assert second.history == first.history
+    assert second.history == first.history == {"a": [(1, -0.5, "PAUSE")]}
+    assert second.configs == {"a": {"units": 8}}
 
 
 def test_scheduler_refuses_what_is_not_a_policy():

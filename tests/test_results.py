@@ -33,7 +33,8 @@ def test_diagnosis_columns_read_the_train_metric_at_the_best_epoch():
 
 
 def test_an_arm_that_diverged_ranks_after_every_usable_arm():
-    from bandit_tune.search import _order_arms, _rank_arms
+    from bandit_tune.results import order_arms as _order_arms
+    from bandit_tune.results import rank_arms as _rank_arms
 
     frame = pd.DataFrame(
         {

@@ -14,7 +14,7 @@ from ray.tune.experiment import Trial  # noqa: E402
 
 from bandit_tune import BanditScheduler  # noqa: E402
 from bandit_tune.policies import Hyperband  # noqa: E402
-from bandit_tune.scheduler import ArmSource  # noqa: E402
+from bandit_tune.searchers import ArmSource  # noqa: E402
 
 
 def _scheduler(recreates=True):
@@ -60,7 +60,7 @@ def test_retries_are_capped_by_max_failures():
     scheduler = _scheduler()
     trial = _trial(max_failures=1)
     scheduler.on_trial_add(None, trial)
-    scheduler.failures[trial.trial_id] = 1  # it failed once already
+    scheduler.runner.arms[trial.trial_id].failures = 1  # it failed once already
     scheduler.on_trial_error(None, trial)  # second failure: Ray would still say recover
     assert not scheduler.wake
 

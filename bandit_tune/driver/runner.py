@@ -220,7 +220,11 @@ class Runner:
 
     # -- what a free worker does next -------------------------------------------------
     def next_arm(
-        self, running: int, new_arms_left: bool, prefer: Sequence[str] = ()
+        self,
+        running: int,
+        new_arms_left: bool = False,
+        prefer: Sequence[str] = (),
+        waiting: bool = False,
     ) -> tuple[str, str | None]:
         """What a free worker does next: ``(RESUME, arm)``, ``(NEW, None)`` or ``(WAIT, None)``.
 
@@ -234,6 +238,8 @@ class Runner:
             running: arms training now (the slots and the budget count them).
             new_arms_left: whether the backend has another configuration to start.
             prefer: see above.
+            waiting: an arm already added waits for a worker (a backend that adds
+                arms ahead of time, as Ray does): it starts if no paused arm does.
         """
         if self.slots is not None and running >= self.slots:
             return WAIT, None
@@ -251,7 +257,7 @@ class Runner:
                 self.arms.set_state(arm_id, ArmState.RUNNING)
                 return RESUME, arm_id
         self.declined = True
-        if new_arms_left and self.accepts_new_arm(running):
+        if waiting or (new_arms_left and self.accepts_new_arm(running)):
             return NEW, None
         return WAIT, None
 

@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
-from bandit_tune.policies._rungs import check_ladder, hyperband_brackets, plan_brackets
+from bandit_tune.policies._rungs import (
+    bracket_epochs,
+    check_ladder,
+    hyperband_brackets,
+    plan_brackets,
+)
 from bandit_tune.policies._synchronous import SynchronousHalving
 
 
@@ -71,3 +76,12 @@ class Hyperband(SynchronousHalving):
         except ValueError:
             shapes = []  # not even one more arm fits
         self.replan(shapes)
+
+    def describe(self) -> str:
+        """The plan as a small table: each bracket's rungs and epochs, and one pass in all."""
+        lines = [f"Hyperband(max_t={self.max_t}, eta={self.eta}, min_t={self.min_t})"]
+        for s, bracket in enumerate(self.plan()):
+            rungs = "  ".join(f"{n:>3} arms x {t:>3} ep" for n, t in bracket)
+            lines.append(f"  bracket {s}: {rungs}   ({bracket_epochs(bracket)} epochs)")
+        lines.append(f"  one pass: {self.n_arms} arms, {self.budget} epochs")
+        return "\n".join(lines)
