@@ -16,9 +16,35 @@ from __future__ import annotations
 import math
 from fractions import Fraction
 from numbers import Real
+from typing import Any
+
+from bandit_tune.policies.base import ArmState
 
 Rung = tuple[int, int]
 """One rung of a bracket: ``(n_arms, epochs)``."""
+
+
+class RungArm:
+    """A halving policy's record of one arm: its bracket, the rung it heads for, its state.
+
+    ``key`` is its sort key while it waits paused at a rung (ASHA).
+    """
+
+    __slots__ = ("bracket", "level", "state", "key")
+
+    def __init__(
+        self,
+        bracket: int = 0,
+        level: int = 0,
+        state: ArmState = ArmState.RUNNING,
+        key: Any = None,
+    ) -> None:
+        self.bracket, self.level, self.state, self.key = bracket, level, state, key
+
+
+def arm_state(value: str) -> ArmState:
+    """The :class:`ArmState` a saved policy state names (older states say ``"done"``)."""
+    return ArmState.STOPPED if value == "done" else ArmState(value)
 
 
 def check_ladder(max_t: object, eta: object, min_t: object) -> None:

@@ -11,12 +11,12 @@ from collections import deque
 from collections.abc import Sequence
 from typing import Any
 
-from bandit_tune.policies._rungs import Rung, bracket_epochs, sort_key
-from bandit_tune.policies.base import ArmPolicy, Decision, check_state
+from bandit_tune.policies._rungs import Rung, RungArm, arm_state, bracket_epochs, sort_key
+from bandit_tune.policies.base import ArmPolicy, ArmState, Decision, check_state
 
 _SCAN = 64  # promoted arms looked at when the runner offers only some paused arms
 
-_RUNNING, _PAUSED, _DONE = "running", "paused", "done"
+_RUNNING, _PAUSED, _DONE = ArmState.RUNNING, ArmState.PAUSED, ArmState.STOPPED
 
 
 class _Bracket:
@@ -87,7 +87,7 @@ class SynchronousHalving(ArmPolicy):
         self.cycle = cycle
         self._brackets: list[_Bracket] = []
         self._steps: dict[str, int] = {}
-        self._arms: dict[str, list[Any]] = {}  # arm -> [bracket index, level, state]
+        self._arms: dict[str, RungArm] = {}
         self._seq = 0
         self._resume: deque[str] = deque()
         self._to_stop: list[str] = []
@@ -123,9 +123,9 @@ class SynchronousHalving(ArmPolicy):
         """Epochs the opened brackets will still train if they run as planned."""
         trained = [0] * len(self._brackets)
         live = [False] * len(self._brackets)
-        for arm_id, (index, _, state) in self._arms.items():
-            trained[index] += self._steps.get(arm_id, 0)
-            live[index] = live[index] or state != _DONE
+        for arm_id, record in self._arms.items():
+            trained[record.bracket] += self._steps.get(arm_id, 0)
+            live[record.bracket] = live[record.bracket] or record.state is not _DONE
         owed = 0
         for index, bracket in enumerate(self._brackets):
             if live[index] or not bracket.full():
@@ -156,15 +156,15 @@ class SynchronousHalving(ArmPolicy):
         bracket.members += 1
         if bracket.full():
             bracket.expected[0] = bracket.members
-        self._arms[arm_id] = [len(self._brackets) - 1, 0, _RUNNING]
+        self._arms[arm_id] = RungArm(len(self._brackets) - 1)
 
     def on_result(self, arm_id: str, step: int, score: float) -> Decision:
         """Continue below the next rung; at a rung, pause until it is complete."""
         record = self._record(arm_id)
-        index, level, state = record
-        if state == _DONE:
+        index, level = record.bracket, record.level
+        if record.state is _DONE:
             return Decision.STOP
-        record[2] = _RUNNING
+        record.state = _RUNNING
         self._steps[arm_id] = step
         bracket = self._brackets[index]
         if not math.isfinite(score):
@@ -173,23 +173,23 @@ class SynchronousHalving(ArmPolicy):
         if step < bracket.steps[level]:
             return Decision.CONTINUE
         if level == len(bracket.steps) - 1:
-            record[2] = _DONE
+            record.state = _DONE
             return Decision.STOP
         bracket.arrived[level][arm_id] = (score, self._seq)
         self._seq += 1
         if bracket.decided[level]:  # a straggler after the rung was settled
-            record[2] = _DONE
+            record.state = _DONE
             return Decision.STOP
         if bracket.complete(level):
             self._decide(index, level, None)
-            return Decision.CONTINUE if record[2] == _RUNNING else Decision.STOP
-        record[2] = _PAUSED
+            return Decision.CONTINUE if record.state is _RUNNING else Decision.STOP
+        record.state = _PAUSED
         return Decision.PAUSE
 
     def on_arm_finished(self, arm_id: str) -> None:
         """An arm left on its own: count it as lost for the rung it was heading to."""
         record = self._arms.get(arm_id)
-        if record is not None and record[2] != _DONE:
+        if record is not None and record.state is not _DONE:
             self._leave(arm_id)
 
     def choose_arm_to_resume(self, paused: Sequence[str]) -> str | None:
@@ -200,7 +200,7 @@ class SynchronousHalving(ArmPolicy):
         the first of them in that order, if one is among the next promoted arms.
         """
         queue = self._resume
-        while queue and self._arms[queue[0]][2] != _PAUSED:
+        while queue and self._arms[queue[0]].state is not _PAUSED:
             queue.popleft()  # resumed or stopped since it was promoted
         if not queue:
             return None
@@ -213,7 +213,7 @@ class SynchronousHalving(ArmPolicy):
                 (
                     i
                     for i in range(depth)
-                    if queue[i] in offered and self._arms[queue[i]][2] == _PAUSED
+                    if queue[i] in offered and self._arms[queue[i]].state is _PAUSED
                 ),
                 -1,
             )
@@ -221,7 +221,7 @@ class SynchronousHalving(ArmPolicy):
                 return None
         arm_id = queue[chosen]
         del queue[chosen]
-        self._arms[arm_id][2] = _RUNNING
+        self._arms[arm_id].state = _RUNNING
         return arm_id
 
     def arms_to_stop(self) -> list[str]:
@@ -235,7 +235,7 @@ class SynchronousHalving(ArmPolicy):
             for level in range(len(bracket.steps) - 1):
                 if bracket.decided[level] or not bracket.arrived[level]:
                     continue
-                waiting = any(self._arms[a][2] == _PAUSED for a in bracket.arrived[level])
+                waiting = any(self._arms[a].state is _PAUSED for a in bracket.arrived[level])
                 if not waiting:
                     continue
                 arrived = len(bracket.arrived[level])
@@ -254,7 +254,7 @@ class SynchronousHalving(ArmPolicy):
             cycle=self.cycle,
             steps=dict(self._steps),
             brackets=[b.to_json() for b in self._brackets],
-            arms={a: list(r) for a, r in self._arms.items()},
+            arms={a: [r.bracket, r.level, r.state.value] for a, r in self._arms.items()},
             seq=self._seq,
             resume=list(self._resume),
             to_stop=list(self._to_stop),
@@ -282,14 +282,17 @@ class SynchronousHalving(ArmPolicy):
             bracket.expected = list(saved["expected"])
             bracket.decided = list(saved["decided"])
             self._brackets.append(bracket)
-        self._arms = {a: list(r) for a, r in state["arms"].items()}
+        self._arms = {
+            a: RungArm(int(b), int(level), arm_state(st))
+            for a, (b, level, st) in state["arms"].items()
+        }
         self._seq = state["seq"]
         self._steps = dict(state.get("steps", {}))
         self._resume = deque(state["resume"])
         self._to_stop = list(state["to_stop"])
 
     # -- internals ---------------------------------------------------------------
-    def _record(self, arm_id: str) -> list[Any]:
+    def _record(self, arm_id: str) -> RungArm:
         try:
             return self._arms[arm_id]
         except KeyError:
@@ -299,8 +302,9 @@ class SynchronousHalving(ArmPolicy):
             ) from None
 
     def _leave(self, arm_id: str) -> None:
-        index, level, _ = self._arms[arm_id]
-        self._arms[arm_id][2] = _DONE
+        record = self._arms[arm_id]
+        index, level = record.bracket, record.level
+        record.state = _DONE
         bracket = self._brackets[index]
         bracket.arrived[level].pop(arm_id, None)
         bracket.lost[level] += 1
@@ -317,12 +321,12 @@ class SynchronousHalving(ArmPolicy):
         for rank, (arm_id, _) in enumerate(ranked):
             record = self._arms[arm_id]
             if rank < keep:
-                record[1] = level + 1
-                if record[2] == _PAUSED:
+                record.level = level + 1
+                if record.state is _PAUSED:
                     self._resume.append(arm_id)
             else:
-                if record[2] == _PAUSED:
+                if record.state is _PAUSED:
                     self._to_stop.append(arm_id)
-                record[2] = _DONE
+                record.state = _DONE
         if bracket.complete(level + 1):
             self._decide(index, level + 1, None)

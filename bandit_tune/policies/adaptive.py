@@ -7,7 +7,7 @@ from collections import deque
 from typing import Any
 
 from bandit_tune.policies.asha import ASHA
-from bandit_tune.policies.base import Decision
+from bandit_tune.policies.base import ArmState, Decision
 
 
 def kendall_tau(pairs: Any) -> float:
@@ -95,9 +95,9 @@ class AdaptiveASHA(ASHA):
     def on_result(self, arm_id: str, step: int, score: float) -> Decision:
         """Measure rank agreement at rungs; below the first decision rung, just continue."""
         record = self._arms.get(arm_id)
-        if record is None or record[1] == "done" or not math.isfinite(score):
+        if record is None or record.state is ArmState.STOPPED or not math.isfinite(score):
             return super().on_result(arm_id, step, score)
-        level = record[0]
+        level = record.level
         if step < self.rungs[level]:
             return super().on_result(arm_id, step, score)
         previous = self._last.get(arm_id)
@@ -106,8 +106,8 @@ class AdaptiveASHA(ASHA):
             self._pairs[level - 1].append((previous[1], score))
             self._judge(level - 1)
         if level < self._first:
-            record[0] = level + 1
-            record[1] = "running"
+            record.level = level + 1
+            record.state = ArmState.RUNNING
             return Decision.CONTINUE
         return super().on_result(arm_id, step, score)
 

@@ -9,10 +9,10 @@ from typing import Any
 
 from sortedcontainers import SortedList
 
-from bandit_tune.policies._rungs import check_ladder, ladder, s_max, sort_key
-from bandit_tune.policies.base import ArmPolicy, Decision, check_state
+from bandit_tune.policies._rungs import RungArm, arm_state, check_ladder, ladder, s_max, sort_key
+from bandit_tune.policies.base import ArmPolicy, ArmState, Decision, check_state
 
-_RUNNING, _PAUSED, _DONE = "running", "paused", "done"
+_RUNNING, _PAUSED, _DONE = ArmState.RUNNING, ArmState.PAUSED, ArmState.STOPPED
 
 
 class ASHA(ArmPolicy):
@@ -68,7 +68,7 @@ class ASHA(ArmPolicy):
         self._recorded: list[SortedList] = [SortedList() for _ in range(levels)]
         self._promoted = [0] * levels
         self._waiting: list[list[tuple[tuple[float, int], str]]] = [[] for _ in range(levels)]
-        self._arms: dict[str, list[Any]] = {}  # arm -> [level, state, key at its rung]
+        self._arms: dict[str, RungArm] = {}
         self._seq = 0
         self._to_stop: list[str] = []
         self._forced: list[str] = []  # promoted by on_no_new_arms, resumed next
@@ -81,24 +81,24 @@ class ASHA(ArmPolicy):
         """Start the arm at the bottom rung."""
         if arm_id in self._arms:
             raise ValueError(f"ASHA: arm {arm_id!r} was added twice")
-        self._arms[arm_id] = [0, _RUNNING, None]
+        self._arms[arm_id] = RungArm()
 
     def on_result(self, arm_id: str, step: int, score: float) -> Decision:
         """Promote at once when in the top ``1/eta`` of the rung, else pause (or stop)."""
         record = self._arms.get(arm_id)
         if record is None:
             raise KeyError(f"ASHA: arm {arm_id!r} reported a result but was never added")
-        level, state = record[0], record[1]
-        if state == _DONE:
+        level = record.level
+        if record.state is _DONE:
             return Decision.STOP
-        record[1] = _RUNNING
+        record.state = _RUNNING
         if not math.isfinite(score):
-            record[1] = _DONE
+            record.state = _DONE
             return Decision.STOP
         if step < self.rungs[level]:
             return Decision.CONTINUE
         if level == len(self.rungs) - 1:
-            record[1] = _DONE
+            record.state = _DONE
             return Decision.STOP
         key = sort_key(score, self._seq)
         self._seq += 1
@@ -107,15 +107,15 @@ class ASHA(ArmPolicy):
         rank = rung.bisect_left(key)
         if self.mode == "stopping":
             if rank < math.ceil(len(rung) / self.eta):
-                record[0] = level + 1
+                record.level = level + 1
                 return Decision.CONTINUE
-            record[1] = _DONE
+            record.state = _DONE
             return Decision.STOP
         if rank < int(len(rung) // self.eta):
             self._promoted[level] += 1
-            record[0] = level + 1
+            record.level = level + 1
             return Decision.CONTINUE
-        record[1], record[2] = _PAUSED, key
+        record.state, record.key = _PAUSED, key
         heapq.heappush(self._waiting[level], (key, arm_id))
         return Decision.PAUSE
 
@@ -123,7 +123,7 @@ class ASHA(ArmPolicy):
         """Mark the arm done; its recorded scores still count at its rungs."""
         record = self._arms.get(arm_id)
         if record is not None:
-            record[1] = _DONE
+            record.state = _DONE
 
     def choose_arm_to_resume(self, paused: Sequence[str]) -> str | None:
         """Promote the best promotable waiting arm, highest rung first."""
@@ -145,8 +145,8 @@ class ASHA(ArmPolicy):
                 return
         for heap in self._waiting:
             for _, arm_id in heap:
-                if self._arms[arm_id][1] == _PAUSED:
-                    self._arms[arm_id][1] = _DONE
+                if self._arms[arm_id].state is _PAUSED:
+                    self._arms[arm_id].state = _DONE
                     self._to_stop.append(arm_id)
             heap.clear()
 
@@ -163,7 +163,10 @@ class ASHA(ArmPolicy):
             rungs=[[list(k) for k in rung] for rung in self._recorded],
             promoted=list(self._promoted),
             waiting=[[[list(k), a] for k, a in heap] for heap in self._waiting],
-            arms={a: [r[0], r[1], list(r[2]) if r[2] else None] for a, r in self._arms.items()},
+            arms={
+                a: [r.level, r.state.value, list(r.key) if r.key else None]
+                for a, r in self._arms.items()
+            },
             seq=self._seq,
             to_stop=list(self._to_stop),
             forced=list(self._forced),
@@ -185,7 +188,8 @@ class ASHA(ArmPolicy):
         for heap in self._waiting:
             heapq.heapify(heap)
         self._arms = {
-            a: [r[0], r[1], tuple(r[2]) if r[2] else None] for a, r in state["arms"].items()
+            a: RungArm(0, int(r[0]), arm_state(r[1]), tuple(r[2]) if r[2] else None)
+            for a, r in state["arms"].items()
         }
         self._seq = state["seq"]
         self._to_stop = list(state["to_stop"])
@@ -194,7 +198,7 @@ class ASHA(ArmPolicy):
     # -- internals ---------------------------------------------------------------
     def _best_waiting(self, level: int) -> tuple[tuple[float, int], str] | None:
         heap = self._waiting[level]
-        while heap and self._arms[heap[0][1]][1] != _PAUSED:
+        while heap and self._arms[heap[0][1]].state is not _PAUSED:
             heapq.heappop(heap)  # finished or removed while paused
         return heap[0] if heap else None
 
@@ -210,5 +214,5 @@ class ASHA(ArmPolicy):
         heapq.heappop(self._waiting[level])
         self._promoted[level] += 1
         record = self._arms[arm_id]
-        record[0], record[1], record[2] = level + 1, _RUNNING, None
+        record.level, record.state, record.key = level + 1, _RUNNING, None
         return arm_id

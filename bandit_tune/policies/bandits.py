@@ -33,9 +33,10 @@ import random
 from collections.abc import Sequence
 from typing import Any
 
-from bandit_tune.policies.base import ArmPolicy, Decision, check_state
+from bandit_tune.policies._rungs import arm_state
+from bandit_tune.policies.base import ArmPolicy, ArmState, Decision, check_state
 
-_RUNNING, _PAUSED, _DONE = "running", "paused", "done"
+_RUNNING, _PAUSED, _DONE = ArmState.RUNNING, ArmState.PAUSED, ArmState.STOPPED
 
 
 class CurveBandit(ArmPolicy):
@@ -191,7 +192,10 @@ class CurveBandit(ArmPolicy):
         rng = self._rng.getstate()
         state.update(
             params=[self.max_t, self.n_arms, self.pull, self.budget, self.seed],
-            arms={a: dict(r, scores=list(r["scores"])) for a, r in self._arms.items()},
+            arms={
+                a: dict(r, scores=list(r["scores"]), state=r["state"].value)
+                for a, r in self._arms.items()
+            },
             exploring=self._exploring,
             spent=self._spent,
             pulls=self._pulls,
@@ -209,7 +213,10 @@ class CurveBandit(ArmPolicy):
                 f"{type(self).__name__}: saved (max_t, n_arms, pull, budget, seed)="
                 f"{state['params']} differ from {params}"
             )
-        self._arms = {a: dict(r, scores=list(r["scores"])) for a, r in state["arms"].items()}
+        self._arms = {
+            a: dict(r, scores=list(r["scores"]), state=arm_state(r["state"]))
+            for a, r in state["arms"].items()
+        }
         self._exploring = state["exploring"]
         self._spent, self._pulls = state["spent"], state["pulls"]
         self._to_stop = list(state["to_stop"])

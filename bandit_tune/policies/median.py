@@ -47,20 +47,22 @@ class MedianStopping(ArmPolicy):
             raise ValueError(f"grace_period={grace_period} is larger than max_t={max_t}")
         self.max_t, self.grace_period, self.min_samples = max_t, grace_period, min_samples
         self._means: dict[int, SortedList] = {}
-        self._arms: dict[str, list[float]] = {}  # arm -> [sum, best, steps]
+        self._arms: dict[str, _Curve] = {}
 
     def on_arm_added(self, arm_id: str, config: dict[str, Any]) -> None:
         """Register the arm."""
-        self._arms[arm_id] = [0.0, -math.inf, 0]
+        self._arms[arm_id] = _Curve()
 
     def on_result(self, arm_id: str, step: int, score: float) -> Decision:
         """Record the arm's running mean at ``step`` and stop it if it is below the median."""
-        record = self._arms.setdefault(arm_id, [0.0, -math.inf, 0])
+        record = self._arms.get(arm_id)
+        if record is None:
+            record = self._arms[arm_id] = _Curve()
         if not math.isfinite(score):
             return Decision.STOP
-        record[0] += score
-        record[1] = max(record[1], score)
-        record[2] += 1
+        record.total += score
+        record.best = max(record.best, score)
+        record.steps += 1
         means = self._means.setdefault(step, SortedList())
         decision = Decision.CONTINUE
         if step >= self.max_t:
@@ -68,9 +70,9 @@ class MedianStopping(ArmPolicy):
         elif step >= self.grace_period and len(means) >= self.min_samples:
             n = len(means)
             median = (means[(n - 1) // 2] + means[n // 2]) / 2
-            if record[1] < median:
+            if record.best < median:
                 decision = Decision.STOP
-        means.add(record[0] / record[2])
+        means.add(record.total / record.steps)
         return decision
 
     def decision_steps(self) -> list[int]:
@@ -83,7 +85,7 @@ class MedianStopping(ArmPolicy):
         state.update(
             params=[self.max_t, self.grace_period, self.min_samples],
             means={str(step): list(values) for step, values in self._means.items()},
-            arms={arm: list(record) for arm, record in self._arms.items()},
+            arms={arm: [r.total, r.best, r.steps] for arm, r in self._arms.items()},
         )
         return state
 
@@ -96,4 +98,13 @@ class MedianStopping(ArmPolicy):
                 f"differ from {[self.max_t, self.grace_period, self.min_samples]}"
             )
         self._means = {int(s): SortedList(v) for s, v in state["means"].items()}
-        self._arms = {arm: list(record) for arm, record in state["arms"].items()}
+        self._arms = {arm: _Curve(*record) for arm, record in state["arms"].items()}
+
+
+class _Curve:
+    """One arm's running curve: the sum of its scores, its best score, its steps."""
+
+    __slots__ = ("total", "best", "steps")
+
+    def __init__(self, total: float = 0.0, best: float = -math.inf, steps: int = 0) -> None:
+        self.total, self.best, self.steps = float(total), float(best), int(steps)
