@@ -22,7 +22,7 @@ from ray.tune.experiment import Trial
 from ray.tune.schedulers import TrialScheduler
 
 from bandit_tune.driver.arms import RESERVED_PREFIX
-from bandit_tune.driver.runner import NEW, RESUME, Runner
+from bandit_tune.driver.runner import NEW, RESUME, WAIT, Runner
 from bandit_tune.policies.base import ArmPolicy, Decision, PolicyError
 
 
@@ -85,6 +85,12 @@ class BanditScheduler(TrialScheduler):
         # worker processes (pids) that paused or ended an arm, latest last: the next
         # arm Ray starts goes to such a worker, which may still hold paused models
         self._freed: collections.deque[Any] = collections.deque(maxlen=4)
+        # the runner's answer for a free slot, until the hook that acts on it comes
+        # (Ray asks the searcher for a new arm and the scheduler for a trial to run
+        # in either order; the policy is asked once per change, as in replay)
+        self._decided: tuple[str, str | None] | None = None
+        self._waited_at: tuple[int, int, bool] | None = None
+        self._controller: Any = None  # the last TuneController seen (to stop trials)
 
     # -- what the tuner sets and reads (the runner's) --------------------------------
     @property
@@ -318,23 +324,50 @@ class BanditScheduler(TrialScheduler):
         recreated = next((t for t in pending if RESERVED_PREFIX + "arm_id" in t.config), None)
         if recreated is not None:
             return recreated  # an arm re-created to continue: it was chosen already
-        action, arm_id = runner.next_arm(n_running, waiting=bool(pending), prefer=self._here())
-        self._stop(tune_controller, runner.take_ended())
-        if action == RESUME and arm_id is not None:
-            if self._freed:
-                self._freed.pop()
-            return self._resume(arm_id)
-        if action == NEW and pending:
+        if pending and self.recreates_arms:
+            # a new arm the runner chose (our searcher made it then): it starts
             if self._freed:
                 self._freed.pop()
             return pending[0]
-        if runner.arms.paused and not n_running and not runner.wake:
-            if self._no_new_arms(tune_controller):
-                arm_id = runner.settle()
-                self._stop(tune_controller, runner.take_ended())
-                if arm_id is not None:
-                    return self._resume(arm_id)
-        return None
+        no_new = self._no_new_arms(tune_controller)
+        action, arm_id = self._slot(
+            tune_controller, n_running, new_arms_left=not no_new, waiting=bool(pending)
+        )
+        if action == RESUME and arm_id is not None:
+            self._decided = None
+            if self._freed:
+                self._freed.pop()
+            return self._resume(arm_id)
+        if action == NEW and pending:  # a plain Ray searcher made trials ahead of time
+            self._decided = None
+            if self._freed:
+                self._freed.pop()
+            return pending[0]
+        if action == WAIT and runner.arms.paused and not n_running and not runner.wake and no_new:
+            arm_id = runner.settle()
+            self._stop(tune_controller, runner.take_ended())
+            if arm_id is not None:
+                return self._resume(arm_id)
+        return None  # a new arm: the searcher makes it
+
+    def _slot(
+        self, tune_controller: Any, running: int, new_arms_left: bool, waiting: bool = False
+    ) -> tuple[str, str | None]:
+        """The runner's answer for a free slot, asked once per change of the arm table."""
+        if self._decided is not None:
+            return self._decided
+        runner = self.runner
+        if self._waited_at == (runner.version, running, waiting):
+            return WAIT, None  # nothing changed since it said wait
+        action, arm_id = runner.next_arm(
+            running, new_arms_left, prefer=self._here(), waiting=waiting
+        )
+        self._stop(tune_controller, runner.take_ended())
+        if action == WAIT:
+            self._waited_at = (runner.version, running, waiting)
+        else:
+            self._decided = (action, arm_id)
+        return action, arm_id
 
     def _here(self) -> list[str]:
         """Paused arms last trained by the worker that just freed (their model may be there).
@@ -366,6 +399,7 @@ class BanditScheduler(TrialScheduler):
 
     def _stop(self, tune_controller: Any, arm_ids: list[str]) -> None:
         """Stop the Ray trials of arms the runner ended (the paused ones hold a worker's slot)."""
+        tune_controller = tune_controller or self._controller
         for arm_id in arm_ids:
             trial = self._trials.get(arm_id)
             if trial is not None and trial.status == Trial.PAUSED:
@@ -393,11 +427,28 @@ class BanditScheduler(TrialScheduler):
         live = (Trial.RUNNING, Trial.PENDING, Trial.PAUSED)
         return self.runner.finished(any(t.status in live for t in self._trials.values()))
 
-    def wants_new_arm(self) -> bool:
-        """Whether a new arm should be created now (asked by the gated searcher)."""
+    def wants_new_arm(self, tune_controller: Any = None) -> bool:
+        """Whether a new arm should be created now (asked by the gated searcher).
+
+        Never while an arm waits to start beyond the free slots; an arm to place
+        again first; else the runner's answer for the free slot (which may be to
+        resume a paused arm: the scheduler starts it when Ray asks for a trial).
+        """
+        runner = self.runner
         statuses = [t.status for t in self._trials.values()]
         pending = statuses.count(Trial.PENDING)
-        return self.runner.wants_new_arm(pending + statuses.count(Trial.RUNNING), pending)
+        busy = pending + statuses.count(Trial.RUNNING)
+        if pending and (runner.slots is None or busy >= runner.slots):
+            return False
+        if runner.wake:
+            return True
+        if runner.slots is not None and busy >= runner.slots:
+            return False
+        action, _ = self._slot(tune_controller, busy, new_arms_left=True)
+        if action == NEW:
+            self._decided = None
+            return True
+        return False
 
     def in_flight(self) -> bool:
         """Whether an arm is running or starting, or waits to be re-created (it may still fail)."""
@@ -445,6 +496,8 @@ class BanditScheduler(TrialScheduler):
         return self._guard(self._choose_trial_to_run, tune_controller)
 
     def _guard(self, hook: Callable[..., Any], *args: Any) -> Any:
+        if args and args[0] is not None:
+            self._controller = args[0]
         try:
             return hook(*args)
         except (PolicyError, ValueError) as exc:
@@ -490,7 +543,7 @@ class BanditScheduler(TrialScheduler):
     def __getstate__(self) -> dict[str, Any]:
         # Ray pickles the scheduler with the experiment state: no live trials
         state = self.__dict__.copy()
-        state["_trials"], state["_chosen"] = {}, None
+        state["_trials"], state["_chosen"], state["_controller"] = {}, None, None
         return state
 
     def debug_string(self) -> str:

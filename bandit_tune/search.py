@@ -32,7 +32,42 @@ from bandit_tune.project import (
 )
 from bandit_tune.space import HyperParameters, SearchSpace, _plain
 
-_MAX_WORDS = ("acc", "auc", "precision", "recall", "f1", "iou", "r2", "score")
+# keras-tuner's rule: a metric Keras knows has a direction; anything else must say it.
+_MAX_METRICS = frozenset(
+    """accuracy acc binary_accuracy categorical_accuracy sparse_categorical_accuracy
+    top_k_categorical_accuracy sparse_top_k_categorical_accuracy auc precision recall
+    f1_score fbeta_score f1 r2_score r2 iou mean_iou binary_iou one_hot_iou one_hot_mean_iou
+    true_positives true_negatives precision_at_recall recall_at_precision
+    sensitivity_at_specificity specificity_at_sensitivity cosine_similarity""".split()
+)
+_MIN_METRICS = frozenset(
+    """loss mse mae mape msle rmse mean_squared_error mean_absolute_error
+    mean_absolute_percentage_error mean_squared_logarithmic_error root_mean_squared_error
+    logcosh log_cosh hinge squared_hinge categorical_hinge binary_crossentropy
+    categorical_crossentropy sparse_categorical_crossentropy binary_focal_crossentropy
+    categorical_focal_crossentropy kl_divergence kld kullback_leibler_divergence poisson
+    huber huber_loss false_positives false_negatives ctc dice""".split()
+)
+
+
+def infer_direction(metric: str) -> str | None:
+    """``"max"`` or ``"min"`` for a metric Keras knows (as keras-tuner infers it), else ``None``.
+
+    ``val_`` and Keras' numbered suffixes (``auc_1``) are ignored; any name that
+    ends in ``loss`` is minimised.
+
+    >>> [infer_direction(m) for m in ("val_accuracy", "val_auc_1", "val_loss", "val_dice_coef")]
+    ['max', 'max', 'min', None]
+    """
+    import re
+
+    name = metric.lower().removeprefix("val_")
+    name = re.sub(r"_\d+$", "", name)
+    if name in _MAX_METRICS:
+        return "max"
+    if name in _MIN_METRICS or name.endswith("loss"):
+        return "min"
+    return None
 
 
 @dataclass(frozen=True)
@@ -54,8 +89,14 @@ class Objective:
         if isinstance(objective, Objective):
             return objective
         if isinstance(objective, str):
-            low = objective.lower()
-            direction = "max" if any(w in low for w in _MAX_WORDS) and "loss" not in low else "min"
+            direction = infer_direction(objective) if objective else None
+            if direction is None:
+                raise ValueError(
+                    f"cannot infer whether {objective!r} is to be maximised or minimised: it is "
+                    "not a metric Keras knows. Say it with bandit_tune.Objective("
+                    f"{objective!r}, direction='max') or direction='min' (as keras-tuner asks "
+                    "for kt.Objective)"
+                )
             return cls(objective, direction)
         name, direction = getattr(objective, "name", None), getattr(objective, "direction", None)
         if isinstance(name, str) and direction in ("min", "max"):
@@ -309,6 +350,9 @@ class BanditTuner:
 
             data = (x, y, make_folds(x, y, cv, self.seed))
         else:
+            from bandit_tune.checks import check_validation
+
+            validation_split = check_validation(validation_split, validation_data)
             data = self._check_data(x, y, validation_split, validation_data)
         self.n_splits_ = len(data[2]) if cv is not None else 1
         max_epochs = self.max_epochs
@@ -604,8 +648,12 @@ class BanditTuner:
     def _check_data(
         self, x: Any, y: Any, validation_split: Any, validation_data: Any
     ) -> tuple[Any, Any, Any]:
+        from bandit_tune.checks import check_finite, refuse_streams
+
         if x is None:
             raise ValueError("search needs training data: search(x, y, ...)")
+        refuse_streams("x", x)
+        refuse_streams("y", y)
         if y is not None and hasattr(x, "__len__") and hasattr(y, "__len__") and len(x) != len(y):
             raise ValueError(f"x has {len(x)} samples but y has {len(y)}; they must match")
         if validation_split is not None:
@@ -618,6 +666,12 @@ class BanditTuner:
             if not isinstance(validation_data, (tuple, list)) or len(validation_data) not in (2, 3):
                 raise ValueError("validation_data must be a tuple (x_val, y_val)")
             validation_data = tuple(validation_data)
+            refuse_streams("validation_data[0]", validation_data[0])
+        check_finite("x", x)
+        check_finite("y", y)
+        if validation_data is not None:
+            check_finite("validation_data[0] (x_val)", validation_data[0])
+            check_finite("validation_data[1] (y_val)", validation_data[1])
         if (
             self.objective.name.startswith("val_")
             and validation_split is None

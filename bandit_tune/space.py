@@ -322,6 +322,12 @@ class HyperParameters:
                 f"hyperparameter {hp.name!r} declared twice with different kinds "
                 f"({known.kind} and {hp.kind}); give each parameter one declaration"
             )
+        if known is not None and _declaration(known) != _declaration(hp):
+            raise ValueError(
+                f"hyperparameter {hp.name!r} declared twice with different arguments: first "
+                f"{_describe(known)}, then {_describe(hp)}; the second would be ignored. "
+                "Give each parameter one declaration (or the same arguments each time)"
+            )
         if known is None:
             self.space[hp.name] = hp
         if not self.is_active(self.space[hp.name]):
@@ -329,6 +335,26 @@ class HyperParameters:
         if hp.name not in self.values:
             self.values[hp.name] = hp.default
         return self.values[hp.name]
+
+
+def _declaration(hp: HyperParameter) -> tuple[Any, ...]:
+    """What a declaration says of its values (its conditions aside)."""
+    return (hp.kind, hp.min_value, hp.max_value, hp.step, hp.sampling, hp.values, hp.default)
+
+
+def _describe(hp: HyperParameter) -> str:
+    if hp.kind in ("choice",):
+        return f"Choice(values={list(hp.values)})"
+    if hp.kind == "fixed":
+        return f"Fixed(value={hp.default!r})"
+    if hp.kind == "boolean":
+        return f"Boolean(default={hp.default!r})"
+    args = [f"min_value={hp.min_value}", f"max_value={hp.max_value}"]
+    if hp.step is not None:
+        args.append(f"step={hp.step}")
+    if hp.sampling != "linear":
+        args.append(f"sampling={hp.sampling!r}")
+    return f"{hp.kind.title()}({', '.join(args)})"
 
 
 class SearchSpace:

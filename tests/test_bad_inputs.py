@@ -60,6 +60,19 @@ CASES = [
         "declared twice",
     ),
     (
+        "the same name declared twice with different ranges",
+        lambda: record_space(lambda hp: (hp.Int("u", 1, 4), hp.Int("u", 1, 8))),
+        ValueError,
+        r"'u' declared twice with different arguments: first Int\(min_value=1, max_value=4\), "
+        r"then Int\(min_value=1, max_value=8\)",
+    ),
+    (
+        "the same choice declared twice with other values",
+        lambda: record_space(lambda hp: (hp.Choice("c", [1, 2]), hp.Choice("c", [1, 3]))),
+        ValueError,
+        r"Choice\(values=\[1, 2\]\), then Choice\(values=\[1, 3\]\)",
+    ),
+    (
         "min_value > max_value",
         lambda: HyperParameters().Int("u", 9, 3),
         ValueError,
@@ -117,6 +130,18 @@ CASES = [
         lambda: tuner(objective=bandit_tune.Objective("val_accuracy", "up")),
         ValueError,
         "'min' or 'max'",
+    ),
+    (
+        "objective whose direction Keras cannot tell",
+        lambda: tuner(objective="val_dice_coef"),
+        ValueError,
+        r"cannot infer whether 'val_dice_coef' is to be maximised.*Objective\('val_dice_coef'",
+    ),
+    (
+        "custom metric name",
+        lambda: tuner(objective="val_my_metric"),
+        ValueError,
+        "direction='max'",
     ),
     (
         "objective not a metric",
@@ -285,3 +310,75 @@ def test_unwritable_directory_is_named(tmp_path):
     locked.mkdir(mode=0o500)
     with pytest.raises(PermissionError, match="not writable"):
         search(tuner(directory=str(locked / "inner")))
+
+
+@pytest.mark.parametrize(
+    "name, direction",
+    [
+        ("val_accuracy", "max"),
+        ("val_auc_2", "max"),
+        ("val_sparse_categorical_accuracy", "max"),
+        ("val_precision", "max"),
+        ("loss", "min"),
+        ("val_mean_squared_error", "min"),
+        ("val_my_loss", "min"),
+        ("val_mae", "min"),
+    ],
+)
+def test_objective_direction_is_inferred_as_keras_tuner_does(name, direction):
+    assert bandit_tune.Objective.of(name).direction == direction
+
+
+def test_a_custom_objective_with_its_direction_is_taken():
+    objective = bandit_tune.Objective("val_dice_coef", "max")
+    assert tuner(objective=objective).objective == objective
+
+
+def test_the_same_declaration_twice_is_one_parameter():
+    space = record_space(lambda hp: (hp.Int("u", 1, 4), hp.Int("u", 1, 4), hp.Choice("c", [1, 2])))
+    assert list(space.params) == ["u", "c"]
+
+
+def _with_nan():
+    x = X.copy()
+    x[3, 2, 1] = np.nan
+    return x
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"x": _with_nan()}, r"x holds 1 non-finite value\(s\); the first is x\[3, 2, 1\] = nan"),
+        (
+            {"y": np.where(Y == 1, np.inf, 0.0)},
+            r"y holds 10 non-finite value\(s\); the first is y\[1\] = inf",
+        ),
+        (
+            {"validation_split": None, "validation_data": (_with_nan(), Y)},
+            r"validation_data\[0\] \(x_val\) holds 1 non-finite",
+        ),
+        ({"x": (row for row in X)}, "x is a generator or iterator.*NumPy arrays"),
+        ({"x": iter(list(X))}, "x is a generator or iterator"),
+    ],
+    ids=["nan in x", "inf in y", "nan in x_val", "generator", "iterator"],
+)
+def test_bad_data_fails_before_ray_starts_naming_the_array_and_place(kwargs, message, tmp_path):
+    with pytest.raises(ValueError, match=message):
+        search(tuner(directory=str(tmp_path)), **kwargs)
+    assert not (tmp_path / "untitled_project").exists()  # refused before anything was made
+
+
+def test_a_tf_dataset_is_refused_with_the_way_to_arrays(tmp_path):
+    import tensorflow as tf
+
+    dataset = tf.data.Dataset.from_tensor_slices((X, Y)).batch(4)
+    with pytest.raises(ValueError, match=r"x is a tf.data.Dataset.*as_numpy_iterator"):
+        search(tuner(directory=str(tmp_path)), x=dataset, y=None)
+
+
+def test_validation_data_with_validation_split_warns_that_keras_uses_validation_data():
+    from bandit_tune.checks import check_validation
+
+    with pytest.warns(UserWarning, match="validation_data is used and validation_split is ignored"):
+        assert check_validation(0.2, (X, Y)) is None
+    assert check_validation(0.2, None) == 0.2

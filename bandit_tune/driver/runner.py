@@ -112,8 +112,10 @@ class Runner:
         self.wake: collections.deque[str] = collections.deque()
         #: Called with ``(arm_id, step, score, decision)`` after each decision.
         self.listeners: list[Callable[[str, int, float, str], None]] = []
-        #: Whether the policy declined to resume a paused arm at the last choice.
-        self.declined = True
+        #: Counts the events that change what a free worker should do (arms added,
+        #: results, arms ended); a backend that asks :meth:`next_arm` from several
+        #: places asks again only when it moved.
+        self.version = 0
         #: Where :meth:`snapshot` writes (``None``: nowhere).
         self.state_path: str | None = None
         #: Extra JSON-able state for the snapshot (the backend's searcher position).
@@ -127,6 +129,7 @@ class Runner:
     def add_arm(self, arm_id: str, config: dict[str, Any]) -> list[str]:
         """A new arm starts: record it, tell the policy; returns the arms to end."""
         self.arms.add(arm_id, config)
+        self.version += 1
         call_policy(self.policy, "on_arm_added", arm_id, arm_id, dict(config))
         ended = self.drain()
         self.snapshot()
@@ -160,6 +163,7 @@ class Runner:
         arm = self.arms[arm_id]
         if step <= arm.step:
             return None, []
+        self.version += 1
         arm.step = step
         if checkpoint:
             arm.checkpoint = checkpoint
@@ -196,6 +200,7 @@ class Runner:
         arm = self.arms.get(arm_id)
         if arm is None:
             return []
+        self.version += 1
         if arm.state is not ArmState.STOPPED:
             self.arms.set_state(arm_id, ArmState.STOPPED)
             if arm_id in self.wake:
@@ -211,6 +216,7 @@ class Runner:
         if arm is None:
             return []
         arm.failures += 1
+        self.version += 1
         if retry:
             self.arms.set_state(arm_id, ArmState.RUNNING)
             self.wake.append(arm_id)
@@ -253,10 +259,9 @@ class Runner:
                 arm_id = choose(self.policy, list(paused), paused)
             self._ended.extend(self.drain())
             if arm_id is not None and arm_id in paused:
-                self.declined = False
                 self.arms.set_state(arm_id, ArmState.RUNNING)
+                self.version += 1
                 return RESUME, arm_id
-        self.declined = True
         if waiting or (new_arms_left and self.accepts_new_arm(running)):
             return NEW, None
         return WAIT, None
@@ -267,6 +272,7 @@ class Runner:
         Returns the arm to resume, or ``None`` after ending every paused arm (no
         one would ever resume them). See :meth:`take_ended`.
         """
+        self.version += 1
         call_policy(self.policy, "on_no_new_arms", None)
         self._ended.extend(self.drain())
         paused = self.arms.paused
@@ -287,23 +293,6 @@ class Runner:
         if self.budget is not None and self.budget.exhausted(running):
             return False
         return bool(call_policy(self.policy, "accepts_new_arm", None))
-
-    def wants_new_arm(self, busy: int, pending: int) -> bool:
-        """Whether a backend that creates arms ahead of time should create one now.
-
-        ``busy`` counts arms running or starting, ``pending`` those starting. A new
-        arm is not made while the policy might still resume a paused arm, nor
-        beyond the free slots.
-        """
-        if pending and (self.slots is None or busy >= self.slots):
-            return False
-        if self.wake:
-            return True
-        if not self.accepts_new_arm(busy):
-            return False
-        if not self.declined and self.arms.paused:
-            return False
-        return self.slots is None or busy < self.slots
 
     def finished(self, live: bool) -> bool:
         """Whether no arm will ever be added again (``live``: an arm still runs or waits)."""
