@@ -5,6 +5,8 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import signal
+import threading
 from collections.abc import Iterator
 from typing import Any
 
@@ -151,3 +153,53 @@ class Packed:
 def unpack(value: Any) -> Any:
     """``value.unpack()`` for a :class:`Packed` value, else ``value`` itself."""
     return value.unpack() if isinstance(value, Packed) else value
+
+
+@contextlib.contextmanager
+def interruptible(scheduler: Any) -> Any:
+    """Make Ctrl-C (SIGINT) during ``tuner.fit()`` stop the search at once, resumably.
+
+    Ray Tune's own handler ends the run gracefully: it stops every trial, so the
+    interrupted arms would look finished and never resume. Instead, the search's
+    state is snapshot and frozen at the interrupt (between two scheduler hooks,
+    never in the middle of one) and ``KeyboardInterrupt`` propagates, as keras-tuner
+    and Ray users expect. Only in the main thread (where signals arrive).
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum: int, frame: Any) -> None:
+        if scheduler.busy:
+            scheduler.interrupt_requested = True  # raised as the hook returns
+            return
+        scheduler.runner.interrupt()
+        raise KeyboardInterrupt
+
+    key = "TUNE_DISABLE_SIGINT_HANDLER"
+    before_env = os.environ.get(key)
+    os.environ[key] = "1"
+    before = signal.getsignal(signal.SIGINT)
+    signal.signal(signal.SIGINT, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, before)
+        if before_env is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = before_env
+
+
+def stop_trial_actors(trials: Any) -> None:
+    """Kill the Ray actors of ``trials`` (after an interrupt: nothing trains on)."""
+    import ray
+
+    for trial in trials:
+        actor = getattr(getattr(trial, "temporary_state", None), "ray_actor", None)
+        if actor is None:
+            continue
+        try:
+            ray.kill(actor, no_restart=True)
+        except Exception:  # noqa: BLE001 — already gone
+            pass

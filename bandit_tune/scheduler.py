@@ -91,6 +91,10 @@ class BanditScheduler(TrialScheduler):
         self._decided: tuple[str, str | None] | None = None
         self._waited_at: tuple[int, int, bool] | None = None
         self._controller: Any = None  # the last TuneController seen (to stop trials)
+        #: Hooks running now (a Ctrl-C waits for them: the runner stays consistent).
+        self.busy = 0
+        #: Set by a Ctrl-C that came while a hook ran: raised as the hook returns.
+        self.interrupt_requested = False
 
     # -- what the tuner sets and reads (the runner's) --------------------------------
     @property
@@ -498,11 +502,22 @@ class BanditScheduler(TrialScheduler):
     def _guard(self, hook: Callable[..., Any], *args: Any) -> Any:
         if args and args[0] is not None:
             self._controller = args[0]
+        self.busy += 1
         try:
             return hook(*args)
         except (PolicyError, ValueError) as exc:
             self.policy_error = exc
             raise
+        finally:
+            self.busy -= 1
+            if self.interrupt_requested and not self.busy:
+                self.interrupt_requested = False
+                self.runner.interrupt()
+                raise KeyboardInterrupt  # noqa: B012 — a Ctrl-C that came during the hook
+
+    def trials(self) -> list[Trial]:
+        """The current Ray trial of every arm that has one."""
+        return list(self._trials.values())
 
     # -- the snapshot (the runner's) and Ray's own save / restore -------------------
     def snapshot(self, force: bool = False) -> None:

@@ -17,6 +17,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
+
 from bandit_tune import policies
 from bandit_tune.arm import train_arm
 from bandit_tune.hypermodel import as_hypermodel, record_hypermodel
@@ -399,7 +401,12 @@ class BanditTuner:
             resources = ensure_ray(self.address)
             from ray import tune
 
-            from bandit_tune.runtime import Packed, tune_actors_on_idle_workers
+            from bandit_tune.runtime import (
+                Packed,
+                interruptible,
+                stop_trial_actors,
+                tune_actors_on_idle_workers,
+            )
             from bandit_tune.scheduler import BanditScheduler
         except BaseException:
             recording.cancel()
@@ -424,8 +431,15 @@ class BanditTuner:
             scheduler.budget = limits
         source = self._searcher(configs, scheduler)
         scheduler.state_path = os.path.join(self.project_dir, STATE_FILE)
-        scheduler.extra_state = lambda: {"configs": configs, **source.position()}
+        scheduler.runner.root = self.project_dir
+        fingerprint = self._fingerprint(space, policy, max_epochs, data, cv)
+        scheduler.extra_state = lambda: {
+            "configs": configs,
+            "fingerprint": fingerprint,
+            **source.position(),
+        }
         if resume is not None:
+            self._check_unchanged(resume.get("extra", {}).get("fingerprint"), fingerprint)
             try:
                 scheduler.restore_snapshot(resume)
             except (ValueError, KeyError) as exc:
@@ -499,8 +513,23 @@ class BanditTuner:
             )
             scheduler.listeners.append(progress)
         try:
-            with progress, _pending_trials(slots), tune_actors_on_idle_workers():
+            with (
+                progress,
+                _pending_trials(slots),
+                tune_actors_on_idle_workers(),
+                interruptible(scheduler),
+            ):
                 self.result_grid_ = tuner.fit()
+        except KeyboardInterrupt:
+            # Ctrl-C: the scheduler froze the search's state at the interrupt; the arms
+            # that were training resume from their checkpoints when the call is repeated
+            scheduler.runner.interrupt()
+            self._save_arms(scheduler)
+            stop_trial_actors(scheduler.trials())
+            raise KeyboardInterrupt(
+                f"search interrupted; its state is saved in {self.project_dir}: run the same "
+                "search again to resume it"
+            ) from None
         except Exception as exc:
             scheduler.snapshot(force=True)
             self._save_arms(scheduler)
@@ -683,6 +712,50 @@ class BanditTuner:
             )
         return x, y, validation_data
 
+    def _fingerprint(
+        self, space: SearchSpace, policy: ArmPolicy, max_epochs: int, data: Any, cv: Any
+    ) -> dict[str, Any]:
+        """What a resumed search must share with the one it resumes, as plain data."""
+        import json
+
+        from bandit_tune.space import _describe
+
+        x, y, third = data
+        return json.loads(
+            json.dumps(
+                {
+                    "search space": {p.name: _describe(p) for p in space},
+                    "objective": [self.objective.name, self.objective.direction],
+                    "policy": type(policy).__name__,
+                    "max_epochs": max_epochs,
+                    "data": {
+                        "x": _shape_of(x),
+                        "y": _shape_of(y),
+                        "validation": (
+                            f"{len(third)} folds" if cv is not None else _shape_of(third)
+                        ),
+                    },
+                },
+                default=str,
+            )
+        )
+
+    def _check_unchanged(self, saved: Any, now: dict[str, Any]) -> None:
+        """Refuse to resume a search whose space, objective, policy or data changed."""
+        if not isinstance(saved, dict):
+            return  # a snapshot of an older version: nothing to compare
+        changed = [
+            f"{key}: was {saved.get(key)}, now {value}"
+            for key, value in now.items()
+            if saved.get(key) != value
+        ]
+        if changed:
+            raise ValueError(
+                f"the search in {self.project_dir} was started with other settings, so it "
+                f"cannot be resumed: {'; '.join(changed)}. Pass overwrite=True to start "
+                "afresh (or another project_name), or run it with the settings it had"
+            )
+
     def _prepare_directory(self) -> None:
         """Lock ``directory/project_name`` for this search and find what it resumes.
 
@@ -748,6 +821,23 @@ class BanditTuner:
 
         self.project_name = f"{self.project_name}_{time.strftime('%Y%m%d-%H%M%S')}"
         return Project(self.directory, self.project_name)
+
+
+def _shape_of(value: Any) -> Any:
+    """An array's ``[shape, dtype]`` (per key or item for several inputs); ``None`` for none."""
+    if value is None:
+        return None
+    if isinstance(value, dict):
+        return {str(k): _shape_of(v) for k, v in sorted(value.items(), key=lambda kv: str(kv[0]))}
+    if isinstance(value, (list, tuple)) and value and all(hasattr(v, "shape") for v in value):
+        return [_shape_of(v) for v in value]
+    shape = getattr(value, "shape", None)
+    if shape is None:
+        try:
+            shape = np.shape(value)
+        except Exception:  # noqa: BLE001 — not array-like
+            return type(value).__name__
+    return [list(shape), str(getattr(value, "dtype", ""))]
 
 
 def _foreign(path: str) -> bool:

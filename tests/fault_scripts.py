@@ -55,6 +55,9 @@ def summary(tuner):
         "plan_top": sum(b[-1][0] for b in tuner.policy.plan())
         if hasattr(tuner.policy, "plan")
         else None,
+        "best_model_outputs": list(
+            tuner.get_best_models(1)[0].predict(_data()[1][0][:2], verbose=0).shape
+        ),
     }
 
 

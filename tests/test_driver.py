@@ -201,3 +201,41 @@ def test_a_wall_clock_budget_in_replay_stops_on_time_and_replans():
     assert result.decisions[-1][3] == "STOP"
     with pytest.raises(ValueError, match="time_budget"):
         simulate(Hyperband(MAX_T, 3), curves, time_budget=-1)
+
+
+def test_checkpoints_inside_the_project_are_saved_relative_so_a_moved_folder_resumes(tmp_path):
+    from bandit_tune.driver.arms import absolute_in, relative_to
+
+    old, new = tmp_path / "old" / "p", tmp_path / "new" / "p"
+    inside = str(old / "train_arm_1" / "checkpoint_000002")
+    assert relative_to(inside, str(old)) == "./train_arm_1/checkpoint_000002"
+    assert relative_to(str(tmp_path / "other" / "c"), str(old)) == str(tmp_path / "other" / "c")
+    assert relative_to("s3://bucket/exp/c", str(old)) == "s3://bucket/exp/c"
+    assert relative_to(None, str(old)) is None
+    runner = Runner(_PauseAll())
+    runner.root = str(old)
+    runner.add_arm("a", {})
+    runner.report("a", 1, 0.5, checkpoint=inside)
+    state = json.loads(json.dumps(runner.state()))
+    assert state["arms"]["a"]["checkpoint"] == "./train_arm_1/checkpoint_000002"
+    moved = Runner(_PauseAll())
+    moved.root = str(new)
+    moved.restore(state)
+    assert moved.arms["a"].checkpoint == str(new / "train_arm_1" / "checkpoint_000002")
+    assert absolute_in("/abs/c", str(new)) == "/abs/c"
+
+
+def test_an_interrupted_runner_is_frozen_at_its_last_snapshot(tmp_path):
+    runner = Runner(_PauseAll())
+    runner.state_path = str(tmp_path / "state.json")
+    runner.add_arm("a", {})
+    runner.add_arm("b", {})
+    runner.report("a", 1, 0.5)
+    runner.interrupt()
+    saved = json.loads((tmp_path / "state.json").read_text())
+    assert saved["arms"]["b"]["state"] == "running"
+    # Ray's clean-up after the interrupt ends trials: nothing of it is recorded
+    assert runner.arm_ended("b") == [] and runner.arms["b"].state is ArmState.RUNNING
+    assert runner.report("b", 1, 0.1) == (None, [])
+    runner.snapshot(force=True)
+    assert json.loads((tmp_path / "state.json").read_text()) == saved

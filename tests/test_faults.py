@@ -2,6 +2,7 @@
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -137,6 +138,137 @@ def test_driver_killed_mid_search_resumes_where_it_stopped(tmp_path):
     # optimizer state kept across pause, kill and resume: 10 steps an epoch (500 / 50)
     for arm, (epoch, iterations) in out["iterations"].items():
         assert iterations == 10 * epoch, (arm, epoch, iterations)
+
+
+def _driver(directory):
+    return subprocess.Popen(
+        [sys.executable, SCRIPT, "search", str(directory)],
+        env=ENV,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+
+
+def _between_rungs(snapshot, results_at_least=0):
+    """An arm trains between rungs (1, 3, 9) from a checkpoint, and some arm has ended."""
+    arms = snapshot["arms"].values()
+    between = any(
+        a["state"] == "running" and a["checkpoint"] and a["last_step"] in (2, 4, 5, 6, 7, 8)
+        for a in arms
+    )
+    results = sum(len(r) for r in snapshot["results"].values())
+    return between and any(a["state"] == "stopped" for a in arms) and results >= results_at_least
+
+
+def _run_until(directory, ready, deadline_s=240):
+    """Start the driver; return it (still running) with the snapshot once ``ready(snapshot)``."""
+    state_path = directory / "p" / "state.json"
+    driver = _driver(directory)
+    deadline = time.monotonic() + deadline_s
+    while time.monotonic() < deadline:
+        time.sleep(0.1)
+        try:
+            snapshot = json.loads(state_path.read_text())
+        except (OSError, ValueError):
+            continue
+        if ready(snapshot):
+            return driver, snapshot
+        if driver.poll() is not None:
+            break
+    out = driver.stdout.read() if driver.poll() is not None else ""
+    _kill_tree(driver.pid)
+    pytest.fail(f"the search never reached the point to interrupt it: {out[-3000:]}")
+
+
+def _finish(directory):
+    done = subprocess.run(
+        [sys.executable, SCRIPT, "search", str(directory)],
+        env=ENV,
+        capture_output=True,
+        text=True,
+        timeout=400,
+    )
+    return _summary(done.stdout + done.stderr), done.stderr
+
+
+def _assert_plan_met(out):
+    assert out["arms"] == 17, out
+    assert sum(out["epochs"].values()) == out["plan_budget"] == 69, out["epochs"]
+    assert sum(1 for e in out["epochs"].values() if e == 9) == out["plan_top"]
+    assert not out["errors"], out["errors"]
+    assert out["best_model_outputs"] == [2, 10]  # the best arm's model restores
+    for arm, (epoch, iterations) in out["iterations"].items():
+        assert iterations == 10 * epoch, (arm, epoch, iterations)  # optimizer state kept
+
+
+def _retrained_within_checkpoints(out):
+    """Every later stretch of an arm starts at its latest rung checkpoint (1, 3, 9).
+
+    A stretch's first recorded epoch follows the last epoch recorded before it, so
+    the epochs trained twice are at most those since that checkpoint.
+    """
+    for arm, segments in out["segments"].items():
+        for first_epoch, initial_epoch, _ in segments[1:]:
+            latest = max(r for r in (0, 1, 3, 9) if r <= first_epoch - 1)
+            assert initial_epoch == latest, (arm, segments)
+
+
+def test_two_kills_and_a_moved_folder_still_end_with_exactly_the_plan(tmp_path):
+    """SIGKILL the driver, SIGKILL the resumed driver, move the folder, resume: the plan is met.
+
+    Any number of kills ends with exactly the plan's epochs recorded; an arm retrains
+    at most the epochs since its last checkpoint; checkpoint paths are kept relative
+    to the project folder, so a moved folder resumes and its best model restores.
+    """
+    first = tmp_path / "first"
+    driver, before = _run_until(first, _between_rungs)
+    _kill_tree(driver.pid)
+    seen = sum(len(r) for r in before["results"].values())
+    driver, second = _run_until(first, lambda snap: _between_rungs(snap, seen + 4))
+    _kill_tree(driver.pid)
+    done_before = {
+        a: arm["last_step"] for a, arm in second["arms"].items() if arm["state"] == "stopped"
+    }
+    moved = tmp_path / "elsewhere"
+    shutil.move(str(first), str(moved))
+    out, stderr = _finish(moved)
+    _assert_plan_met(out)
+    _retrained_within_checkpoints(out)
+    for arm, steps in done_before.items():
+        assert out["epochs"][arm] == steps  # no finished arm lost or retrained
+    assert "taking over the lock" in stderr
+    saved = json.loads((moved / "p" / "state.json").read_text())
+    assert all(
+        a["checkpoint"] is None or a["checkpoint"].startswith("./") for a in saved["arms"].values()
+    ), saved["arms"]
+
+
+def test_ctrl_c_stops_the_search_at_once_and_the_same_call_resumes_it(tmp_path):
+    """SIGINT mid-search: KeyboardInterrupt propagates, the state is saved, a re-run resumes."""
+    driver, _ = _run_until(tmp_path, _between_rungs)
+    driver.send_signal(signal.SIGINT)
+    try:
+        output, _ = driver.communicate(timeout=90)  # stops quickly, not after the search
+    finally:
+        _kill_tree(driver.pid)
+    assert driver.returncode != 0, output[-3000:]
+    assert "KeyboardInterrupt" in output and "run the same search again" in output, output[-3000:]
+    assert "SUMMARY" not in output
+    saved = json.loads((tmp_path / "p" / "state.json").read_text())
+    interrupted = {
+        a: arm["last_step"]
+        for a, arm in saved["arms"].items()
+        if arm["state"] == "running" and arm["last_step"] < 9
+    }
+    assert interrupted, saved["arms"]  # not recorded as stopped
+    out, _ = _finish(tmp_path)
+    _assert_plan_met(out)
+    _retrained_within_checkpoints(out)
+    assert any(out["epochs"][a] > step for a, step in interrupted.items()), (
+        interrupted,
+        out["epochs"],
+    )
 
 
 def test_worker_killed_mid_epoch_resumes_from_its_checkpoint(ray_local, digits_small, tmp_path):

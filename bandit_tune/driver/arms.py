@@ -11,6 +11,7 @@ write arms only here.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -24,6 +25,30 @@ RESERVED_PREFIX = "__"
 def plain_config(config: dict[str, Any]) -> dict[str, Any]:
     """``config`` without the runner's own keys (those starting with ``__``)."""
     return {k: v for k, v in config.items() if not str(k).startswith(RESERVED_PREFIX)}
+
+
+RELATIVE = "./"
+"""Prefix of a checkpoint path saved relative to the project folder."""
+
+
+def relative_to(path: str | None, root: str | None) -> str | None:
+    """``path`` relative to ``root`` (as ``./...``) when it lies inside it; else unchanged."""
+    if not path or root is None or "://" in path:
+        return path
+    try:
+        rel = os.path.relpath(path, root)
+    except ValueError:  # another drive
+        return path
+    if rel == os.pardir or rel.startswith(os.pardir + os.sep) or os.path.isabs(rel):
+        return path
+    return RELATIVE + rel.replace(os.sep, "/")
+
+
+def absolute_in(path: str | None, root: str | None) -> str | None:
+    """The inverse of :func:`relative_to`: a ``./`` path joined to ``root``."""
+    if not path or not path.startswith(RELATIVE) or root is None:
+        return path
+    return os.path.join(root, *path[len(RELATIVE) :].split("/"))
 
 
 @dataclass(slots=True)
@@ -58,13 +83,13 @@ class Arm:
         """The worker (process id) that reported the arm's last result, if known."""
         return self.results[-1].get("worker_pid") if self.results else None
 
-    def to_json(self) -> dict[str, Any]:
-        """The arm as plain data (the snapshot's layout)."""
+    def to_json(self, root: str | None = None) -> dict[str, Any]:
+        """The arm as plain data (the snapshot's layout); a checkpoint under ``root`` relative."""
         return {
             "config": self.config,
             "state": self.state.value,
             "last_step": self.step,
-            "checkpoint": self.checkpoint,
+            "checkpoint": relative_to(self.checkpoint, root),
             "failures": self.failures,
             "decided": self.decided,
         }
@@ -140,10 +165,10 @@ class ArmTable:
         """Per arm: its ``(step, score, decision)`` history."""
         return {a.arm_id: a.decisions for a in self._arms.values()}
 
-    def to_json(self) -> dict[str, Any]:
-        """Every arm as plain data, results and decisions included."""
+    def to_json(self, root: str | None = None) -> dict[str, Any]:
+        """Every arm as plain data with results and decisions; paths under ``root`` relative."""
         return {
-            "arms": {a.arm_id: a.to_json() for a in self._arms.values()},
+            "arms": {a.arm_id: a.to_json(root) for a in self._arms.values()},
             "results": self.results(),
             "history": {a.arm_id: [list(d) for d in a.decisions] for a in self._arms.values()},
         }
@@ -166,15 +191,23 @@ class ArmTable:
         return table
 
     @classmethod
-    def from_json(cls, payload: dict[str, Any], paused_order: list[str] | None = None) -> ArmTable:
-        """The table :meth:`to_json` wrote; paused arms in ``paused_order`` when given."""
+    def from_json(
+        cls,
+        payload: dict[str, Any],
+        paused_order: list[str] | None = None,
+        root: str | None = None,
+    ) -> ArmTable:
+        """The table :meth:`to_json` wrote; paused arms in ``paused_order`` when given.
+
+        Relative checkpoint paths are joined to ``root`` (where the project is now).
+        """
         table = cls()
         results = payload.get("results", {})
         history = payload.get("history", {})
         for arm_id, data in payload["arms"].items():
             arm = table.add(arm_id, dict(data["config"]))
             arm.step = int(data["last_step"])
-            arm.checkpoint = data.get("checkpoint") or None
+            arm.checkpoint = absolute_in(data.get("checkpoint") or None, root)
             arm.failures = int(data.get("failures", 0))
             arm.decided = bool(data.get("decided", False))
             arm.results = [dict(r) for r in results.get(arm_id, [])]

@@ -120,6 +120,12 @@ class Runner:
         self.state_path: str | None = None
         #: Extra JSON-able state for the snapshot (the backend's searcher position).
         self.extra_state: Callable[[], dict[str, Any]] | None = None
+        #: The project folder: checkpoint paths inside it are saved relative to it, so
+        #: a moved (or restored) folder resumes.
+        self.root: str | None = None
+        #: Set when the search was interrupted: later events (Ray's clean-up) change
+        #: nothing, so the last snapshot stays the state to resume from.
+        self.frozen = False
         self._ended: list[str] = []
         self._replanned = -math.inf
         self._snapshot_at = -math.inf
@@ -128,6 +134,8 @@ class Runner:
     # -- events from the backend ----------------------------------------------------
     def add_arm(self, arm_id: str, config: dict[str, Any]) -> list[str]:
         """A new arm starts: record it, tell the policy; returns the arms to end."""
+        if self.frozen:
+            return []
         self.arms.add(arm_id, config)
         self.version += 1
         call_policy(self.policy, "on_arm_added", arm_id, arm_id, dict(config))
@@ -161,7 +169,7 @@ class Runner:
             (a resumed arm retrains from its checkpoint), and the arms to end.
         """
         arm = self.arms[arm_id]
-        if step <= arm.step:
+        if step <= arm.step or self.frozen:
             return None, []
         self.version += 1
         arm.step = step
@@ -198,7 +206,7 @@ class Runner:
         Returns the arms to end.
         """
         arm = self.arms.get(arm_id)
-        if arm is None:
+        if arm is None or self.frozen:
             return []
         self.version += 1
         if arm.state is not ArmState.STOPPED:
@@ -213,7 +221,7 @@ class Runner:
     def arm_failed(self, arm_id: str, retry: bool) -> list[str]:
         """The arm's training failed; with ``retry`` it is placed again from its checkpoint."""
         arm = self.arms.get(arm_id)
-        if arm is None:
+        if arm is None or self.frozen:
             return []
         arm.failures += 1
         self.version += 1
@@ -361,7 +369,7 @@ class Runner:
             "version": SNAPSHOT_VERSION,
             "metric": [self.metric, self.mode],
             "policy": self.policy.state_dict(),
-            **self.arms.to_json(),
+            **self.arms.to_json(root=self.root),
             "paused": list(self.arms.paused),
             "wake": list(self.wake),
             "extra": self.extra_state() if self.extra_state is not None else {},
@@ -375,7 +383,7 @@ class Runner:
         Unless ``force``, a write waits until 20 times the last write's cost has
         passed (at least 0.5 s), so its cost stays small as the arms grow.
         """
-        if self.state_path is None:
+        if self.state_path is None or self.frozen:
             return
         now = time.monotonic()
         if not force and now - self._snapshot_at < max(0.5, 20 * self._snapshot_cost):
@@ -395,12 +403,18 @@ class Runner:
         if payload.get("version") != SNAPSHOT_VERSION:
             raise ValueError(f"unsupported search state version {payload.get('version')!r}")
         self.policy.load_state_dict(payload["policy"])
-        self.arms = ArmTable.from_json(payload, paused_order=payload.get("paused"))
+        self.arms = ArmTable.from_json(payload, paused_order=payload.get("paused"), root=self.root)
         wake = list(payload.get("wake") or [])
         running = [a.arm_id for a in self.arms if a.state is ArmState.RUNNING]
         self.wake = collections.deque(dict.fromkeys([*wake, *running]))
         if self.budget is not None and payload.get("epochs"):
             self.budget.epochs = int(payload["epochs"])
+
+    def interrupt(self) -> None:
+        """Snapshot now and freeze: the search stops here and resumes from this state."""
+        if not self.frozen:
+            self.snapshot(force=True)
+            self.frozen = True
 
     def __getstate__(self) -> dict[str, Any]:
         # pickled with Ray's experiment state (often): no listeners (live objects), and
