@@ -90,11 +90,14 @@ def train_arm(
     checkpoint_epochs: list[int] | None,
     cpus: int,
     input_key: str | None = None,
+    objective: tuple[str, str] | None = None,
 ) -> None:
     """Ray Tune function trainable for one arm: build, maybe restore, fit, report.
 
     ``input_key`` (one per search) lets :mod:`bandit_tune.inputs` feed NumPy data
     through a tf.data pipeline kept on the worker; ``None`` leaves it to Keras.
+    ``objective`` (``(metric, direction)``) keeps the best epoch's weights in the
+    checkpoints.
     """
     import time
 
@@ -106,6 +109,7 @@ def train_arm(
     from bandit_tune.inputs import fit_inputs, prebuild, uses_default_fit
     from bandit_tune.keras import (
         ReportCallback,
+        checkpoint_best,
         checkpoint_epoch,
         checkpoint_logs,
         restore_arm,
@@ -115,7 +119,7 @@ def train_arm(
     entered = time.perf_counter()
     hypermodel, callbacks = unpack(hypermodel), unpack(callbacks)
     key = tune.get_context().get_trial_id() or ""
-    initial_epoch, _resumed_here, hp = 0, False, None
+    initial_epoch, _resumed_here, hp, best = 0, False, None, None
     model = None
     checkpoint = tune.get_checkpoint()
     resume_from = config.get("__checkpoint")
@@ -129,6 +133,7 @@ def train_arm(
             if initial_epoch >= max_epochs:  # nothing left to train: build nothing
                 report_finished(checkpoint_logs(directory), initial_epoch)
                 return
+            best = checkpoint_best(directory)
             model = take_paused_model(key, initial_epoch)  # paused here: no rebuild
             _resumed_here = model is not None
             if model is None:
@@ -153,6 +158,8 @@ def train_arm(
         max_epochs,
         extra=setup,
         on_checkpoint=lambda epoch: keep_paused_model(key, model, epoch),
+        objective=objective,
+        best=best,
     )
     arm_callbacks = [copy.deepcopy(c) for c in callbacks] + [reporter]
     kwargs = dict(fit_kwargs)
@@ -174,7 +181,7 @@ def train_arm(
 
         # EarlyStopping put the best weights back after the last report: save them.
         with tempfile.TemporaryDirectory() as directory:
-            save_arm(model, directory, reporter.last_epoch, reporter.last_logs)
+            save_arm(model, directory, reporter.last_epoch, reporter.last_logs, reporter.best)
             tune.report(
                 dict(reporter.last_logs), checkpoint=tune.Checkpoint.from_directory(directory)
             )

@@ -26,20 +26,61 @@ EPOCH_KEY = "epoch"
 
 _WEIGHTS = "model.weights.h5"
 _STATE = "arm.json"
+_BEST = "best.npz"
+
+Best = tuple[int, float, Any]
+"""The arm's best epoch so far: ``(epoch, objective value, weights or None)``."""
 
 
 def save_arm(
-    model: keras.Model, directory: str, epoch: int, logs: dict[str, Any] | None = None
+    model: keras.Model,
+    directory: str,
+    epoch: int,
+    logs: dict[str, Any] | None = None,
+    best: Best | None = None,
 ) -> None:
     """Write weights, optimizer state and ``epoch`` into ``directory``.
 
     Keras 3 stores the optimizer's variables (moments, iteration count) in the
     same ``.weights.h5`` file as the layers' weights; no pickle is involved, so
-    loading it back is safe.
+    loading it back is safe. ``best`` (the best epoch so far) is kept beside it:
+    its epoch and value, and its weights when they are not the model's own.
     """
     model.save_weights(os.path.join(directory, _WEIGHTS))
+    state: dict[str, Any] = {"epoch": epoch, "logs": _plain_logs(logs or {})}
+    if best is not None:
+        best_epoch, value, weights = best
+        state["best"] = {"epoch": int(best_epoch), "value": float(value)}
+        if best_epoch != epoch and weights is not None:
+            np.savez(os.path.join(directory, _BEST), *weights)
     with open(os.path.join(directory, _STATE), "w") as f:
-        json.dump({"epoch": epoch, "logs": _plain_logs(logs or {})}, f)
+        json.dump(state, f)
+
+
+def checkpoint_best(directory: str) -> Best | None:
+    """The best epoch a :func:`save_arm` checkpoint knows of, with its weights if kept apart."""
+    info = _checkpoint_state(directory).get("best")
+    if not info:
+        return None
+    weights = None
+    path = os.path.join(directory, _BEST)
+    if os.path.exists(path):
+        with np.load(path) as saved:
+            weights = [saved[f"arr_{i}"] for i in range(len(saved.files))]
+    return int(info["epoch"]), float(info["value"]), weights
+
+
+def restore_best(model: keras.Model, directory: str) -> int | None:
+    """Give a model restored from ``directory`` the weights of its best epoch; return that epoch.
+
+    ``None`` when the checkpoint knows no best epoch (the model keeps its last weights).
+    """
+    best = checkpoint_best(directory)
+    if best is None:
+        return None
+    if best[2] is not None:
+        model.set_weights(best[2])
+    return best[0]
 
 
 def restore_arm(model: keras.Model, directory: str) -> int:
@@ -109,6 +150,11 @@ class ReportCallback(keras.callbacks.Callback):
         extra: constant keys added to every report.
         on_checkpoint: called with the epoch after each checkpoint is written,
             before it is reported (the trainable keeps the model for a quick resume).
+        objective: ``(metric, "max" | "min")``: the best epoch's weights are kept and
+            saved with each checkpoint, so the tuner can return the model at the
+            epoch its best score refers to (as keras-tuner does).
+        best: the best epoch before this stretch of training (from the checkpoint
+            it resumes).
     """
 
     def __init__(
@@ -117,9 +163,13 @@ class ReportCallback(keras.callbacks.Callback):
         max_epochs: int | None = None,
         extra: dict[str, Any] | None = None,
         on_checkpoint: Any = None,
+        objective: tuple[str, str] | None = None,
+        best: Best | None = None,
     ) -> None:
         super().__init__()
         self.on_checkpoint = on_checkpoint
+        self.objective = objective
+        self.best = best
         self.checkpoint_epochs = None if checkpoint_epochs is None else set(checkpoint_epochs)
         self.max_epochs = max_epochs
         self.extra = dict(extra or {})
@@ -169,14 +219,29 @@ class ReportCallback(keras.callbacks.Callback):
         )
         metrics["completed"] = bool(final is not None and done >= final and not self.diverged)
         self.last_epoch, self.last_logs = done, metrics
+        self._track_best(done, metrics)
         if self._wants_checkpoint(done):
             with tempfile.TemporaryDirectory() as directory:
-                save_arm(self.model, directory, done, metrics)
+                save_arm(self.model, directory, done, metrics, self.best)
                 if self.on_checkpoint is not None and done != self._final_epoch():
                     self.on_checkpoint(done)
                 tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(directory))
         else:
             tune.report(metrics)
+
+    def _track_best(self, epoch: int, metrics: dict[str, Any]) -> None:
+        if self.objective is None:
+            return
+        name, direction = self.objective
+        value = metrics.get(name)
+        if not isinstance(value, (int, float)) or not math.isfinite(value):
+            return
+        if self.best is not None:
+            if direction == "max" and value <= self.best[1]:
+                return
+            if direction == "min" and value >= self.best[1]:
+                return
+        self.best = (epoch, float(value), self.model.get_weights())
 
 
 def configure_threads(cpus: int) -> None:

@@ -470,6 +470,11 @@ class BanditTuner:
                 checkpoint_epochs=None if steps is None else list(steps),
                 cpus=max(1, int(self.cpus_per_arm)),
                 input_key=uuid.uuid4().hex if self.fast_input else None,
+                **(
+                    {}
+                    if cv is not None
+                    else {"objective": (self.objective.name, self.objective.direction)}
+                ),
             ),
             {"cpu": self.cpus_per_arm, "gpu": self.gpus_per_arm},
         )
@@ -622,11 +627,16 @@ class BanditTuner:
         return out
 
     def get_best_models(self, num_models: int = 1) -> list[Any]:
-        """The best arms' models, restored from their checkpoints (not retrained)."""
+        """The best arms' models, restored from their checkpoints (not retrained).
+
+        Each model has the weights of the epoch its ``best_score`` was reached at
+        (``results_["best_epoch"]``), as keras-tuner returns them, not those of its
+        last epoch. With ``cv`` the first fold's model stands in, at its last epoch.
+        """
         import keras
         from ray.tune import Checkpoint
 
-        from bandit_tune.keras import restore_arm
+        from bandit_tune.keras import restore_arm, restore_best
 
         self._require_results()
         models = []
@@ -641,7 +651,11 @@ class BanditTuner:
             with Checkpoint(row["checkpoint"]).as_directory() as directory:
                 # with cv the checkpoint holds one model per fold: fold 0's stands in
                 fold0 = os.path.join(directory, "fold0")
-                restore_arm(model, fold0 if os.path.isdir(fold0) else directory)
+                if os.path.isdir(fold0):
+                    restore_arm(model, fold0)
+                else:
+                    restore_arm(model, directory)
+                    restore_best(model, directory)
             models.append(model)
         return models
 

@@ -30,3 +30,21 @@ class MissingModule(keras.callbacks.Callback):
 
     def on_train_begin(self, logs=None):
         raise ModuleNotFoundError("No module named 'only_on_the_driver'")
+
+
+class ScrambleWeightsAt(keras.callbacks.Callback):
+    """At the start of ``epoch`` (1-based), overwrite every weight with noise: the score drops."""
+
+    def __init__(self, epoch):
+        super().__init__()
+        self.epoch = epoch
+
+    def on_epoch_begin(self, epoch, logs=None):
+        if epoch + 1 == self.epoch:
+            import numpy as np
+
+            rng = np.random.default_rng(0)
+            self.model.set_weights(
+                [rng.normal(0, 5, size=w.shape).astype(w.dtype) for w in self.model.get_weights()]
+            )
+            self.model.stop_training = False

@@ -602,3 +602,27 @@ def test_a_rerun_with_another_space_or_other_data_is_refused_not_mixed(
     assert (tmp_path / "p" / "state.json").read_text() == state  # nothing was touched
     again = tuner(_wider_build_model, overwrite=True).search(x, y, validation_data=(xv, yv))
     assert len(again.results_) == 1
+
+
+def test_get_best_models_returns_the_weights_of_the_best_epoch_not_the_last(
+    ray_local, digits_small, build_model, tmp_path
+):
+    """keras-tuner returns the model at its best epoch; so does get_best_models."""
+    from fault_callbacks import ScrambleWeightsAt
+
+    (x, y), (xv, yv), _ = digits_small
+    tuner = bandit_tune.RandomSearch(
+        build_model,
+        objective="val_accuracy",
+        max_trials=1,
+        max_epochs=3,
+        seed=0,
+        directory=str(tmp_path),
+        project_name="p",
+        verbose=0,
+    )
+    tuner.search(x, y, validation_data=(xv, yv), callbacks=[ScrambleWeightsAt(3)])
+    row = tuner.results_.iloc[0]
+    assert row["best_epoch"] == 2 and row["last_score"] < row["best_score"], row.to_dict()
+    # scored on the validation data the search used: the best epoch's accuracy, exactly
+    assert tuner.evaluate(xv, yv)["accuracy"] == pytest.approx(tuner.best_score_, abs=1e-6)
