@@ -23,26 +23,41 @@ from collections.abc import Callable
 from typing import Any
 
 
-class SpaceRecording:
-    """Record ``hypermodel``'s space in a helper process; :meth:`result` returns it."""
+def _record_and_check(hypermodel: Any, sample: Any) -> tuple[Any, str | None]:
+    from bandit_tune.fit_check import check_fit
+    from bandit_tune.hypermodel import record_hypermodel
 
-    def __init__(self, hypermodel: Any) -> None:
+    space = record_hypermodel(hypermodel)
+    return space, check_fit(hypermodel, space, sample)
+
+
+class SpaceRecording:
+    """Record ``hypermodel``'s space in a helper process; :meth:`result` returns it.
+
+    With ``sample`` (:func:`bandit_tune.fit_check.sample` of the data) the helper
+    also tries one model on it; :meth:`result` returns ``(space, problem)``.
+    """
+
+    def __init__(self, hypermodel: Any, sample: Any = None) -> None:
         self.hypermodel = hypermodel
+        self.sample = sample
         self._process: subprocess.Popen[bytes] | None = None
         self._thread: Any = None
         self._directory = tempfile.mkdtemp(prefix="bandit_tune_space_")
         self._result = os.path.join(self._directory, "space.pkl")
         if "keras" in sys.modules:
             # Keras is loaded here already: recording costs a fraction of a second
-            from bandit_tune.hypermodel import record_hypermodel
-
-            self._thread = _Background(record_hypermodel, hypermodel)
+            self._thread = _Background(_record_and_check, hypermodel, sample)
             return
         try:
             from ray import cloudpickle
 
             payload = pickle.dumps(
-                {"path": list(sys.path), "hypermodel": cloudpickle.dumps(hypermodel)}
+                {
+                    "path": list(sys.path),
+                    "hypermodel": cloudpickle.dumps(hypermodel),
+                    "sample": sample,
+                }
             )
         except Exception:  # noqa: BLE001 — recorded in this process instead
             return
@@ -60,17 +75,19 @@ class SpaceRecording:
         except OSError:
             self._process = None
 
-    def result(self) -> Any:
-        """The recorded :class:`~bandit_tune.SearchSpace` (recorded here if the helper failed)."""
-        from bandit_tune.hypermodel import record_hypermodel
+    def result(self) -> tuple[Any, str | None]:
+        """The recorded :class:`~bandit_tune.SearchSpace` and what does not fit in the data.
 
+        Recorded in this process if the helper failed (an error in ``build_model``
+        is then raised as it is).
+        """
         try:
             if self._thread is not None:
-                return self._thread.result()
+                return self._thread.result()  # type: ignore[no-any-return]
             if self._process is not None and self._process.wait() == 0:
                 with open(self._result, "rb") as f:
-                    return pickle.load(f)
-            return record_hypermodel(self.hypermodel)
+                    return pickle.load(f)  # type: ignore[no-any-return]
+            return _record_and_check(self.hypermodel, self.sample)
         finally:
             import shutil
 
@@ -119,12 +136,10 @@ def main(argv: list[str]) -> int:
     from bandit_tune.runtime import import_keras_lean
 
     import_keras_lean()  # before the hypermodel: unpickling it may import Keras
-    from bandit_tune.hypermodel import record_hypermodel
-
-    space = record_hypermodel(pickle.loads(payload["hypermodel"]))
+    recorded = _record_and_check(pickle.loads(payload["hypermodel"]), payload.get("sample"))
     partial = target + ".partial"
     with open(partial, "wb") as f:
-        pickle.dump(space, f)
+        pickle.dump(recorded, f)
     os.replace(partial, target)
     return 0
 

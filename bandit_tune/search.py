@@ -391,12 +391,14 @@ class BanditTuner:
     ) -> BanditTuner:
         """The search itself, with the project folder locked."""
         from bandit_tune._recorder import SpaceRecording
+        from bandit_tune.fit_check import sample
         from bandit_tune.runtime import ensure_ray
 
-        # The helper imports Keras and records the space (~7 s of CPU) while Ray starts
-        # and Ray Tune is imported here (~4 s each); ray.init must stay on the main
-        # thread. Ray Tune is imported only now: its ~3 s then overlap the recording.
-        recording = SpaceRecording(self.hypermodel)
+        # The helper imports Keras, records the space and tries one model on a sample of
+        # the data (~7 s of CPU) while Ray starts and Ray Tune is imported here (~4 s
+        # each); ray.init must stay on the main thread. Ray Tune is imported only now:
+        # its ~3 s then overlap the recording.
+        recording = SpaceRecording(self.hypermodel, sample(data))
         try:
             resources = ensure_ray(self.address)
             from ray import tune
@@ -411,7 +413,12 @@ class BanditTuner:
         except BaseException:
             recording.cancel()
             raise
-        space = recording.result()
+        space, problem = recording.result()
+        if problem is not None:
+            raise ValueError(
+                f"the data does not fit the model build_model makes (tried with the default "
+                f"hyperparameters before any arm started): {problem}"
+            )
         self.space_ = space
         resume = self._resume_state
         configs = self._configs(space)

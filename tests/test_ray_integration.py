@@ -626,3 +626,20 @@ def test_get_best_models_returns_the_weights_of_the_best_epoch_not_the_last(
     assert row["best_epoch"] == 2 and row["last_score"] < row["best_score"], row.to_dict()
     # scored on the validation data the search used: the best epoch's accuracy, exactly
     assert tuner.evaluate(xv, yv)["accuracy"] == pytest.approx(tuner.best_score_, abs=1e-6)
+
+
+def test_labels_the_model_cannot_take_fail_before_any_arm_in_words(
+    ray_local, digits_small, build_model, tmp_path
+):
+    (x, y), (xv, yv), _ = digits_small
+    tuner = bandit_tune.Hyperband(
+        build_model,
+        objective="val_accuracy",
+        max_epochs=3,
+        directory=str(tmp_path),
+        project_name="p",
+        verbose=0,
+    )
+    with pytest.raises(ValueError, match=r"before any arm started.*labels 1\.\.10.*y - 1"):
+        tuner.search(x, y + 1, validation_data=(xv, yv + 1))
+    assert not (tmp_path / "p" / "state.json").exists()  # no arm was created

@@ -28,7 +28,8 @@ def broken(hp):
     raise ValueError("broken on purpose")
 
 from bandit_tune.hypermodel import as_hypermodel
-space = SpaceRecording(as_hypermodel(build_model)).result()
+space, problem = SpaceRecording(as_hypermodel(build_model)).result()
+assert problem is None
 tensorflow_here = "tensorflow" in sys.modules
 try:
     SpaceRecording(as_hypermodel(broken)).result()
