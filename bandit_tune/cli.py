@@ -57,13 +57,36 @@ def _load_callable(spec: str, what: str) -> object:
         assert spec_ is not None and spec_.loader is not None
         module = importlib.util.module_from_spec(spec_)
         sys.modules[module_name] = module
-        spec_.loader.exec_module(module)
+        try:
+            spec_.loader.exec_module(module)
+        except SyntaxError as exc:
+            raise ValueError(
+                f"{what} file {where!r} has a syntax error at line {exc.lineno}: {exc.msg}"
+            ) from None
+        except Exception as exc:  # noqa: BLE001 — the user's module failed to run
+            raise ValueError(
+                f"{what} file {where!r} failed while loading: {type(exc).__name__}: {exc}"
+            ) from None
         # Ray's workers cannot import a loose file: ship its functions by value.
         from ray import cloudpickle
 
         cloudpickle.register_pickle_by_value(module)
     else:
-        module = importlib.import_module(where)
+        try:
+            module = importlib.import_module(where)
+        except ModuleNotFoundError as exc:
+            raise ValueError(
+                f"{what} {spec!r}: no module named {exc.name!r} (give path/to/file.py:name, or "
+                "a module on the Python path)"
+            ) from None
+        except SyntaxError as exc:
+            raise ValueError(
+                f"{what} module {where!r} has a syntax error at line {exc.lineno}: {exc.msg}"
+            ) from None
+        except Exception as exc:  # noqa: BLE001 — the user's module failed to run
+            raise ValueError(
+                f"{what} module {where!r} failed while loading: {type(exc).__name__}: {exc}"
+            ) from None
     try:
         return getattr(module, name)
     except AttributeError:
@@ -84,8 +107,14 @@ def load_data(spec: str) -> dict[str, object]:
     if spec.endswith(".npz"):
         if not os.path.exists(spec):
             raise FileNotFoundError(f"data file {spec!r} does not exist")
-        with np.load(spec, allow_pickle=False) as npz:
-            data = {k: npz[k] for k in npz.files}
+        try:
+            with np.load(spec, allow_pickle=False) as npz:
+                data = {k: npz[k] for k in npz.files}
+        except Exception as exc:  # noqa: BLE001 — truncated, not a zip, pickled objects
+            raise ValueError(
+                f"data file {spec!r} is not a readable .npz ({type(exc).__name__}: {exc}); "
+                "write it with np.savez(path, x=..., y=...)"
+            ) from None
     else:
         loaded = _load_callable(spec, "data loader")
         if not callable(loaded):
@@ -186,6 +215,8 @@ def _report(args: argparse.Namespace) -> int:
     from bandit_tune.results import leaderboard, load_arms, plot_arms
 
     arms = load_arms(args.directory)
+    if arms.get("interrupted"):
+        print(f"an interrupted search (no arms.json yet): read from its {arms['interrupted']}")
     board = leaderboard(arms)
     print(
         f"{len(board)} arms, {int(board['epochs'].sum()) if len(board) else 0} epochs "

@@ -75,6 +75,16 @@ def add_diagnosis(frame: Any, histories: dict[str, Any], objective: str, directi
     frame["diagnosis"] = labels
 
 
+def error_line(text: str) -> str:
+    """The failing exception's own line from an arm's error (Ray wraps it in a traceback)."""
+    import re
+
+    lines = [line.strip() for line in re.sub(r"\x1b\[[0-9;]*m", "", text).splitlines()]
+    lines = [line for line in lines if line and not line.startswith(("File ", "^", "~", "[["))]
+    named = [line for line in lines if re.match(r"^[A-Za-z_.]*(Error|Exception|Interrupt)\b", line)]
+    return (named or lines or [text.strip()])[-1]
+
+
 def load_arms(project_dir: str) -> dict[str, Any]:
     """Read the ``arms.json`` a tuner wrote into ``project_dir``."""
     import json
@@ -82,9 +92,26 @@ def load_arms(project_dir: str) -> dict[str, Any]:
 
     path = os.path.join(project_dir, "arms.json")
     if not os.path.exists(path):
+        state = os.path.join(project_dir, "state.json")
+        if os.path.exists(state):
+            # a search killed before it wrote arms.json: its snapshot holds every result
+            from bandit_tune.project import read_state
+
+            payload = read_state(state)
+            metric, mode = (payload.get("metric") or [None, "max"])[:2]
+            policy = payload.get("policy") or {}
+            rungs = list(payload.get("rungs") or [])
+            return {
+                "objective": [metric, mode],
+                "results": payload.get("results", {}),
+                "decisions": payload.get("history", {}),
+                "policy": policy,
+                "rungs": rungs,
+                "interrupted": "state.json",
+            }
         raise FileNotFoundError(
-            f"{project_dir!r} holds no bandit_tune search (no arms.json); give the "
-            "directory/project_name folder of a search"
+            f"{project_dir!r} holds no bandit_tune search (no arms.json or state.json); give "
+            "the directory/project_name folder of a search"
         )
     with open(path) as f:
         return json.load(f)

@@ -555,6 +555,19 @@ class BanditTuner:
         self._save_arms(scheduler)
         self.stop_reason_ = limits.reason
         self._collect(max_epochs, steps)
+        if limits.reason is not None and limits.seconds is not None:
+            reached = int(self.results_["epochs"].max()) if len(self.results_) else 0
+            if reached < max_epochs:
+                import warnings
+
+                warnings.warn(
+                    f"the budget of {limits.seconds:g} s fit only "
+                    f"{int(self.results_['epochs'].sum())} epochs and no arm reached "
+                    f"max_epochs={max_epochs} (the best trained {reached}): the best arm is "
+                    "barely trained. Give a larger budget, or a smaller max_epochs",
+                    UserWarning,
+                    stacklevel=2,
+                )
         if self.verbose:
             print(
                 f"bandit_tune: {len(self.results_)} arms, {int(self.results_['epochs'].sum())} "
@@ -581,7 +594,9 @@ class BanditTuner:
             if errors:
                 # the last line of a traceback names the error (e.g. an import that fails
                 # in the workers): show it rather than only pointing at results_
-                last = errors[0].splitlines()[-1].strip()
+                from bandit_tune.results import error_line
+
+                last = error_line(errors[0])
                 cause = f" ({len(errors)} arm(s) failed; the first with: {last})"
             raise RuntimeError(
                 f"no arm reported a finite {self.objective.name!r}{cause}; see results_['error'] "
@@ -687,6 +702,10 @@ class BanditTuner:
                 print(f"{k}: {_plain(row[k])}")
             print(f"Score: {row['best_score']}")
             print(f"Epochs: {row['epochs']} ({row['status']})")
+            if isinstance(row.get("error"), str) and row["error"].strip():
+                from bandit_tune.results import error_line
+
+                print(f"Error: {error_line(row['error'])}")
             if row["diagnosis"] in ("overfit", "underfit"):
                 train = self.objective.name.removeprefix("val_")
                 print(

@@ -46,6 +46,17 @@ class Hyperband(BanditTuner):
                 f"hyperband_iterations must be an integer >= 1, got {hyperband_iterations!r}"
             )
         policy = policies.Hyperband(max_epochs, factor, min_epochs)
+        if len(policy.plan()) == 1:
+            import warnings
+
+            warnings.warn(
+                f"Hyperband(max_epochs={max_epochs}, factor={factor}) has a single bracket "
+                f"with no rung below max_epochs: every arm trains {max_epochs} epoch(s) and none "
+                f"is stopped early. Give max_epochs >= factor * min_epochs "
+                f"(e.g. {int(factor) ** 2 * min_epochs}), or use RandomSearch",
+                UserWarning,
+                stacklevel=2,
+            )
         self.hyperband_iterations = hyperband_iterations  # read by BanditTuner's budget plan
         if kwargs.get("budget") is None and kwargs.get("max_total_epochs") is None:
             # without a budget, one pass per iteration; with one, BanditTuner plans brackets

@@ -382,3 +382,26 @@ def test_validation_data_with_validation_split_warns_that_keras_uses_validation_
     with pytest.warns(UserWarning, match="validation_data is used and validation_split is ignored"):
         assert check_validation(0.2, (X, Y)) is None
     assert check_validation(0.2, None) == 0.2
+
+
+@pytest.mark.parametrize("max_epochs", [1, 2])
+def test_hyperband_that_cannot_stop_anything_early_warns_once(max_epochs):
+    with pytest.warns(
+        UserWarning, match=r"single bracket.*none is stopped early.*e\.g\. 9"
+    ) as seen:
+        bandit_tune.Hyperband(
+            good_build, objective="val_accuracy", max_epochs=max_epochs, verbose=0
+        )
+    assert len(seen) == 1
+
+
+def test_a_policy_that_takes_long_per_decision_is_warned_about():
+    import time
+
+    class Slow(ArmPolicy):
+        def on_result(self, arm_id, step, score):
+            time.sleep(0.12)
+            return "CONTINUE"
+
+    with pytest.warns(UserWarning, match=r"Slow\.on_result takes 0\.1\d s per decision"):
+        simulate(Slow(), np.zeros((2, 3)))

@@ -133,3 +133,53 @@ def test_cli_report_prints_the_leaderboard_and_writes_the_plot(tmp_path, capsys)
 def test_cli_report_on_a_folder_without_a_search(tmp_path, capsys):
     assert main(["report", str(tmp_path)]) == 2
     assert "no arms.json" in capsys.readouterr().err
+
+
+def test_cli_report_reads_an_interrupted_search_from_its_snapshot(tmp_path, capsys):
+    import json
+
+    from bandit_tune.driver import Runner
+
+    runner = Runner(Hyperband(3), metric="val_accuracy", mode="max")
+    for arm, values in {"a": [0.5, 0.7], "b": [0.3]}.items():
+        runner.add_arm(arm, {"units": 8})
+        for step, value in enumerate(values, 1):
+            runner.report(arm, step, value, {"epoch": step, "val_accuracy": value})
+    project = tmp_path / "p"
+    project.mkdir()
+    (project / "state.json").write_text(json.dumps(runner.state()))
+    assert main(["report", str(project)]) == 0
+    out = capsys.readouterr().out
+    assert "interrupted search" in out and "2 arms, 3 epochs" in out
+    assert (project / "curves.png").exists()
+
+
+@pytest.mark.parametrize(
+    "content, message",
+    [
+        ("def build_model(hp)\n    return None\n", "has a syntax error at line 1"),
+        ("import not_a_module_anywhere\n", "failed while loading: ModuleNotFoundError"),
+    ],
+    ids=["syntax error", "import error inside"],
+)
+def test_cli_run_with_a_broken_model_file_says_so_and_exits_2(tmp_path, capsys, content, message):
+    model = tmp_path / "model.py"
+    model.write_text(content)
+    data = tmp_path / "d.npz"
+    np.savez(data, x=np.zeros((4, 2)), y=np.zeros(4))
+    assert main(["run", f"{model}:build_model", "--data", str(data)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("bandit-tune: error:") and message in err and "Traceback" not in err
+
+
+def test_cli_run_with_a_missing_module_or_a_truncated_data_file_exits_2(tmp_path, capsys):
+    data = tmp_path / "d.npz"
+    np.savez(data, x=np.zeros((40, 2)), y=np.zeros(40))
+    assert main(["run", "no_such_package.models:build", "--data", str(data)]) == 2
+    assert "no module named 'no_such_package'" in capsys.readouterr().err
+    model = tmp_path / "model.py"
+    model.write_text("def build_model(hp):\n    return None\n")
+    truncated = tmp_path / "t.npz"
+    truncated.write_bytes(data.read_bytes()[:50])
+    assert main(["run", f"{model}:build_model", "--data", str(truncated)]) == 2
+    assert "is not a readable .npz" in capsys.readouterr().err

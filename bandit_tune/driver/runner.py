@@ -127,6 +127,8 @@ class Runner:
         #: nothing, so the last snapshot stays the state to resume from.
         self.frozen = False
         self._ended: list[str] = []
+        self._decision_count = 0
+        self._decision_seconds = 0.0
         self._replanned = -math.inf
         self._snapshot_at = -math.inf
         self._snapshot_cost = 0.0
@@ -184,7 +186,9 @@ class Runner:
             self.clock.advance(seconds)
         if budget is not None:
             budget.record(value, seconds)
+        started = time.perf_counter()
         decision = decide(self.policy, arm_id, step, score)
+        self._time_decision(time.perf_counter() - started)
         if budget is not None:
             if budget.exhausted(in_flight):
                 decision = Decision.STOP
@@ -198,6 +202,24 @@ class Runner:
         ended += self.drain()
         self.snapshot()
         return decision, ended
+
+    SLOW_DECISION_S = 0.1
+    """A policy slower than this per decision (mean of its first ones) is warned about."""
+
+    def _time_decision(self, seconds: float) -> None:
+        self._decision_count += 1
+        self._decision_seconds += seconds
+        if self._decision_count == 5 and self._decision_seconds / 5 > self.SLOW_DECISION_S:
+            import warnings
+
+            warnings.warn(
+                f"{type(self.policy).__name__}.on_result takes "
+                f"{self._decision_seconds / 5:.2f} s per decision; the search waits for it "
+                "after every epoch of every arm. Make it incremental (keep running sums, "
+                "sorted containers) instead of recomputing over all arms",
+                UserWarning,
+                stacklevel=3,
+            )
 
     def arm_ended(self, arm_id: str) -> list[str]:
         """The arm ended on its own (completed, stopped itself, failed, was removed).
@@ -369,6 +391,7 @@ class Runner:
             "version": SNAPSHOT_VERSION,
             "metric": [self.metric, self.mode],
             "policy": self.policy.state_dict(),
+            "rungs": list(self.policy.decision_steps() or []),
             **self.arms.to_json(root=self.root),
             "paused": list(self.arms.paused),
             "wake": list(self.wake),
