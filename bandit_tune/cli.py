@@ -59,14 +59,8 @@ def _load_callable(spec: str, what: str) -> object:
         sys.modules[module_name] = module
         try:
             spec_.loader.exec_module(module)
-        except SyntaxError as exc:
-            raise ValueError(
-                f"{what} file {where!r} has a syntax error at line {exc.lineno}: {exc.msg}"
-            ) from None
-        except Exception as exc:  # noqa: BLE001 — the user's module failed to run
-            raise ValueError(
-                f"{what} file {where!r} failed while loading: {type(exc).__name__}: {exc}"
-            ) from None
+        except Exception as exc:  # noqa: BLE001 — said in words
+            raise _load_error(f"{what} file {where!r}", exc) from None
         # Ray's workers cannot import a loose file: ship its functions by value.
         from ray import cloudpickle
 
@@ -75,22 +69,25 @@ def _load_callable(spec: str, what: str) -> object:
         try:
             module = importlib.import_module(where)
         except ModuleNotFoundError as exc:
+            if exc.name is None or not where.startswith(exc.name):
+                raise _load_error(f"{what} module {where!r}", exc) from None
             raise ValueError(
                 f"{what} {spec!r}: no module named {exc.name!r} (give path/to/file.py:name, or "
                 "a module on the Python path)"
             ) from None
-        except SyntaxError as exc:
-            raise ValueError(
-                f"{what} module {where!r} has a syntax error at line {exc.lineno}: {exc.msg}"
-            ) from None
-        except Exception as exc:  # noqa: BLE001 — the user's module failed to run
-            raise ValueError(
-                f"{what} module {where!r} failed while loading: {type(exc).__name__}: {exc}"
-            ) from None
+        except Exception as exc:  # noqa: BLE001 — said in words
+            raise _load_error(f"{what} module {where!r}", exc) from None
     try:
         return getattr(module, name)
     except AttributeError:
         raise ValueError(f"{what} {spec!r}: {where} has no {name!r}") from None
+
+
+def _load_error(where: str, exc: Exception) -> ValueError:
+    """What went wrong loading the user's module, in one line."""
+    if isinstance(exc, SyntaxError):
+        return ValueError(f"{where} has a syntax error at line {exc.lineno}: {exc.msg}")
+    return ValueError(f"{where} failed while loading: {type(exc).__name__}: {exc}")
 
 
 def load_data(spec: str) -> dict[str, object]:

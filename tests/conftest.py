@@ -35,10 +35,10 @@ def digits_small():
     return (x_train[:600], y_train[:600]), (x_val[:200], y_val[:200]), (x_test, y_test)
 
 
-def small_build_model(hp):
+def small_build_model(hp, max_units=64):
     import keras
 
-    units = hp.Int("units", min_value=16, max_value=64, step=16)
+    units = hp.Int("units", min_value=16, max_value=max_units, step=16)
     lr = hp.Choice("learning_rate", values=[1e-2, 1e-3])
     model = keras.Sequential(
         [
@@ -54,6 +54,11 @@ def small_build_model(hp):
         metrics=["accuracy"],
     )
     return model
+
+
+def wide_build_model(hp):
+    """``small_build_model`` with a wider ``units`` range (another search space)."""
+    return small_build_model(hp, max_units=128)
 
 
 @pytest.fixture

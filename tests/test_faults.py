@@ -37,6 +37,16 @@ def _kill_tree(pid):
     psutil.wait_procs(family, timeout=30)
 
 
+def _driver(directory):
+    return subprocess.Popen(
+        [sys.executable, SCRIPT, "search", str(directory)],
+        env=ENV,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+
+
 def test_driver_killed_mid_search_resumes_where_it_stopped(tmp_path):
     """SIGKILL the driver mid-search; the same call again finishes the plan from the snapshot.
 
@@ -45,13 +55,7 @@ def test_driver_killed_mid_search_resumes_where_it_stopped(tmp_path):
     dead driver's lock with a message.
     """
     state_path = tmp_path / "p" / "state.json"
-    driver = subprocess.Popen(
-        [sys.executable, SCRIPT, "search", str(tmp_path)],
-        env=ENV,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
+    driver = _driver(tmp_path)
     second = None
     try:
         deadline = time.monotonic() + 240
@@ -63,13 +67,7 @@ def test_driver_killed_mid_search_resumes_where_it_stopped(tmp_path):
             except (OSError, ValueError):
                 continue
             if second is None:
-                second = subprocess.Popen(
-                    [sys.executable, SCRIPT, "search", str(tmp_path)],
-                    env=ENV,
-                    stdout=subprocess.PIPE,
-                    stderr=subprocess.STDOUT,
-                    text=True,
-                )
+                second = _driver(tmp_path)
             if second.poll() is None:
                 continue  # kill only once the second driver has had its answer
             states = [a["state"] for a in snapshot["arms"].values()]
@@ -138,16 +136,6 @@ def test_driver_killed_mid_search_resumes_where_it_stopped(tmp_path):
     # optimizer state kept across pause, kill and resume: 10 steps an epoch (500 / 50)
     for arm, (epoch, iterations) in out["iterations"].items():
         assert iterations == 10 * epoch, (arm, epoch, iterations)
-
-
-def _driver(directory):
-    return subprocess.Popen(
-        [sys.executable, SCRIPT, "search", str(directory)],
-        env=ENV,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
 
 
 def _between_rungs(snapshot, results_at_least=0):

@@ -551,31 +551,12 @@ def test_resume_of_an_arm_that_had_just_finished(
     assert again.best_score_ == pytest.approx(first.best_score_)
 
 
-def _wider_build_model(hp):
-    import keras
-
-    units = hp.Int("units", min_value=16, max_value=128, step=16)
-    lr = hp.Choice("learning_rate", values=[1e-2, 1e-3])
-    model = keras.Sequential(
-        [
-            keras.Input((8, 8)),
-            keras.layers.Flatten(),
-            keras.layers.Dense(units, activation="relu"),
-            keras.layers.Dense(10, activation="softmax"),
-        ]
-    )
-    model.compile(
-        optimizer=keras.optimizers.Adam(lr),
-        loss="sparse_categorical_crossentropy",
-        metrics=["accuracy"],
-    )
-    return model
-
-
 def test_a_rerun_with_another_space_or_other_data_is_refused_not_mixed(
     ray_local, digits_small, build_model, tmp_path
 ):
     """Resuming needs the same space, objective, policy and data; a change says what changed."""
+    from conftest import wide_build_model
+
     (x, y), (xv, yv), _ = digits_small
 
     def tuner(hypermodel, **kwargs):
@@ -596,11 +577,11 @@ def test_a_rerun_with_another_space_or_other_data_is_refused_not_mixed(
     with pytest.raises(
         ValueError, match=r"other settings.*search space: was .*max_value=64.*now .*max_value=128"
     ):
-        tuner(_wider_build_model).search(x, y, validation_data=(xv, yv))
+        tuner(wide_build_model).search(x, y, validation_data=(xv, yv))
     with pytest.raises(ValueError, match=r"data: was .*\[600, 8, 8\].*now .*\[300, 8, 8\]"):
         tuner(build_model).search(x[:300], y[:300], validation_data=(xv, yv))
     assert (tmp_path / "p" / "state.json").read_text() == state  # nothing was touched
-    again = tuner(_wider_build_model, overwrite=True).search(x, y, validation_data=(xv, yv))
+    again = tuner(wide_build_model, overwrite=True).search(x, y, validation_data=(xv, yv))
     assert len(again.results_) == 1
 
 
