@@ -403,13 +403,7 @@ class BanditTuner:
             resources = ensure_ray(self.address)
             from ray import tune
 
-            from bandit_tune.runtime import (
-                Packed,
-                interruptible,
-                stop_trial_actors,
-                tune_actors_on_idle_workers,
-            )
-            from bandit_tune.scheduler import BanditScheduler
+            from bandit_tune.runtime import Packed
         except BaseException:
             recording.cancel()
             raise
@@ -425,36 +419,13 @@ class BanditTuner:
         if resume is not None and "configs" in resume.get("extra", {}):
             configs = list(resume["extra"]["configs"])
 
-        slots = self.max_concurrent or max(
-            1, int(resources.get("CPU", 1) // max(self.cpus_per_arm, 1e-9))
+        slots = self._slots(resources)
+        scheduler, source = self._scheduler(policy, limits, slots, configs)
+        fingerprint = self._remember(
+            scheduler, source, configs, space, policy, max_epochs, data, cv
         )
-        if self.gpus_per_arm:
-            slots = min(slots, int(resources.get("GPU", 0) // self.gpus_per_arm) or 1)
-        scheduler = BanditScheduler(
-            policy, metric=self.objective.name, mode=self.objective.direction, time_attr="epoch"
-        )
-        scheduler.slots = slots
-        if limits.seconds or limits.max_total_epochs or limits.target_score is not None:
-            scheduler.budget = limits
-        source = self._searcher(configs, scheduler)
-        scheduler.state_path = os.path.join(self.project_dir, STATE_FILE)
-        scheduler.runner.root = self.project_dir
-        fingerprint = self._fingerprint(space, policy, max_epochs, data, cv)
-        scheduler.extra_state = lambda: {
-            "configs": configs,
-            "fingerprint": fingerprint,
-            **source.position(),
-        }
         if resume is not None:
-            self._check_unchanged(resume.get("extra", {}).get("fingerprint"), fingerprint)
-            try:
-                scheduler.restore_snapshot(resume)
-            except (ValueError, KeyError) as exc:
-                raise ValueError(
-                    f"cannot resume the search in {self.project_dir}: {exc}. Build the tuner "
-                    "with the same policy and arguments, or pass overwrite=True to start afresh"
-                ) from exc
-            source.set_position(resume.get("extra", {}))
+            self._resume_into(scheduler, source, resume, fingerprint)
         storage, experiment = self._experiment(resume is not None)
         fit_args = dict(fit_kwargs)
         if validation_split is not None:
@@ -507,6 +478,98 @@ class BanditTuner:
             ),
         )
         self.scheduler_ = scheduler
+        self.result_grid_ = self._fit(tuner, scheduler, policy, limits, slots, max_epochs)
+        scheduler.snapshot(force=True)
+        self._save_arms(scheduler)
+        self.stop_reason_ = limits.reason
+        self._collect(max_epochs, steps)
+        self._warn_if_budget_too_small(limits, max_epochs)
+        if self.verbose:
+            print(
+                f"bandit_tune: {len(self.results_)} arms, {int(self.results_['epochs'].sum())} "
+                f"epochs; best {self.objective.name} = {self.best_score_:.4f} "
+                f"with {self.best_params_}"
+            )
+        return self
+
+    fit = search
+
+    def _slots(self, resources: dict[str, Any]) -> int:
+        """Arms that train at once: ``max_concurrent``, else what the resources allow."""
+        slots = self.max_concurrent or max(
+            1, int(resources.get("CPU", 1) // max(self.cpus_per_arm, 1e-9))
+        )
+        if self.gpus_per_arm:
+            slots = min(slots, int(resources.get("GPU", 0) // self.gpus_per_arm) or 1)
+        return int(slots)
+
+    def _scheduler(
+        self, policy: ArmPolicy, limits: Any, slots: int, configs: list[dict[str, Any]]
+    ) -> tuple[Any, Any]:
+        """The Ray scheduler over the runner, and the searcher that hands out arms."""
+        from bandit_tune.scheduler import BanditScheduler
+
+        scheduler = BanditScheduler(
+            policy, metric=self.objective.name, mode=self.objective.direction, time_attr="epoch"
+        )
+        scheduler.slots = slots
+        if limits.seconds or limits.max_total_epochs or limits.target_score is not None:
+            scheduler.budget = limits
+        scheduler.state_path = os.path.join(self.project_dir, STATE_FILE)
+        scheduler.runner.root = self.project_dir
+        return scheduler, self._searcher(configs, scheduler)
+
+    def _remember(
+        self,
+        scheduler: Any,
+        source: Any,
+        configs: list[dict[str, Any]],
+        space: SearchSpace,
+        policy: ArmPolicy,
+        max_epochs: int,
+        data: Any,
+        cv: Any,
+    ) -> dict[str, Any]:
+        """Put what a resumed search needs beside the runner's state in the snapshot."""
+        fingerprint = self._fingerprint(space, policy, max_epochs, data, cv)
+        scheduler.extra_state = lambda: {
+            "configs": configs,
+            "fingerprint": fingerprint,
+            **source.position(),
+        }
+        return fingerprint
+
+    def _resume_into(
+        self, scheduler: Any, source: Any, resume: dict[str, Any], fingerprint: dict[str, Any]
+    ) -> None:
+        """Take up the interrupted search's snapshot, if it is the same search."""
+        extra = resume.get("extra", {})
+        self._check_unchanged(extra.get("fingerprint"), fingerprint)
+        try:
+            scheduler.restore_snapshot(resume)
+        except (ValueError, KeyError) as exc:
+            raise ValueError(
+                f"cannot resume the search in {self.project_dir}: {exc}. Build the tuner "
+                "with the same policy and arguments, or pass overwrite=True to start afresh"
+            ) from exc
+        source.set_position(extra)
+
+    def _fit(
+        self,
+        tuner: Any,
+        scheduler: Any,
+        policy: ArmPolicy,
+        limits: Any,
+        slots: int,
+        max_epochs: int,
+    ) -> Any:
+        """``tuner.fit()`` with the progress display; a fault keeps what was learned."""
+        from bandit_tune.runtime import (
+            interruptible,
+            stop_trial_actors,
+            tune_actors_on_idle_workers,
+        )
+
         os.makedirs(self.project_dir, mode=0o700, exist_ok=True)
         scheduler.snapshot(force=True)
         progress = contextlib.nullcontext()
@@ -531,7 +594,7 @@ class BanditTuner:
                 tune_actors_on_idle_workers(),
                 interruptible(scheduler),
             ):
-                self.result_grid_ = tuner.fit()
+                return tuner.fit()
         except KeyboardInterrupt:
             # Ctrl-C: the scheduler froze the search's state at the interrupt; the arms
             # that were training resume from their checkpoints when the call is repeated
@@ -551,10 +614,8 @@ class BanditTuner:
             # Ray wraps it in a TuneError with a traceback; give the user the error itself.
             kept = f" Results reported so far are kept in {self.project_dir}."
             raise type(cause)(f"{cause}.{kept}") from exc
-        scheduler.snapshot(force=True)
-        self._save_arms(scheduler)
-        self.stop_reason_ = limits.reason
-        self._collect(max_epochs, steps)
+
+    def _warn_if_budget_too_small(self, limits: Any, max_epochs: int) -> None:
         if limits.reason is not None and limits.seconds is not None:
             reached = int(self.results_["epochs"].max()) if len(self.results_) else 0
             if reached < max_epochs:
@@ -568,15 +629,6 @@ class BanditTuner:
                     UserWarning,
                     stacklevel=2,
                 )
-        if self.verbose:
-            print(
-                f"bandit_tune: {len(self.results_)} arms, {int(self.results_['epochs'].sum())} "
-                f"epochs; best {self.objective.name} = {self.best_score_:.4f} "
-                f"with {self.best_params_}"
-            )
-        return self
-
-    fit = search
 
     # -- results ---------------------------------------------------------------------
     def _collect(self, max_epochs: int, steps: Sequence[int] | None) -> None:
