@@ -75,6 +75,44 @@ def add_diagnosis(frame: Any, histories: dict[str, Any], objective: str, directi
     frame["diagnosis"] = labels
 
 
+CHANCE_MARGIN = 0.01
+"""An accuracy within this of the chance level counts as chance."""
+
+
+def chance_level(objective: str, y_val: Any) -> float | None:
+    """The accuracy of always answering the most common class in ``y_val``; ``None`` if n/a.
+
+    Only for accuracy objectives and class labels (integers, or one-hot rows).
+    """
+    if "acc" not in objective.lower() or y_val is None:
+        return None
+    try:
+        labels = np.asarray(y_val)
+    except Exception:  # noqa: BLE001 — several outputs: no single chance level
+        return None
+    if labels.ndim == 2 and labels.shape[1] > 1:
+        labels = labels.argmax(axis=1)
+    if labels.ndim != 1 or not len(labels) or labels.dtype.kind not in "iub":
+        if labels.ndim != 1 or labels.dtype.kind != "f" or np.any(np.mod(labels, 1)):
+            return None
+    _, counts = np.unique(labels, return_counts=True)
+    return float(counts.max() / counts.sum())
+
+
+def mark_chance(frame: Any, chance: float | None) -> bool:
+    """Label arms whose best accuracy stayed at ``chance`` (diagnosis ``"chance"``).
+
+    Returns whether every arm that scored did (the models learned nothing: a data
+    problem rather than a hyperparameter one).
+    """
+    if chance is None or not len(frame):
+        return False
+    scored = frame["best_score"].notna()
+    at_chance = scored & (frame["best_score"] <= chance + CHANCE_MARGIN)
+    frame.loc[at_chance, "diagnosis"] = "chance"
+    return bool(scored.any() and at_chance[scored].all())
+
+
 def error_line(text: str) -> str:
     """The failing exception's own line from an arm's error (Ray wraps it in a traceback)."""
     import re

@@ -357,6 +357,7 @@ class BanditTuner:
             validation_split = check_validation(validation_split, validation_data)
             data = self._check_data(x, y, validation_split, validation_data)
         self.n_splits_ = len(data[2]) if cv is not None else 1
+        self._validation_labels = _validation_labels(y, validation_split, validation_data, cv)
         max_epochs = self.max_epochs
         if self.policy is None and epochs is not None:
             max_epochs = int(epochs)
@@ -615,6 +616,23 @@ class BanditTuner:
             kept = f" Results reported so far are kept in {self.project_dir}."
             raise type(cause)(f"{cause}.{kept}") from exc
 
+    def _flag_chance(self) -> None:
+        """Mark arms whose accuracy stayed at chance; warn when every arm did."""
+        from bandit_tune.results import chance_level, mark_chance
+
+        chance = chance_level(self.objective.name, getattr(self, "_validation_labels", None))
+        if mark_chance(self.results_, chance):
+            import warnings
+
+            warnings.warn(
+                f"every arm's {self.objective.name} stayed at chance (<= {chance:.3f}, the share "
+                "of the most common class): the models learned nothing, whatever the "
+                "hyperparameters. Check the data: NaN or unscaled features, labels shuffled "
+                "apart from x, a wrong loss",
+                UserWarning,
+                stacklevel=3,
+            )
+
     def _warn_if_budget_too_small(self, limits: Any, max_epochs: int) -> None:
         if limits.reason is not None and limits.seconds is not None:
             reached = int(self.results_["epochs"].max()) if len(self.results_) else 0
@@ -654,6 +672,7 @@ class BanditTuner:
                 f"no arm reported a finite {self.objective.name!r}{cause}; see results_['error'] "
                 f"and {self.project_dir}"
             )
+        self._flag_chance()
         self.cv_results_ = cv_table(
             self.results_, self._histories, objective, names, getattr(self, "n_splits_", 1)
         )
@@ -758,6 +777,8 @@ class BanditTuner:
                 from bandit_tune.results import error_line
 
                 print(f"Error: {error_line(row['error'])}")
+            if row["diagnosis"] == "chance":
+                print("Diagnosis: chance (no better than always answering the most common class)")
             if row["diagnosis"] in ("overfit", "underfit"):
                 train = self.objective.name.removeprefix("val_")
                 print(
@@ -913,6 +934,20 @@ class BanditTuner:
 
         self.project_name = f"{self.project_name}_{time.strftime('%Y%m%d-%H%M%S')}"
         return Project(self.directory, self.project_name)
+
+
+def _validation_labels(y: Any, split: Any, validation_data: Any, cv: Any) -> Any:
+    """The labels the objective is scored on (Keras' split takes the last fraction)."""
+    if validation_data is not None and len(validation_data) >= 2:
+        return validation_data[1]
+    if y is None or isinstance(y, (dict, list, tuple)):
+        return None
+    if cv is not None:
+        return y
+    if split:
+        labels = np.asarray(y)
+        return labels[len(labels) - int(len(labels) * split) :]
+    return None
 
 
 def _shape_of(value: Any) -> Any:

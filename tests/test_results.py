@@ -67,3 +67,31 @@ def test_a_diverged_epoch_keeps_its_losses_and_voids_its_other_metrics():
     assert mark_divergence(dict(fine), list(fine))  # an infinite loss diverged too
     fine["val_loss"] = 0.4
     assert not mark_divergence(fine, list(fine)) and fine["val_accuracy"] == 0.9
+
+
+def test_chance_level_is_the_share_of_the_most_common_class():
+    import numpy as np
+
+    from bandit_tune.results import chance_level
+
+    labels = np.array([0] * 6 + [1] * 3 + [2])
+    assert chance_level("val_accuracy", labels) == 0.6
+    assert chance_level("val_accuracy", np.eye(3)[labels]) == 0.6  # one-hot rows
+    assert chance_level("val_loss", labels) is None  # not an accuracy
+    assert chance_level("val_accuracy", np.array([0.5, 1.5])) is None  # not class labels
+    assert chance_level("val_accuracy", None) is None
+
+
+def test_arms_at_chance_are_marked_and_all_at_chance_is_said():
+    import pandas as pd
+
+    from bandit_tune.results import mark_chance
+
+    frame = pd.DataFrame(
+        {"best_score": [0.95, 0.105, float("nan")], "diagnosis": ["ok", "ok", "unknown"]}
+    )
+    assert not mark_chance(frame, 0.1)
+    assert list(frame["diagnosis"]) == ["ok", "chance", "unknown"]
+    stuck = pd.DataFrame({"best_score": [0.1, 0.09], "diagnosis": ["ok", "ok"]})
+    assert mark_chance(stuck, 0.1) and set(stuck["diagnosis"]) == {"chance"}
+    assert not mark_chance(stuck, None)
