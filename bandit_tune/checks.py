@@ -14,9 +14,89 @@ from typing import Any
 import numpy as np
 
 SUPPORTED = (
-    "NumPy arrays (or lists, pandas objects), or a dict or list of arrays for a model "
-    "with several inputs or outputs"
+    "NumPy arrays (or lists, pandas objects), a dict or list of arrays for a model "
+    "with several inputs or outputs, or a finite tf.data.Dataset of (features, labels) batches"
 )
+MAX_DATASET_BYTES = 4 * 2**30
+"""A tf.data.Dataset larger than this is not read into memory."""
+
+
+def is_dataset(value: Any) -> bool:
+    """Whether ``value`` is a ``tf.data.Dataset`` (without importing TensorFlow)."""
+    return any(
+        c.__module__.startswith("tensorflow") and c.__name__ == "DatasetV2"
+        for c in type(value).__mro__
+    )
+
+
+def from_dataset(dataset: Any, name: str) -> tuple[Any, Any, int]:
+    """Read a finite, batched ``tf.data.Dataset`` of ``(features, labels)`` into arrays.
+
+    Arms train in Ray workers, which get the data once through Ray's object store:
+    the dataset is read once, here, and its batches are concatenated. Returns
+    ``(x, y, batch size)``. Random transformations in the dataset (augmentation,
+    shuffling) are applied once, when it is read; the arms reshuffle every epoch.
+    """
+    import tensorflow as tf
+
+    if int(dataset.cardinality()) == int(tf.data.INFINITE_CARDINALITY):
+        raise ValueError(
+            f"{name} is an infinite tf.data.Dataset (it repeats): pass it without .repeat(); "
+            "the number of epochs is the policy's to set"
+        )
+    batches, size = [], 0
+    for batch in dataset.as_numpy_iterator():
+        if not isinstance(batch, tuple) or len(batch) not in (2, 3):
+            raise ValueError(
+                f"{name} is a tf.data.Dataset of {type(batch).__name__}; it must yield "
+                "(features, labels) batches, as model.fit takes it"
+            )
+        batches.append(batch[:2])
+        size += sum(np.asarray(part).nbytes for part in _leaves(batch[:2]))
+        if size > MAX_DATASET_BYTES:
+            raise ValueError(
+                f"{name} holds more than {MAX_DATASET_BYTES / 2**30:.0f} GiB: too large to read "
+                "into memory and ship to the workers; tune on a sample of it"
+            )
+    if not batches:
+        raise ValueError(f"{name} is an empty tf.data.Dataset")
+    features = _concatenate([b[0] for b in batches])
+    labels = _concatenate([b[1] for b in batches])
+    first = next(iter(_leaves(batches[0][0])))
+    return features, labels, int(np.asarray(first).shape[0])
+
+
+def _leaves(value: Any) -> list[Any]:
+    if isinstance(value, dict):
+        return [leaf for v in value.values() for leaf in _leaves(v)]
+    if isinstance(value, (list, tuple)):
+        return [leaf for v in value for leaf in _leaves(v)]
+    return [value]
+
+
+def _concatenate(parts: list[Any]) -> Any:
+    first = parts[0]
+    if isinstance(first, dict):
+        return {k: _concatenate([p[k] for p in parts]) for k in first}
+    if isinstance(first, (list, tuple)):
+        return type(first)(_concatenate([p[i] for p in parts]) for i in range(len(first)))
+    return np.concatenate([np.asarray(p) for p in parts])
+
+
+def read_datasets(
+    x: Any, y: Any, validation_data: Any, batch_size: int | None
+) -> tuple[Any, Any, Any, int | None]:
+    """Turn ``tf.data.Dataset`` arguments of ``search`` into arrays (see :func:`from_dataset`)."""
+    if is_dataset(x):
+        if y is not None:
+            raise ValueError(
+                "y must be None when x is a tf.data.Dataset: the dataset yields (features, labels)"
+            )
+        x, y, batch = from_dataset(x, "x")
+        batch_size = batch_size or batch
+    if is_dataset(validation_data):
+        validation_data = from_dataset(validation_data, "validation_data")[:2]
+    return x, y, validation_data, batch_size
 
 
 def refuse_streams(name: str, value: Any) -> None:
@@ -28,8 +108,8 @@ def refuse_streams(name: str, value: Any) -> None:
     kind = None
     if inspect.isgenerator(value) or isinstance(value, Iterator):
         kind = "a generator or iterator"
-    elif type(value).__module__.startswith("tensorflow") and "Dataset" in type(value).__name__:
-        kind = "a tf.data.Dataset"
+    elif is_dataset(value):
+        kind = "a tf.data.Dataset here (only x and validation_data take one)"
     elif (
         hasattr(value, "__getitem__")
         and hasattr(value, "on_epoch_end")
@@ -39,8 +119,7 @@ def refuse_streams(name: str, value: Any) -> None:
     if kind is not None:
         raise ValueError(
             f"{name} is {kind}; arms train in Ray workers, which get the data once through "
-            f"Ray's object store. Pass {SUPPORTED} (for a dataset that fits in memory: "
-            "x, y = map(np.concatenate, zip(*ds.as_numpy_iterator())))"
+            f"Ray's object store. Pass {SUPPORTED}"
         )
 
 

@@ -329,7 +329,9 @@ class BanditTuner:
         ``split{k}_test_score`` columns. Do not pass validation data with ``cv``.
         """
         from bandit_tune.budget import Budget
+        from bandit_tune.checks import read_datasets
 
+        x, y, validation_data, batch_size = read_datasets(x, y, validation_data, batch_size)
         limits = Budget(
             seconds=self.budget,
             max_total_epochs=self.max_total_epochs,

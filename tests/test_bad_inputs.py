@@ -368,12 +368,43 @@ def test_bad_data_fails_before_ray_starts_naming_the_array_and_place(kwargs, mes
     assert not (tmp_path / "untitled_project").exists()  # refused before anything was made
 
 
-def test_a_tf_dataset_is_refused_with_the_way_to_arrays(tmp_path):
+def test_a_tf_dataset_is_read_into_arrays_with_its_batch_size():
     import tensorflow as tf
 
-    dataset = tf.data.Dataset.from_tensor_slices((X, Y)).batch(4)
-    with pytest.raises(ValueError, match=r"x is a tf.data.Dataset.*as_numpy_iterator"):
-        search(tuner(directory=str(tmp_path)), x=dataset, y=None)
+    from bandit_tune.checks import read_datasets
+
+    train = tf.data.Dataset.from_tensor_slices((X, Y)).batch(4).prefetch(1)
+    val = tf.data.Dataset.from_tensor_slices((X[:6], Y[:6])).batch(3)
+    x, y, validation, batch = read_datasets(train, None, val, None)
+    assert np.array_equal(x, X) and np.array_equal(y, Y) and batch == 4
+    assert np.array_equal(validation[0], X[:6]) and np.array_equal(validation[1], Y[:6])
+    assert read_datasets(train, None, None, 8)[3] == 8  # the user's batch_size wins
+    dicts = tf.data.Dataset.from_tensor_slices(({"a": X, "b": X}, Y)).batch(5)
+    x, y, _, _ = read_datasets(dicts, None, None, None)
+    assert set(x) == {"a", "b"} and x["a"].shape == X.shape
+
+
+@pytest.mark.parametrize(
+    "make, message",
+    [
+        (lambda tf: tf.data.Dataset.from_tensor_slices((X, Y)).batch(4).repeat(), "infinite"),
+        (
+            lambda tf: tf.data.Dataset.from_tensor_slices(X).batch(4),
+            "must yield \\(features, labels\\)",
+        ),
+        (lambda tf: tf.data.Dataset.from_tensor_slices((X, Y)).take(0), "empty"),
+    ],
+    ids=["repeats", "no labels", "empty"],
+)
+def test_a_tf_dataset_that_cannot_be_read_is_refused_in_words(make, message):
+    import tensorflow as tf
+
+    from bandit_tune.checks import read_datasets
+
+    with pytest.raises(ValueError, match=message):
+        read_datasets(make(tf), None, None, None)
+    with pytest.raises(ValueError, match="y must be None"):
+        read_datasets(tf.data.Dataset.from_tensor_slices((X, Y)).batch(4), Y, None, None)
 
 
 def test_validation_data_with_validation_split_warns_that_keras_uses_validation_data():

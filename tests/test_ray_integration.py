@@ -624,3 +624,25 @@ def test_labels_the_model_cannot_take_fail_before_any_arm_in_words(
     with pytest.raises(ValueError, match=r"before any arm started.*labels 1\.\.10.*y - 1"):
         tuner.search(x, y + 1, validation_data=(xv, yv + 1))
     assert not (tmp_path / "p" / "state.json").exists()  # no arm was created
+
+
+def test_a_tf_data_dataset_is_searched_like_arrays(ray_local, digits_small, build_model, tmp_path):
+    import tensorflow as tf
+
+    (x, y), (xv, yv), _ = digits_small
+    tuner = bandit_tune.RandomSearch(
+        build_model,
+        objective="val_accuracy",
+        max_trials=1,
+        max_epochs=2,
+        seed=0,
+        directory=str(tmp_path),
+        project_name="p",
+        verbose=0,
+    )
+    train = tf.data.Dataset.from_tensor_slices((x, y)).shuffle(600, seed=0).batch(50)
+    tuner.search(train, validation_data=tf.data.Dataset.from_tensor_slices((xv, yv)).batch(50))
+    row = tuner.results_.iloc[0]
+    assert row["epochs"] == 2 and row["best_score"] > 0.3
+    rows = tuner.scheduler_.results[row["arm_id"]]
+    assert rows[-1]["optimizer_iterations"] == 2 * 12  # 600 samples in batches of 50
