@@ -137,9 +137,10 @@ class Simulation:
             raise ValueError(f"time_budget must be positive seconds or None, got {time_budget!r}")
         if seconds is None:
             seconds = recorded.seconds
-        self.times = np.broadcast_to(
-            np.asarray(1.0 if seconds is None else seconds, dtype=float), self.scores.shape
-        )
+        given = np.asarray(1.0 if seconds is None else seconds, dtype=float)
+        self.times = np.broadcast_to(given, self.scores.shape)
+        self._uneven = given.ndim > 0  # else every epoch takes the same time
+        self._epoch = float(given) if given.ndim == 0 else 0.0
         order = list(range(self.scores.shape[0]))
         if seed is not None:
             order = [int(i) for i in np.random.default_rng(seed).permutation(len(order))]
@@ -158,6 +159,7 @@ class Simulation:
         self.runner.extra_state = lambda: {"next_new": self.next_new, "now": self.now}
         self.next_new = 0
         self.running: list[tuple[float, int, str]] = []  # (finish time, tie, arm)
+        self._rows: dict[str, int] = {}
         self._tie = 0
         self.result = SimulationResult()
 
@@ -165,12 +167,16 @@ class Simulation:
         return self.now
 
     def _row(self, arm_id: str) -> int:
-        return int(self.runner.arms[arm_id].config["arm"])
+        row = self._rows.get(arm_id)
+        if row is None:
+            row = self._rows[arm_id] = int(self.runner.arms[arm_id].config["arm"])
+        return row
 
     def _launch(self, arm_id: str) -> None:
         self._tie += 1
         step = self.runner.arms[arm_id].step
-        duration = float(self.times[self._row(arm_id), step])
+        duration = float(self.times[self._row(arm_id), step]) if self._uneven else self._epoch
+
         heapq.heappush(self.running, (self.now + duration, self._tie, arm_id))
 
     def _fill(self) -> None:
@@ -202,32 +208,36 @@ class Simulation:
 
     def run(self, max_results: int | None = None) -> SimulationResult:
         """Replay until the policy is done (or ``max_results`` more results); return the result."""
-        runner, result = self.runner, self.result
+        runner, result, arms = self.runner, self.result, self.runner.arms
+        scores, times, lengths = self.scores, self.times, self.lengths
+        timed = runner.budget is not None  # the epoch's seconds only matter to a budget
+        stopped, running, go_on = ArmState.STOPPED, ArmState.RUNNING, Decision.CONTINUE
         done = 0
         self._fill()
         while self.running and (max_results is None or done < max_results):
             self.now, _, arm_id = heapq.heappop(self.running)
             row = self._row(arm_id)
-            step = runner.arms[arm_id].step + 1
-            score = float(self.scores[row, step - 1])
+            arm = arms[arm_id]
+            step = arm.step + 1
+            score = float(scores[row, step - 1])
             decision, _ = runner.report(
                 arm_id,
                 step,
                 score,
-                seconds=float(self.times[row, step - 1]),
+                seconds=float(times[row, step - 1]) if timed else None,
                 in_flight=len(self.running),
             )
             done += 1
             result.epochs_used += 1
             result.epochs[arm_id] = step
-            if math.isfinite(score) and score > result.best_score:
+            if score > result.best_score and math.isfinite(score):
                 result.best_score, result.best_arm = score, arm_id
             result.trace.append((result.epochs_used, self.now, result.best_score))
             assert decision is not None  # a virtual worker never repeats a step
             result.decisions.append((arm_id, step, score, decision.value))
-            if step >= self.lengths[row] and runner.arms[arm_id].state is not ArmState.STOPPED:
+            if step >= lengths[row] and arm.state is not stopped:
                 runner.arm_ended(arm_id)  # ran out of curve
-            elif decision is Decision.CONTINUE and runner.arms[arm_id].state is ArmState.RUNNING:
+            elif decision is go_on and arm.state is running:
                 self._launch(arm_id)
             self._fill()
         result.seconds = self.now
