@@ -323,7 +323,13 @@ class BanditScheduler(TrialScheduler):
         if runner.slots is not None and n_running >= runner.slots:
             return None  # no free slot: decide when one frees, with the results known then
         if runner.budget is not None and runner.budget.exhausted(n_running):
+            # the budget is spent: end the paused arms, and stop every paused trial (also
+            # one the runner chose to resume that has not started: it never will)
+            self._decided = None
             self._stop(tune_controller, runner.end_paused())
+            for trial in trials:
+                if trial.status == Trial.PAUSED:
+                    tune_controller.stop_trial(trial)
             return None
         recreated = next((t for t in pending if RESERVED_PREFIX + "arm_id" in t.config), None)
         if recreated is not None:

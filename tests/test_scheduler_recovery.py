@@ -75,3 +75,44 @@ def test_a_plain_ray_searcher_ends_while_our_source_waits_for_arms_in_flight():
     assert source.suggest("x") == ArmSource.FINISHED
     scheduler.recreates_arms = True
     assert source.suggest("x") is None  # the pending arm may still fail and come back
+
+
+class _Controller:
+    """Just what the scheduler calls on Tune's controller: the trials, and stop_trial."""
+
+    def __init__(self, trials):
+        self.trials, self.stopped = trials, []
+
+    def get_trials(self):
+        return list(self.trials)
+
+    def stop_trial(self, trial):
+        self.stopped.append(trial)
+        trial.set_status(Trial.TERMINATED)
+
+
+def test_an_arm_chosen_to_resume_is_stopped_when_the_budget_runs_out_first():
+    """The searcher's question can pick a paused arm; if the budget ends before Ray asks
+    for a trial, that paused trial must be stopped, or Tune waits on it forever."""
+    from bandit_tune.budget import Budget
+    from bandit_tune.policies import SuccessiveHalving
+
+    scheduler = BanditScheduler(SuccessiveHalving(3, 3), metric="val_loss", mode="min")
+    scheduler.recreates_arms = True
+    scheduler.slots = 1
+    scheduler.budget = Budget(max_total_epochs=4)
+    trials = [_trial() for _ in range(3)]
+    controller = _Controller(trials)
+    for trial, loss in zip(trials, (0.3, 0.1, 0.2)):
+        scheduler.on_trial_add(controller, trial)
+        trial.set_status(Trial.RUNNING)
+        decision = scheduler.on_trial_result(
+            controller, trial, {"val_loss": loss, "training_iteration": 1}
+        )
+        trial.set_status(Trial.PAUSED if decision == "PAUSE" else Trial.TERMINATED)
+    best = trials[1]
+    assert best.status == Trial.PAUSED  # promoted: waits to be resumed
+    assert not scheduler.wants_new_arm()  # the runner chose to resume it instead
+    scheduler.runner.budget.epochs = 4  # the budget runs out before Ray asks for a trial
+    assert scheduler.choose_trial_to_run(controller) is None
+    assert best in controller.stopped and best.status == Trial.TERMINATED
