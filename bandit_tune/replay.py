@@ -18,11 +18,18 @@ import numpy as np
 from bandit_tune.policies.base import ArmPolicy
 
 
-def replay_trainable(config: dict[str, Any], curves: Any, seconds: Any = None) -> None:
+def replay_trainable(
+    config: dict[str, Any],
+    curves: Any,
+    seconds: Any = None,
+    checkpoint_epochs: list[int] | None = None,
+) -> None:
     """Ray function trainable: report ``curves[config["arm"]]`` epoch by epoch, resumably.
 
     Each report carries the epoch's recorded seconds as ``time_this_iter_s`` (when
-    ``seconds`` is given), which a recorded-clock budget counts.
+    ``seconds`` is given), which a recorded-clock budget counts. A checkpoint goes
+    with the epochs in ``checkpoint_epochs`` (the policy's decision steps, where an
+    arm may pause) and the last; ``None``: every epoch.
     """
     from ray import tune
 
@@ -36,6 +43,13 @@ def replay_trainable(config: dict[str, Any], curves: Any, seconds: Any = None) -
             with open(os.path.join(directory, "replay.json")) as f:
                 start = int(json.load(f)["epoch"])
     for epoch in range(start + 1, len(row) + 1):
+        report_only = checkpoint_epochs is not None and epoch not in checkpoint_epochs
+        if report_only and epoch != len(row):
+            report = {"score": float(row[epoch - 1]), "epoch": epoch, "arm": arm}
+            if times is not None:
+                report["time_this_iter_s"] = float(times[epoch - 1])
+            tune.report(report)
+            continue
         with tempfile.TemporaryDirectory() as directory:
             with open(os.path.join(directory, "replay.json"), "w") as f:
                 json.dump({"epoch": epoch}, f)
@@ -99,7 +113,13 @@ def replay_on_ray(
 
     scheduler.on_trial_add = on_trial_add  # type: ignore[method-assign]
     source = ArmSource([{"arm": i} for i in range(len(scores))], scheduler)
-    trainable = tune.with_parameters(replay_trainable, curves=scores, seconds=np.array(times))
+    steps = policy.decision_steps()
+    trainable = tune.with_parameters(
+        replay_trainable,
+        curves=scores,
+        seconds=np.array(times),
+        checkpoint_epochs=None if steps is None else [int(s) for s in steps],
+    )
     tuner = tune.Tuner(
         tune.with_resources(trainable, {"cpu": 1}),
         tune_config=tune.TuneConfig(

@@ -47,15 +47,19 @@ def _driver(directory):
     )
 
 
-def test_driver_killed_mid_search_resumes_where_it_stopped(tmp_path):
-    """SIGKILL the driver mid-search; the same call again finishes the plan from the snapshot.
+def test_driver_killed_twice_and_moved_resumes_where_it_stopped(tmp_path):
+    """SIGKILL the driver, SIGKILL the resumed driver, move the folder: the plan is met.
 
     While the first driver runs, a second one on the same project fails at once,
-    naming the first one's pid and host; after the kill, the re-run takes over the
-    dead driver's lock with a message.
+    naming the first one's pid and host. Any number of kills ends with exactly the
+    plan's epochs recorded; an arm retrains at most the epochs since its last
+    checkpoint; checkpoint paths are kept relative to the project folder, so a moved
+    folder resumes and its best model restores; each re-run takes over the dead
+    driver's lock with a message.
     """
-    state_path = tmp_path / "p" / "state.json"
-    driver = _driver(tmp_path)
+    first = tmp_path / "first"
+    state_path = first / "p" / "state.json"
+    driver = _driver(first)
     second = None
     try:
         deadline = time.monotonic() + 240
@@ -67,7 +71,7 @@ def test_driver_killed_mid_search_resumes_where_it_stopped(tmp_path):
             except (OSError, ValueError):
                 continue
             if second is None:
-                second = _driver(tmp_path)
+                second = _driver(first)
             if second.poll() is None:
                 continue  # kill only once the second driver has had its answer
             states = [a["state"] for a in snapshot["arms"].values()]
@@ -102,20 +106,24 @@ def test_driver_killed_mid_search_resumes_where_it_stopped(tmp_path):
         if arm["state"] != "stopped" and arm["checkpoint"]
     }
 
-    again = subprocess.run(
-        [sys.executable, SCRIPT, "search", str(tmp_path)],
-        env=ENV,
-        capture_output=True,
-        text=True,
-        timeout=400,
+    # a second kill as soon as the resumed run has recorded new results
+    seen = sum(len(r) for r in before["results"].values())
+    resumed, _ = _run_until(
+        first, lambda snap: sum(len(r) for r in snap["results"].values()) >= seen + 2
     )
-    out = _summary(again.stdout + again.stderr)
-    assert f"taking over the lock of project {tmp_path / 'p'}" in again.stderr, again.stderr[-3000:]
-    assert f"pid {driver.pid} on host" in again.stderr
+    _kill_tree(resumed.pid)
+    moved = tmp_path / "elsewhere"
+    shutil.move(str(first), str(moved))
+    out, stderr = _finish(moved)
+    assert f"taking over the lock of project {moved / 'p'}" in stderr, stderr[-3000:]
+    assert f"pid {resumed.pid} on host" in stderr
     # the plan is finished exactly: every planned epoch, the planned arms at max_epochs
-    assert out["arms"] == 17
-    assert sum(out["epochs"].values()) == out["plan_budget"] == 69
-    assert sum(1 for e in out["epochs"].values() if e == 9) == out["plan_top"]
+    _assert_plan_met(out)
+    _retrained_within_checkpoints(out)
+    saved = json.loads((moved / "p" / "state.json").read_text())
+    assert all(
+        a["checkpoint"] is None or a["checkpoint"].startswith("./") for a in saved["arms"].values()
+    ), saved["arms"]
     # no finished arm lost, none retrained
     for arm, steps in done_before.items():
         assert out["epochs"][arm] == steps
@@ -133,9 +141,6 @@ def test_driver_killed_mid_search_resumes_where_it_stopped(tmp_path):
         segments = out["segments"][arm]
         assert any(s[1] and s[1] > 0 for s in segments), (arm, segments)
         assert [s for s in segments if s[0] == 1] == [segments[0]], (arm, segments)
-    # optimizer state kept across pause, kill and resume: 10 steps an epoch (500 / 50)
-    for arm, (epoch, iterations) in out["iterations"].items():
-        assert iterations == 10 * epoch, (arm, epoch, iterations)
 
 
 def _between_rungs(snapshot, results_at_least=0):
@@ -200,39 +205,6 @@ def _retrained_within_checkpoints(out):
         for first_epoch, initial_epoch, _ in segments[1:]:
             latest = max(r for r in (0, 1, 3, 9) if r <= first_epoch - 1)
             assert initial_epoch == latest, (arm, segments)
-
-
-def test_two_kills_and_a_moved_folder_still_end_with_exactly_the_plan(tmp_path):
-    """SIGKILL the driver, SIGKILL the resumed driver, move the folder, resume: the plan is met.
-
-    Any number of kills ends with exactly the plan's epochs recorded; an arm retrains
-    at most the epochs since its last checkpoint; checkpoint paths are kept relative
-    to the project folder, so a moved folder resumes and its best model restores.
-    """
-    first = tmp_path / "first"
-    driver, before = _run_until(first, _between_rungs)
-    _kill_tree(driver.pid)
-    seen = sum(len(r) for r in before["results"].values())
-    # the second kill: as soon as the resumed run has recorded new results
-    driver, second = _run_until(
-        first, lambda snap: sum(len(r) for r in snap["results"].values()) >= seen + 2
-    )
-    _kill_tree(driver.pid)
-    done_before = {
-        a: arm["last_step"] for a, arm in second["arms"].items() if arm["state"] == "stopped"
-    }
-    moved = tmp_path / "elsewhere"
-    shutil.move(str(first), str(moved))
-    out, stderr = _finish(moved)
-    _assert_plan_met(out)
-    _retrained_within_checkpoints(out)
-    for arm, steps in done_before.items():
-        assert out["epochs"][arm] == steps  # no finished arm lost or retrained
-    assert "taking over the lock" in stderr
-    saved = json.loads((moved / "p" / "state.json").read_text())
-    assert all(
-        a["checkpoint"] is None or a["checkpoint"].startswith("./") for a in saved["arms"].values()
-    ), saved["arms"]
 
 
 def test_ctrl_c_stops_the_search_at_once_and_the_same_call_resumes_it(tmp_path):

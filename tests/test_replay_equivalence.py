@@ -46,7 +46,7 @@ BUDGETS = [("none", None, None), ("epochs", 30, None), ("seconds", None, 24.0)]
 
 def _curves():
     rng = np.random.default_rng(7)
-    arms = 13
+    arms = 9
     curves = np.cumsum(rng.uniform(0, 0.1, size=(arms, MAX_T)), axis=1)
     curves += rng.uniform(0, 0.3, size=(arms, 1))
     seconds = rng.uniform(0.5, 1.5, size=(arms, MAX_T)).round(3)
