@@ -82,4 +82,5 @@ def test_replay_and_ray_make_the_same_decisions(ray_local, tmp_path, name, budge
     if epochs is not None:
         assert simulated.epochs_used <= epochs
     if seconds_budget is not None:
-        assert simulated.seconds <= seconds_budget
+        # the budget stops when less than a mean epoch is left: one long epoch may overrun
+        assert simulated.seconds <= seconds_budget + float(seconds.max())
