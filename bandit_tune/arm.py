@@ -122,8 +122,10 @@ def train_arm(
     initial_epoch, _resumed_here, hp, best = 0, False, None, None
     model = None
     checkpoint = tune.get_checkpoint()
-    resume_from = config.get("__checkpoint")
-    config = {k: v for k, v in config.items() if not str(k).startswith("__")}
+    from bandit_tune.driver.arms import RESERVED_PREFIX, plain_config
+
+    resume_from = config.get(RESERVED_PREFIX + "checkpoint")
+    config = plain_config(config)
     if checkpoint is None and resume_from:
         # an arm of an interrupted search: continue from its last checkpoint
         checkpoint = tune.Checkpoint(resume_from)

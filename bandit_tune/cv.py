@@ -113,8 +113,10 @@ def train_arm_cv(
     hypermodel, callbacks = unpack(hypermodel), unpack(callbacks)
 
     x, y, folds = data
-    resume_from = config.get("__checkpoint")
-    config = {k: v for k, v in config.items() if not str(k).startswith("__")}
+    from bandit_tune.driver.arms import RESERVED_PREFIX, plain_config
+
+    resume_from = config.get(RESERVED_PREFIX + "checkpoint")
+    config = plain_config(config)
     epoch = 0
     checkpoint = tune.get_checkpoint()
     if checkpoint is None and resume_from:

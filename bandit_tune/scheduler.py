@@ -173,11 +173,6 @@ class BanditScheduler(TrialScheduler):
         """Arms to re-create as Ray trials now (the runner's)."""
         return self.runner.wake
 
-    @property
-    def dormant(self) -> list[str]:
-        """Paused arms with no Ray trial (paused when an interrupted search stopped)."""
-        return [a for a in self.runner.arms.paused if a not in self._trials]
-
     # -- Ray's configuration -----------------------------------------------------
     def set_search_properties(self, metric: str | None, mode: str | None, **spec: Any) -> bool:
         """Take ``metric`` and ``mode`` from ``TuneConfig`` unless given here."""
