@@ -11,11 +11,15 @@ from __future__ import annotations
 import json
 import os
 import tempfile
-from typing import Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from bandit_tune.policies.base import ArmPolicy
+
+if TYPE_CHECKING:
+    from bandit_tune.scheduler import BanditScheduler
 
 
 def replay_trainable(
@@ -23,13 +27,16 @@ def replay_trainable(
     curves: Any,
     seconds: Any = None,
     checkpoint_epochs: list[int] | None = None,
+    before_report: Callable[[int, int], None] | None = None,
 ) -> None:
     """Ray function trainable: report ``curves[config["arm"]]`` epoch by epoch, resumably.
 
     Each report carries the epoch's recorded seconds as ``time_this_iter_s`` (when
     ``seconds`` is given), which a recorded-clock budget counts. A checkpoint goes
     with the epochs in ``checkpoint_epochs`` (the policy's decision steps, where an
-    arm may pause) and the last; ``None``: every epoch.
+    arm may pause) and the last; ``None``: every epoch. ``before_report(arm, epoch)``,
+    if given, is called in the worker before each report (it may block, e.g. to
+    order the reports of several workers).
     """
     from ray import tune
 
@@ -43,6 +50,8 @@ def replay_trainable(
             with open(os.path.join(directory, "replay.json")) as f:
                 start = int(json.load(f)["epoch"])
     for epoch in range(start + 1, len(row) + 1):
+        if before_report is not None:
+            before_report(arm, epoch)
         report_only = checkpoint_epochs is not None and epoch not in checkpoint_epochs
         if report_only and epoch != len(row):
             report = {"score": float(row[epoch - 1]), "epoch": epoch, "arm": arm}
@@ -67,11 +76,22 @@ def replay_on_ray(
     max_total_epochs: int | None = None,
     time_budget: float | None = None,
     seconds: Any = None,
+    n_workers: int = 1,
+    before_report: Callable[[int, int], None] | None = None,
+    on_scheduler: Callable[[BanditScheduler], None] | None = None,
 ) -> list[tuple[str, int, float, str]]:
-    """Run ``curves`` (``[arms, epochs]``, higher is better) through ``policy`` on Ray, one worker.
+    """Run ``curves`` (``[arms, epochs]``, higher is better) through ``policy`` on Ray.
 
-    The Ray twin of :func:`bandit_tune.simulate` with ``n_workers=1``: the same
-    runner drives it, so both give the same decisions. ``max_total_epochs`` and
+    The Ray twin of :func:`bandit_tune.simulate`: the same runner drives it, so with
+    one worker both give the same decisions. With ``n_workers`` > 1 the order in
+    which the workers' results arrive is Ray's; ``before_report`` (see
+    :func:`replay_trainable`) can fix it, as the equivalence tests do, and then the
+    decisions are the simulator's too. Replay trainables hold no model in memory,
+    so a freed worker's own paused arms are not offered to the policy first (as
+    they are for Keras arms, see :class:`~bandit_tune.scheduler.BanditScheduler`):
+    the simulator does not model which worker ran an arm. ``on_scheduler`` is called
+    with the :class:`~bandit_tune.scheduler.BanditScheduler` before the run (to
+    observe it). ``max_total_epochs`` and
     ``time_budget`` are :func:`~bandit_tune.simulate`'s ``budget`` and
     ``time_budget``; the wall-clock budget runs on a clock driven by the recorded
     epoch ``seconds`` (a scalar or an array like ``curves``; default 1.0), as the
@@ -90,8 +110,11 @@ def replay_on_ray(
 
     scores = np.asarray(curves, dtype=float)
     times = np.broadcast_to(np.asarray(1.0 if seconds is None else seconds, float), scores.shape)
+    if isinstance(n_workers, bool) or not isinstance(n_workers, int) or n_workers < 1:
+        raise ValueError(f"n_workers must be an integer >= 1, got {n_workers!r}")
     scheduler = BanditScheduler(policy, time_attr="epoch")
-    scheduler.slots = 1
+    scheduler.slots = n_workers
+    scheduler.prefer_local = False
     if max_total_epochs is not None or time_budget is not None:
         clock = RecordedClock()
         scheduler.runner.clock = clock
@@ -112,6 +135,8 @@ def replay_on_ray(
         original_add(tune_controller, trial)
 
     scheduler.on_trial_add = on_trial_add  # type: ignore[method-assign]
+    if on_scheduler is not None:
+        on_scheduler(scheduler)
     source = ArmSource([{"arm": i} for i in range(len(scores))], scheduler)
     steps = policy.decision_steps()
     trainable = tune.with_parameters(
@@ -119,6 +144,7 @@ def replay_on_ray(
         curves=scores,
         seconds=np.array(times),
         checkpoint_epochs=None if steps is None else [int(s) for s in steps],
+        before_report=before_report,
     )
     tuner = tune.Tuner(
         tune.with_resources(trainable, {"cpu": 1}),

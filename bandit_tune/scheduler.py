@@ -85,6 +85,10 @@ class BanditScheduler(TrialScheduler):
         # worker processes (pids) that paused or ended an arm, latest last: the next
         # arm Ray starts goes to such a worker, which may still hold paused models
         self._freed: collections.deque[Any] = collections.deque(maxlen=4)
+        #: Whether a freed worker's own paused arms are offered to the policy first
+        #: (their Keras model may still be in its memory; a resume there skips the
+        #: rebuild). Off, the policy chooses among all paused arms as in replay.
+        self.prefer_local = True
         # the runner's answer for a free slot, until the hook that acts on it comes
         # (Ray asks the searcher for a new arm and the scheduler for a trial to run
         # in either order; the policy is asked once per change, as in replay)
@@ -380,7 +384,7 @@ class BanditScheduler(TrialScheduler):
         Offered to the policy first, so that a resume can continue in memory instead
         of rebuilding the model from its checkpoint; empty when that makes no difference.
         """
-        if not self._freed:
+        if not self._freed or not self.prefer_local:
             return []
         pid, arms = self._freed[-1], self.runner.arms
         paused = arms.paused

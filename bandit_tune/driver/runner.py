@@ -46,18 +46,32 @@ WAIT = "wait"
 
 
 class RecordedClock:
-    """A clock that the reported epoch seconds drive (one worker's time in a replay).
+    """A clock that the reported epoch seconds drive (the workers' time in a replay).
 
-    :meth:`Runner.report` advances it by each result's seconds before the budget
-    reads it, so a replay on Ray with one worker keeps the simulator's time.
+    Each arm runs on its own worker from the time it started (:meth:`start`, when
+    the runner adds or resumes it); :meth:`Runner.report` moves that arm on by the
+    result's seconds and the clock to the latest such time, before the budget reads
+    it. So a replay on Ray keeps the simulator's virtual time, with one worker or
+    several (when the results come in the simulator's order).
     """
 
     def __init__(self) -> None:
         self.now = 0.0
+        self._arm_time: dict[str, float] = {}
 
     def advance(self, seconds: float) -> None:
         """Move the clock on by ``seconds``."""
         self.now += seconds
+
+    def start(self, arm_id: str) -> None:
+        """Arm ``arm_id`` starts (or resumes) on a worker now."""
+        self._arm_time[arm_id] = self.now
+
+    def epoch(self, arm_id: str, seconds: float) -> None:
+        """Arm ``arm_id`` trained an epoch of ``seconds`` since its last result or start."""
+        done = self._arm_time.get(arm_id, self.now) + seconds
+        self._arm_time[arm_id] = done
+        self.now = max(self.now, done)
 
     def __call__(self) -> float:
         """The seconds recorded so far."""
@@ -140,6 +154,7 @@ class Runner:
             return []
         self.arms.add(arm_id, config)
         self.version += 1
+        self._started(arm_id)
         call_policy(self.policy, "on_arm_added", arm_id, arm_id, dict(config))
         ended = self.drain()
         self.snapshot()
@@ -183,7 +198,7 @@ class Runner:
         score = -value if self.mode == "min" else value
         budget, ended = self.budget, []
         if seconds is not None and isinstance(self.clock, RecordedClock):
-            self.clock.advance(seconds)
+            self.clock.epoch(arm_id, seconds)
         if budget is not None:
             budget.record(value, seconds)
         if self._decision_count < 5:  # the first decisions are timed: a slow policy is said
@@ -295,6 +310,7 @@ class Runner:
             if arm_id is not None and arm_id in paused:
                 self.arms.set_state(arm_id, ArmState.RUNNING)
                 self.version += 1
+                self._started(arm_id)
                 return RESUME, arm_id
         if waiting or (new_arms_left and self.accepts_new_arm(running)):
             return NEW, None
@@ -313,9 +329,14 @@ class Runner:
         arm_id = choose(self.policy, list(paused), paused) if paused else None
         if arm_id is not None:
             self.arms.set_state(arm_id, ArmState.RUNNING)
+            self._started(arm_id)
             return arm_id
         self._ended.extend(self.end_paused())
         return None
+
+    def _started(self, arm_id: str) -> None:
+        if isinstance(self.clock, RecordedClock):
+            self.clock.start(arm_id)
 
     def take_ended(self) -> list[str]:
         """Arms that :meth:`next_arm` or :meth:`settle` ended, for the backend to stop."""
