@@ -13,7 +13,17 @@ from bandit_tune.compare import Comparison, compare
 from bandit_tune.curves import Curves, as_curves, load_curves
 from bandit_tune.policies import ArmPolicy, Decision
 from bandit_tune.simulate import PolicyError, SimulationResult, simulate
-from bandit_tune.space import HyperParameter, HyperParameters, SearchSpace, record_space
+from bandit_tune.space import (
+    Boolean,
+    Choice,
+    Fixed,
+    Float,
+    HyperParameter,
+    HyperParameters,
+    Int,
+    SearchSpace,
+    record_space,
+)
 
 __version__ = "0.1.0"
 
@@ -44,9 +54,28 @@ if TYPE_CHECKING:  # pragma: no cover
     )
 
 
+#: keras-tuner names bandit_tune does not have, with the way instead.
+_KERAS_TUNER_ONLY = {
+    "SklearnTuner": "bandit_tune tunes Keras models; for scikit-learn estimators use "
+    "sklearn.model_selection.HalvingGridSearchCV",
+    "Tuner": "use BanditTuner(hypermodel, policy=...) with any arm policy",
+    "Oracle": "arms come from the tuner class and its policy; write an ArmPolicy "
+    "(docs/writing-a-policy.md)",
+    "oracles": "arms come from the tuner class and its policy; write an ArmPolicy "
+    "(docs/writing-a-policy.md)",
+    "applications": "write the model in build_model(hp) (HyperResNet and the other "
+    "keras-tuner applications are not included)",
+}
+
+
 def __getattr__(name: str) -> Any:
     module = _LAZY.get(name)
     if module is None:
+        if name in _KERAS_TUNER_ONLY:
+            raise AttributeError(
+                f"bandit_tune has no {name} (keras-tuner's): {_KERAS_TUNER_ONLY[name]}; "
+                "see docs/migrating-from-keras-tuner.md"
+            )
         raise AttributeError(f"module 'bandit_tune' has no attribute {name!r}")
     value = getattr(importlib.import_module(module), name)
     globals()[name] = value
@@ -59,14 +88,19 @@ __all__ = [
     "BanditScheduler",
     "BanditTuner",
     "BayesianOptimization",
+    "Boolean",
+    "Choice",
     "Comparison",
     "Curves",
     "Decision",
+    "Fixed",
+    "Float",
     "GridSearch",
     "HyperModel",
     "HyperParameter",
     "HyperParameters",
     "Hyperband",
+    "Int",
     "Objective",
     "PolicyError",
     "RandomSearch",

@@ -73,9 +73,15 @@ def build_arm(
         keras.backend.clear_session()
     hp = HyperParameters(config)
     models = []
+    limit = getattr(hypermodel, "max_model_size", None)
     for _ in range(n_models):
         model = hypermodel.build(hp)
         check_model(model)
+        if limit is not None and model.count_params() > limit:
+            raise ValueError(
+                f"the model has {model.count_params():,} parameters, more than "
+                f"max_model_size={limit:,}: the arm is skipped without training"
+            )
         models.append(model)
     return hp, models
 
@@ -110,6 +116,7 @@ def train_arm(
     from bandit_tune.keras import (
         ReportCallback,
         checkpoint_best,
+        checkpoint_callbacks,
         checkpoint_epoch,
         checkpoint_logs,
         restore_arm,
@@ -120,11 +127,13 @@ def train_arm(
     hypermodel, callbacks = unpack(hypermodel), unpack(callbacks)
     key = tune.get_context().get_trial_id() or ""
     initial_epoch, _resumed_here, hp, best = 0, False, None, None
+    saved_states: list[Any] = []
     model = None
     checkpoint = tune.get_checkpoint()
     from bandit_tune.driver.arms import RESERVED_PREFIX, plain_config
 
     resume_from = config.get(RESERVED_PREFIX + "checkpoint")
+    config_arm_id = config.get(RESERVED_PREFIX + "arm_id")  # an arm re-created as a new trial
     config = plain_config(config)
     if checkpoint is None and resume_from:
         # an arm of an interrupted search: continue from its last checkpoint
@@ -136,6 +145,7 @@ def train_arm(
                 report_finished(checkpoint_logs(directory), initial_epoch)
                 return
             best = checkpoint_best(directory)
+            saved_states = checkpoint_callbacks(directory)
             model = take_paused_model(key, initial_epoch)  # paused here: no rebuild
             _resumed_here = model is not None
             if model is None:
@@ -155,6 +165,10 @@ def train_arm(
         "initial_epoch": initial_epoch,
         "node_id": _node_id(),
     }
+    from bandit_tune.callbacks import per_arm, restore_states
+
+    arm_name = str(config_arm_id or key)
+    own = [per_arm(copy.deepcopy(c), arm_name, 0, config) for c in callbacks]
     reporter = ReportCallback(
         checkpoint_epochs,
         max_epochs,
@@ -162,8 +176,9 @@ def train_arm(
         on_checkpoint=lambda epoch: keep_paused_model(key, model, epoch),
         objective=objective,
         best=best,
+        companions=own,
     )
-    arm_callbacks = [copy.deepcopy(c) for c in callbacks] + [reporter]
+    arm_callbacks = [*own, restore_states(own, saved_states), reporter]
     kwargs = dict(fit_kwargs)
     kwargs.update(
         x=x, y=y, epochs=max_epochs, initial_epoch=initial_epoch, callbacks=arm_callbacks, verbose=0

@@ -100,9 +100,11 @@ def train_arm_cv(
 
     import_keras_lean()  # before anything imports Keras in this worker
     from bandit_tune.arm import build_arm, report_finished
+    from bandit_tune.callbacks import callback_states, per_arm, restore_states
     from bandit_tune.inputs import fit_inputs, prebuild, uses_default_fit
     from bandit_tune.keras import (
         EPOCH_KEY,
+        checkpoint_callbacks,
         checkpoint_epoch,
         checkpoint_logs,
         mark_divergence,
@@ -116,8 +118,10 @@ def train_arm_cv(
     from bandit_tune.driver.arms import RESERVED_PREFIX, plain_config
 
     resume_from = config.get(RESERVED_PREFIX + "checkpoint")
+    arm_name = str(config.get(RESERVED_PREFIX + "arm_id") or tune.get_context().get_trial_id())
     config = plain_config(config)
     epoch = 0
+    states: dict[int, list[Any]] = {}
     checkpoint = tune.get_checkpoint()
     if checkpoint is None and resume_from:
         checkpoint = tune.Checkpoint(resume_from)  # an arm of an interrupted search
@@ -131,8 +135,15 @@ def train_arm_cv(
             hp, models = build_arm(config, hypermodel, cpus, len(folds))
             for k, model in enumerate(models):
                 restore_arm(model, os.path.join(directory, f"fold{k}"))
+                states[k] = checkpoint_callbacks(os.path.join(directory, f"fold{k}"))
     else:
         hp, models = build_arm(config, hypermodel, cpus, len(folds))
+    # each fold's own copies of the callbacks, kept across segments (EarlyStopping's
+    # count goes on from one rung to the next, and across a pause)
+    own = [
+        [per_arm(copy.deepcopy(c), arm_name, k, config, len(folds)) for c in callbacks]
+        for k in range(len(folds))
+    ]
     ends = sorted({s for s in (checkpoint_epochs or []) if s < max_epochs} | {max_epochs})
     while epoch < max_epochs:
         end = epoch + 1 if checkpoint_epochs is None else next(s for s in ends if s > epoch)
@@ -147,12 +158,13 @@ def train_arm_cv(
                 epochs=end,
                 initial_epoch=epoch,
                 verbose=0,
-                callbacks=[copy.deepcopy(c) for c in callbacks] + [collect],
+                callbacks=[*own[k], restore_states(own[k], states.get(k, [])), collect],
             )
             if input_key is not None and uses_default_fit(hypermodel):
                 kwargs = fit_inputs(kwargs, input_key, f"fold{k}")
                 prebuild(model, kwargs)
             hypermodel.fit(hp, model, **kwargs)
+            states[k] = callback_states(own[k])
             per_fold.append(collect.logs)
             stopped = stopped or collect.stopped
         trained = min(len(logs) for logs in per_fold)
@@ -174,7 +186,9 @@ def train_arm_cv(
                         os.makedirs(os.path.join(directory, f"fold{k}"))
                         # the fold-mean result goes with fold 0 (see report_finished)
                         logs = metrics if k == 0 else None
-                        save_arm(model, os.path.join(directory, f"fold{k}"), done, logs)
+                        save_arm(
+                            model, os.path.join(directory, f"fold{k}"), done, logs, None, own[k]
+                        )
                     tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(directory))
                 if diverged:
                     return

@@ -66,6 +66,92 @@ def as_hypermodel(hypermodel: Any) -> HyperModel:
     )
 
 
+class TunerHyperModel(HyperModel):
+    """A hypermodel with a keras-tuner tuner's own options applied to every model it builds.
+
+    ``hyperparameters`` is declared first in every ``hp`` (its declarations win over
+    ``build``'s own of the same name: ``hp.Fixed("learning_rate", 0.1)`` fixes it);
+    ``allow_new_entries=False`` refuses a parameter it does not declare and
+    ``tune_new_entries=False`` fixes such a parameter to its default. ``optimizer``,
+    ``loss`` and ``metrics`` recompile each model with those in place of build's.
+    An arm whose model has more than ``max_model_size`` parameters fails when it
+    is built (see :func:`bandit_tune.arm.build_arm`).
+    """
+
+    def __init__(
+        self,
+        inner: HyperModel,
+        hyperparameters: HyperParameters | None = None,
+        tune_new_entries: bool = True,
+        allow_new_entries: bool = True,
+        optimizer: Any = None,
+        loss: Any = None,
+        metrics: Any = None,
+        max_model_size: int | None = None,
+    ) -> None:
+        super().__init__(getattr(inner, "name", None))
+        self.max_model_size = max_model_size
+        self.inner = inner
+        self.hyperparameters = hyperparameters
+        self.tune_new_entries = tune_new_entries
+        self.allow_new_entries = allow_new_entries
+        self.optimizer, self.loss, self.metrics = optimizer, loss, metrics
+
+    def build(self, hp: HyperParameters) -> Any:
+        """Declare the given space, build with the inner hypermodel, recompile if asked."""
+        if self.hyperparameters is not None:
+            hp._declare_given(self.hyperparameters, self.allow_new_entries, self.tune_new_entries)
+        model = self.inner.build(hp)
+        if self.optimizer is None and self.loss is None and self.metrics is None:
+            return model
+        return recompile(model, self.optimizer, self.loss, self.metrics)
+
+    def declare_hyperparameters(self, hp: HyperParameters) -> None:
+        """The inner hypermodel's, if it has them."""
+        declare = getattr(self.inner, "declare_hyperparameters", None)
+        if callable(declare):
+            declare(hp)
+
+    def fit(self, hp: HyperParameters, model: Any, *args: Any, **kwargs: Any) -> Any:
+        """The inner hypermodel's ``fit``."""
+        return self.inner.fit(hp, model, *args, **kwargs)
+
+
+def unwrap(hypermodel: Any) -> Any:
+    """The user's hypermodel inside a :class:`TunerHyperModel` (else ``hypermodel``)."""
+    return hypermodel.inner if isinstance(hypermodel, TunerHyperModel) else hypermodel
+
+
+def recompile(model: Any, optimizer: Any = None, loss: Any = None, metrics: Any = None) -> Any:
+    """Compile ``model`` again with ``optimizer``/``loss``/``metrics`` in place of its own.
+
+    What is not given stays as build_model compiled it. The optimizer is made
+    fresh for this model (one optimizer object cannot train two models).
+    """
+    import keras
+
+    kwargs: dict[str, Any] = {}
+    if getattr(model, "optimizer", None) is not None:
+        kwargs = dict(keras.saving.deserialize_keras_object(model.get_compile_config()) or {})
+    elif optimizer is None:
+        raise ValueError(
+            "build_model returned a model that is not compiled, and the tuner was given "
+            "loss/metrics but no optimizer: compile it in build_model, or pass optimizer= "
+            "to the tuner too"
+        )
+    if optimizer is not None:
+        if isinstance(optimizer, str):
+            kwargs["optimizer"] = keras.optimizers.get(optimizer)
+        else:
+            kwargs["optimizer"] = type(optimizer).from_config(optimizer.get_config())
+    if loss is not None:
+        kwargs["loss"] = loss
+    if metrics is not None:
+        kwargs["metrics"] = list(metrics) if isinstance(metrics, (list, tuple)) else [metrics]
+    model.compile(**kwargs)
+    return model
+
+
 def check_model(model: Any, where: str = "build_model(hp)") -> None:
     """Raise unless ``model`` is a compiled Keras model."""
     import keras
@@ -106,9 +192,8 @@ def record_hypermodel(hypermodel: HyperModel) -> SearchSpace:
     """Record the space ``hypermodel.build`` (and a ``fit`` override) declares."""
     import keras
 
-    fit_overridden = type(hypermodel).fit is not HyperModel.fit and callable(
-        getattr(hypermodel, "fit", None)
-    )
+    user = unwrap(hypermodel)
+    fit_overridden = type(user).fit is not HyperModel.fit and callable(getattr(user, "fit", None))
 
     def build(hp: HyperParameters) -> None:
         model = hypermodel.build(hp)

@@ -103,9 +103,10 @@ def eligible(kwargs: dict[str, Any]) -> bool:
 
 def uses_default_fit(hypermodel: Any) -> bool:
     """Whether ``hypermodel`` trains with plain ``model.fit`` (it does not override ``fit``)."""
-    from bandit_tune.hypermodel import HyperModel
+    from bandit_tune.hypermodel import HyperModel, unwrap
 
-    return isinstance(hypermodel, HyperModel) and type(hypermodel).fit is HyperModel.fit
+    user = unwrap(hypermodel)
+    return isinstance(user, HyperModel) and type(user).fit is HyperModel.fit
 
 
 def fit_inputs(kwargs: dict[str, Any], search: str, part: str = "") -> dict[str, Any]:

@@ -38,6 +38,7 @@ def save_arm(
     epoch: int,
     logs: dict[str, Any] | None = None,
     best: Best | None = None,
+    callbacks: list[Any] | None = None,
 ) -> None:
     """Write weights, optimizer state and ``epoch`` into ``directory``.
 
@@ -45,9 +46,15 @@ def save_arm(
     same ``.weights.h5`` file as the layers' weights; no pickle is involved, so
     loading it back is safe. ``best`` (the best epoch so far) is kept beside it:
     its epoch and value, and its weights when they are not the model's own.
+    ``callbacks`` (the arm's own) save what must survive a pause (see
+    :func:`bandit_tune.callbacks.callback_states`).
     """
     model.save_weights(os.path.join(directory, _WEIGHTS))
     state: dict[str, Any] = {"epoch": epoch, "logs": _plain_logs(logs or {})}
+    if callbacks:
+        from bandit_tune.callbacks import callback_states
+
+        state["callbacks"] = callback_states(callbacks)
     if best is not None:
         best_epoch, value, weights = best
         state["best"] = {"epoch": int(best_epoch), "value": float(value)}
@@ -103,6 +110,11 @@ def checkpoint_epoch(directory: str) -> int:
     return int(_checkpoint_state(directory)["epoch"])
 
 
+def checkpoint_callbacks(directory: str) -> list[dict[str, Any] | None]:
+    """The callback states :func:`save_arm` stored with the checkpoint (maybe empty)."""
+    return list(_checkpoint_state(directory).get("callbacks") or [])
+
+
 def checkpoint_logs(directory: str) -> dict[str, float]:
     """The logs :func:`save_arm` stored with the checkpoint in ``directory`` (maybe empty)."""
     return dict(_checkpoint_state(directory).get("logs") or {})
@@ -155,6 +167,7 @@ class ReportCallback(keras.callbacks.Callback):
             epoch its best score refers to (as keras-tuner does).
         best: the best epoch before this stretch of training (from the checkpoint
             it resumes).
+        companions: the arm's own callbacks, whose state goes with each checkpoint.
     """
 
     def __init__(
@@ -165,8 +178,10 @@ class ReportCallback(keras.callbacks.Callback):
         on_checkpoint: Any = None,
         objective: tuple[str, str] | None = None,
         best: Best | None = None,
+        companions: list[Any] | None = None,
     ) -> None:
         super().__init__()
+        self.companions = list(companions or [])
         self.on_checkpoint = on_checkpoint
         self.objective = objective
         self.best = best
@@ -222,7 +237,7 @@ class ReportCallback(keras.callbacks.Callback):
         self._track_best(done, metrics)
         if self._wants_checkpoint(done):
             with tempfile.TemporaryDirectory() as directory:
-                save_arm(self.model, directory, done, metrics, self.best)
+                save_arm(self.model, directory, done, metrics, self.best, self.companions)
                 if self.on_checkpoint is not None and done != self._final_epoch():
                     self.on_checkpoint(done)
                 tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(directory))

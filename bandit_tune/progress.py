@@ -8,6 +8,7 @@ off (``verbose=0``).
 
 from __future__ import annotations
 
+import math
 import sys
 import time
 from typing import Any, TextIO
@@ -57,6 +58,12 @@ class Progress:
         self._fixed_start = started is not None
         self.epochs = 0
         self.best: tuple[float, str, int] | None = None  # (score, arm, step), oriented
+        from bandit_tune.results import companion_metric
+
+        self._companion = companion_metric(self.name)
+        self._arm_best: dict[str, tuple[float, float, int]] = {}  # arm -> score, loss, epoch
+        self._best_key: tuple[Any, ...] | None = None
+        self._seen: dict[str, int] = {}
         self._last_line = -float("inf")
         self._view: Any = None
 
@@ -64,10 +71,32 @@ class Progress:
     def __call__(self, arm_id: str, step: int, score: float, decision: str) -> None:
         """Take one decision of the scheduler."""
         self.epochs += 1
-        if score == score and (self.best is None or score > self.best[0]):
-            self.best = (score, arm_id, step)
+        if score == score:
+            self._consider(arm_id, step, score)
         if self._view is None and time.monotonic() - self._last_line >= self.interval:
             self._line()
+
+    def _consider(self, arm_id: str, step: int, score: float) -> None:
+        # the arm's best so far (the first epoch that reached it, as results_ takes it),
+        # ranked as results_ ranks arms: score, then the companion loss at that epoch,
+        # then more epochs trained, then the arm that came first
+        from bandit_tune.results import tie_break
+
+        index = self._seen.setdefault(arm_id, len(self._seen))
+        best = self._arm_best.get(arm_id)
+        if best is None or score > best[0]:
+            loss = math.nan
+            if self._companion is not None:
+                arm = self.scheduler.runner.arms.get(arm_id)
+                if arm is not None and arm.results:
+                    value = arm.results[-1].get(self._companion, math.nan)
+                    loss = float(value) if isinstance(value, (int, float)) else math.nan
+            best = self._arm_best[arm_id] = (score, loss, step)
+        key = (-best[0], *tie_break(best[1], step), index)
+        # the best arm's own key only improves: it stays the best
+        if self.best is None or self.best[1] == arm_id or key < self._best_key:  # type: ignore[operator]
+            self._best_key = key
+            self.best = (best[0], arm_id, best[2])
 
     def __enter__(self) -> Progress:
         if not self._fixed_start:

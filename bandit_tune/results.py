@@ -257,11 +257,37 @@ def _arm_key(score: float, status: str, direction: str) -> tuple[int, float]:
     return (int(status == "diverged"), score if direction == "min" else -score)
 
 
+def companion_metric(objective: str) -> str | None:
+    """The loss that breaks ties of ``objective``: ``val_loss`` for a validation metric.
+
+    ``loss`` for a training metric; ``None`` when the objective is that loss itself.
+    """
+    companion = "val_loss" if objective.startswith("val_") else "loss"
+    return None if companion == objective else companion
+
+
+def tie_break(loss: float, epochs: int) -> tuple[float, int]:
+    """The order among arms with equal best scores (lower first).
+
+    The lower companion loss at the best epoch (:func:`companion_metric`) first,
+    then the arm that trained more epochs.
+    """
+    return (math.inf if loss != loss else float(loss), -int(epochs))
+
+
 def order_arms(frame: Any, direction: str) -> Any:
-    """``frame`` (one row per arm) sorted best first; the order of ``results_``."""
+    """``frame`` (one row per arm) sorted best first; the order of ``results_``.
+
+    Equal best scores are ordered by :func:`tie_break`, then by arm order; the live
+    view (:class:`~bandit_tune.progress.Progress`) names the same best arm.
+    """
+    losses = frame["best_epoch_loss"] if "best_epoch_loss" in frame else [math.nan] * len(frame)
+    epochs_trained = frame["epochs"] if "epochs" in frame else [0] * len(frame)
     keys = [
-        _arm_key(float(score), status, direction)
-        for score, status in zip(frame["best_score"], frame["status"], strict=True)
+        (*_arm_key(float(score), status, direction), *tie_break(float(loss), int(epochs)))
+        for score, status, loss, epochs in zip(
+            frame["best_score"], frame["status"], losses, epochs_trained, strict=True
+        )
     ]
     order = sorted(range(len(keys)), key=keys.__getitem__)  # stable: ties keep arm order
     return frame.iloc[order]
@@ -294,11 +320,12 @@ def arm_table(
     import pandas as pd
 
     objective_name, direction = objective
+    companion = companion_metric(objective_name)
     arms = scheduler.runner.arms
     rows = []
     histories: dict[str, Any] = {}
     grid: dict[str, Any] = {}
-    for result in result_grid:
+    for result in result_grid or ():
         trial_id = (result.metrics or {}).get("trial_id") or os.path.basename(result.path)
         arm_id = scheduler.arm_of.get(trial_id, trial_id)
         if result.error is not None and arm_id in grid and grid[arm_id].error is None:
@@ -324,7 +351,7 @@ def arm_table(
         checkpoint = arm.checkpoint if arm is not None else None
         if result is not None and result.checkpoint is not None:
             checkpoint = result.checkpoint.path
-        score, best_epoch, last = math.nan, 0, math.nan
+        score, best_epoch, last, best_loss = math.nan, 0, math.nan, math.nan
         curve: list[float] = []
         curve_seconds: list[float] = []
         if history is not None and objective_name in history:
@@ -336,6 +363,8 @@ def arm_table(
             if finite.any():
                 pick = np.nanargmax(values) if direction == "max" else np.nanargmin(values)
                 score, best_epoch = float(values[pick]), int(epochs[pick])
+                if companion is not None and companion in history:
+                    best_loss = float(history[companion].to_numpy(dtype=float)[pick])
             last = float(values[-1])
             histories[arm_id] = history
             curve = [float(v) for v in values]
@@ -360,6 +389,7 @@ def arm_table(
                 "epochs": trained,
                 "best_score": score,
                 "best_epoch": best_epoch,
+                "best_epoch_loss": best_loss,
                 "last_score": last,
                 "rung": rung,
                 "promotions": sum(1 for s in (steps or []) if s < trained),

@@ -26,6 +26,10 @@ from bandit_tune.driver.runner import NEW, RESUME, WAIT, Runner
 from bandit_tune.policies.base import ArmPolicy, Decision, PolicyError
 
 
+class TooManyFailures(RuntimeError):
+    """More arms failed one after another than ``max_consecutive_failed_trials`` allows."""
+
+
 class BanditScheduler(TrialScheduler):
     """A Ray Tune scheduler driven by an arm policy.
 
@@ -95,6 +99,10 @@ class BanditScheduler(TrialScheduler):
         self._decided: tuple[str, str | None] | None = None
         self._waited_at: tuple[int, int, bool] | None = None
         self._controller: Any = None  # the last TuneController seen (to stop trials)
+        #: Arms that may fail one after another before the search stops (keras-tuner's
+        #: ``max_consecutive_failed_trials``); ``None``: no limit.
+        self.max_consecutive_failures: int | None = None
+        self.failed_in_a_row = 0
         #: Hooks running now (a Ctrl-C waits for them: the runner stays consistent).
         self.busy = 0
         #: Set by a Ctrl-C that came while a hook ran: raised as the hook returns.
@@ -275,6 +283,7 @@ class BanditScheduler(TrialScheduler):
         self, tune_controller: Any, trial: Trial, result: dict[str, Any]
     ) -> None:
         """The arm ended (completed its epochs, stopped itself, or was stopped)."""
+        self.failed_in_a_row = 0
         self._finish(tune_controller, trial)
 
     def _on_trial_error(self, tune_controller: Any, trial: Trial) -> None:
@@ -305,6 +314,18 @@ class BanditScheduler(TrialScheduler):
         if self._chosen is trial:
             self._chosen = None
         self._stop(tune_controller, self.runner.arm_failed(arm_id, retry=False))
+        self.failed_in_a_row += 1
+        limit = self.max_consecutive_failures
+        if limit is not None and self.failed_in_a_row >= limit:
+            from bandit_tune.results import error_line
+
+            error = getattr(trial, "get_error", None)
+            detail = error_line(str(error())) if callable(error) and error() else "see results_"
+            raise TooManyFailures(
+                f"{self.failed_in_a_row} arms failed in a row (max_consecutive_failed_trials="
+                f"{limit}); the last with: {detail}. Fix what fails (build_model, the data, "
+                "a callback), or pass a larger max_consecutive_failed_trials (None: no limit)"
+            )
 
     def _on_trial_remove(self, tune_controller: Any, trial: Trial) -> None:
         """A paused or pending arm was removed."""
@@ -510,7 +531,7 @@ class BanditScheduler(TrialScheduler):
         self.busy += 1
         try:
             return hook(*args)
-        except (PolicyError, ValueError) as exc:
+        except (PolicyError, ValueError, TooManyFailures) as exc:
             self.policy_error = exc
             raise
         finally:

@@ -21,7 +21,7 @@ import numpy as np
 
 from bandit_tune import policies
 from bandit_tune.arm import train_arm
-from bandit_tune.hypermodel import as_hypermodel, record_hypermodel
+from bandit_tune.hypermodel import TunerHyperModel, as_hypermodel, record_hypermodel
 from bandit_tune.policies.base import ArmPolicy, check_policy
 from bandit_tune.policies.registry import TrainToEnd, policy_by_name
 from bandit_tune.project import (
@@ -130,7 +130,32 @@ class BanditTuner:
         max_retries_per_trial: retries of a failing arm (Ray's ``max_failures``).
         verbose: 0 silent; 1 (default) shows the live progress display (plain lines
             when output is not a terminal) and a line when the search ends.
-        hyperparameters: fixed or pre-declared hyperparameters (keras-tuner's argument).
+        hyperparameters: a :class:`~bandit_tune.HyperParameters` declared before
+            ``build_model`` runs (keras-tuner's argument): its declarations win over
+            build_model's own of the same name (``hp.Fixed("learning_rate", 0.1)``
+            fixes it in every arm).
+        tune_new_entries: whether parameters build_model declares beyond
+            ``hyperparameters`` are tuned (``False``: fixed at their default).
+        allow_new_entries: whether build_model may declare parameters beyond
+            ``hyperparameters`` (``False``: such a declaration is an error, raised
+            while the space is recorded, before any arm trains).
+        executions_per_trial: models each arm trains, from different random
+            initialisations on the same data; the policy decides on their mean
+            (keras-tuner's argument, to tame noisy scores). Each execution shows as a
+            split in ``cv_results_``.
+        optimizer: recompile every model build_model returns with this optimizer
+            (a name or a Keras optimizer, copied per model; keras-tuner's override).
+        loss: recompile every model with this loss.
+        metrics: recompile every model with these metrics.
+        max_consecutive_failed_trials: stop the search (raising ``RuntimeError``)
+            when this many arms fail one after another (keras-tuner's default 3;
+            ``None``: never). Every arm's error stays in ``results_``.
+        max_model_size: arms whose model has more parameters than this fail at
+            once, without training (keras-tuner's argument).
+        tuner_id: a name for this tuner (keras-tuner's argument; kept as
+            :attr:`tuner_id`).
+        logger: keras-tuner's cloud logger: only ``None`` (see the error otherwise).
+        distribution_strategy: only ``None`` (see the error otherwise).
         budget: a wall-clock limit (``"90s"``, ``"10m"``, ``"2h"``, ``"1h30m"`` or
             seconds), counted from the call to :meth:`search` with Ray's start
             included. Hyperband plans whole brackets to fit it and re-plans from the
@@ -178,22 +203,114 @@ class BanditTuner:
         target_score: float | None = None,
         storage_path: str | None = None,
         fast_input: bool = True,
+        tune_new_entries: bool = True,
+        allow_new_entries: bool = True,
+        executions_per_trial: int = 1,
+        optimizer: Any = None,
+        loss: Any = None,
+        metrics: Any = None,
+        max_consecutive_failed_trials: int | None = 3,
+        max_model_size: int | None = None,
+        tuner_id: str | None = None,
+        logger: None = None,
+        distribution_strategy: None = None,
         **kwargs: Any,
     ) -> None:
-        unknown = set(kwargs) - {
-            "tune_new_entries",
-            "allow_new_entries",
-            "logger",
-            "tuner_id",
-            "max_consecutive_failed_trials",
-            "distribution_strategy",
-            "executions_per_trial",
-        }
-        if unknown:
-            raise TypeError(f"{type(self).__name__} got unexpected arguments {sorted(unknown)}")
-        if kwargs.get("executions_per_trial", 1) != 1:
-            raise ValueError("executions_per_trial > 1 is not supported; use search(..., cv=k)")
+        if logger is not None:
+            raise ValueError(
+                "logger (keras-tuner's cloud logger) is not supported: the results are in "
+                "tuner.results_ and in the project folder (state.json, arms.json), each arm's "
+                "metrics in Ray Tune's result files; pass logger=None"
+            )
+        if distribution_strategy is not None:
+            raise ValueError(
+                "distribution_strategy (one model over several devices) is not supported: "
+                "bandit_tune trains arms in parallel on Ray workers instead; give each arm "
+                "devices with cpus_per_arm/gpus_per_arm, and join a cluster with address="
+            )
+        if kwargs:
+            _refuse_unsupported(type(self).__name__, kwargs)
+        if type(self).run_trial is not BanditTuner.run_trial:
+            raise TypeError(
+                f"{type(self).__name__} overrides run_trial (keras-tuner's custom training "
+                "loop), which bandit_tune does not call: the policy decides after every epoch, "
+                "so an arm's training must report each one. Override HyperModel.fit(hp, model, "
+                "*args, **kwargs) instead: it gets the callbacks that report every epoch; pass "
+                "them to model.fit, or call them from your own loop"
+            )
+        if tuner_id is not None and not isinstance(tuner_id, str):
+            raise ValueError(f"tuner_id must be a string, got {tuner_id!r}")
+        self.tuner_id = tuner_id or "tuner0"
+        self._finished = False
+        if max_consecutive_failed_trials is not None and (
+            isinstance(max_consecutive_failed_trials, bool)
+            or not isinstance(max_consecutive_failed_trials, int)
+            or max_consecutive_failed_trials < 1
+        ):
+            raise ValueError(
+                "max_consecutive_failed_trials must be an integer >= 1 or None, got "
+                f"{max_consecutive_failed_trials!r}"
+            )
+        self.max_consecutive_failed_trials = max_consecutive_failed_trials
+        if max_model_size is not None and (
+            isinstance(max_model_size, bool)
+            or not isinstance(max_model_size, int)
+            or max_model_size < 1
+        ):
+            raise ValueError(
+                f"max_model_size must be an integer >= 1 or None, got {max_model_size!r}"
+            )
+        self.max_model_size = max_model_size
+        if (
+            isinstance(executions_per_trial, bool)
+            or not isinstance(executions_per_trial, int)
+            or executions_per_trial < 1
+        ):
+            raise ValueError(
+                f"executions_per_trial must be an integer >= 1, got {executions_per_trial!r}"
+            )
+        self.executions_per_trial = executions_per_trial
+        for label, flag in (
+            ("tune_new_entries", tune_new_entries),
+            ("allow_new_entries", allow_new_entries),
+        ):
+            if not isinstance(flag, bool):
+                raise ValueError(f"{label} must be True or False, got {flag!r}")
+        if hyperparameters is not None and not isinstance(hyperparameters, HyperParameters):
+            raise TypeError(
+                "hyperparameters must be a bandit_tune.HyperParameters (declare the parameters "
+                f"on it: hp.Fixed(...), hp.Choice(...)), got {type(hyperparameters).__name__}"
+            )
+        if (hyperparameters is None or not hyperparameters.space) and (
+            not tune_new_entries or not allow_new_entries
+        ):
+            raise ValueError(
+                "tune_new_entries=False / allow_new_entries=False restrict the parameters "
+                "beyond those declared in hyperparameters=, but no hyperparameters were "
+                "declared: pass hyperparameters=hp with its declarations"
+            )
+        if (
+            metrics is not None
+            and not isinstance(metrics, (list, tuple, str))
+            and not callable(metrics)
+        ):
+            raise ValueError(f"metrics must be a list of metrics, got {metrics!r}")
+        self.tune_new_entries, self.allow_new_entries = tune_new_entries, allow_new_entries
+        self.optimizer, self.loss, self.metrics = optimizer, loss, metrics
         self.hypermodel = as_hypermodel(hypermodel)
+        if hyperparameters is not None or any(
+            v is not None for v in (optimizer, loss, metrics, max_model_size)
+        ):
+            self.hypermodel = TunerHyperModel(
+                self.hypermodel,
+                hyperparameters.copy() if hyperparameters is not None else None,
+                tune_new_entries,
+                allow_new_entries,
+                optimizer,
+                loss,
+                metrics,
+                max_model_size,
+            )
         self.policy = policy
         self.objective = Objective.of(objective)
         if isinstance(max_epochs, bool) or not isinstance(max_epochs, int) or max_epochs < 1:
@@ -260,6 +377,23 @@ class BanditTuner:
                 policy.min_t,
                 max_total_epochs=max_total_epochs or policy.budget * passes,
             )
+        if not overwrite:
+            self._reload_if_finished()
+
+    def _reload_if_finished(self) -> None:
+        """keras-tuner's constructor reloads a finished project: its results are there at once."""
+        from bandit_tune.project import read_state
+
+        path = os.path.join(self.project_dir, STATE_FILE)
+        if not os.path.isfile(path):
+            return
+        try:
+            state = read_state(path)
+            if state.get("extra", {}).get("finished"):
+                self._results_from_state(state)
+        except Exception:  # noqa: BLE001 — search() says what is wrong with the project
+            for name in ("results_", "space_"):
+                self.__dict__.pop(name, None)
 
     # -- planning --------------------------------------------------------------------
     def n_arms(self) -> int:
@@ -298,10 +432,8 @@ class BanditTuner:
         space = record_hypermodel(self.hypermodel)
         print(f"Search space summary\nDefault search space size: {len(space)}")
         for p in space:
-            detail = {
-                k: v for k, v in p.__dict__.items() if v not in (None, (), "linear") and k != "name"
-            }
-            print(f"{p.name} ({p.kind})\n  {detail}")
+            config = {k: v for k, v in p.get_config().items() if k != "name"}
+            print(f"{p.name} ({type(p).__name__})\n{config}")
 
     # -- the search ------------------------------------------------------------------
     def search(
@@ -358,8 +490,12 @@ class BanditTuner:
 
             validation_split = check_validation(validation_split, validation_data)
             data = self._check_data(x, y, validation_split, validation_data)
-        self.n_splits_ = len(data[2]) if cv is not None else 1
         self._validation_labels = _validation_labels(y, validation_split, validation_data, cv)
+        if cv is None and self.executions_per_trial > 1:
+            # k models per arm on the same split: the folds' machinery with k equal folds
+            data, cv = _executions(data, validation_split, self.executions_per_trial), EXECUTIONS
+            validation_split = None
+        self.n_splits_ = len(data[2]) if cv is not None else 1
         max_epochs = self.max_epochs
         if self.policy is None and epochs is not None:
             max_epochs = int(epochs)
@@ -406,6 +542,7 @@ class BanditTuner:
             resources = ensure_ray(self.address)
             from ray import tune
 
+            from bandit_tune.callbacks import absolute_paths
             from bandit_tune.runtime import Packed
         except BaseException:
             recording.cancel()
@@ -429,6 +566,15 @@ class BanditTuner:
         )
         if resume is not None:
             self._resume_into(scheduler, source, resume, fingerprint)
+            if resume.get("extra", {}).get("finished"):
+                # keras-tuner's overwrite=False: a finished search is reloaded, not re-run
+                self._results_from_state(resume)
+                if self.verbose:
+                    print(
+                        f"bandit_tune: reloaded the finished search in {self.project_dir} "
+                        "(overwrite=True runs it afresh)"
+                    )
+                return self
         storage, experiment = self._experiment(resume is not None)
         fit_args = dict(fit_kwargs)
         if validation_split is not None:
@@ -446,7 +592,7 @@ class BanditTuner:
                 hypermodel=Packed(self.hypermodel),
                 data=data,
                 fit_kwargs=fit_args,
-                callbacks=Packed(list(callbacks or [])),
+                callbacks=Packed(absolute_paths(list(callbacks or []))),
                 max_epochs=max_epochs,
                 checkpoint_epochs=None if steps is None else list(steps),
                 cpus=max(1, int(self.cpus_per_arm)),
@@ -482,6 +628,7 @@ class BanditTuner:
         )
         self.scheduler_ = scheduler
         self.result_grid_ = self._fit(tuner, scheduler, policy, limits, slots, max_epochs)
+        self._finished = True  # a later search() of this project reloads it, training nothing
         scheduler.snapshot(force=True)
         self._save_arms(scheduler)
         self.stop_reason_ = limits.reason
@@ -496,6 +643,12 @@ class BanditTuner:
         return self
 
     fit = search
+
+    def run_trial(self, trial: Any, *args: Any, **kwargs: Any) -> Any:
+        """keras-tuner's per-trial hook: not called (see the error when a subclass overrides it)."""
+        raise NotImplementedError(
+            "bandit_tune trains arms through Ray Tune; override HyperModel.fit instead"
+        )
 
     def _slots(self, resources: dict[str, Any]) -> int:
         """Arms that train at once: ``max_concurrent``, else what the resources allow."""
@@ -518,6 +671,7 @@ class BanditTuner:
         scheduler.slots = slots
         if limits.seconds or limits.max_total_epochs or limits.target_score is not None:
             scheduler.budget = limits
+        scheduler.max_consecutive_failures = self.max_consecutive_failed_trials
         scheduler.state_path = os.path.join(self.project_dir, STATE_FILE)
         scheduler.runner.root = self.project_dir
         return scheduler, self._searcher(configs, scheduler)
@@ -535,9 +689,14 @@ class BanditTuner:
     ) -> dict[str, Any]:
         """Put what a resumed search needs beside the runner's state in the snapshot."""
         fingerprint = self._fingerprint(space, policy, max_epochs, data, cv)
+        space_config = [{"class_name": type(p).__name__, "config": p.get_config()} for p in space]
         scheduler.extra_state = lambda: {
             "configs": configs,
             "fingerprint": fingerprint,
+            "space": space_config,
+            "max_epochs": max_epochs,
+            "n_splits": getattr(self, "n_splits_", 1),
+            "finished": self._finished,
             **source.position(),
         }
         return fingerprint
@@ -614,6 +773,11 @@ class BanditTuner:
             cause = scheduler.policy_error
             if cause is None:
                 raise
+            try:  # what the arms did so far, for the user to see (errors included)
+                self.result_grid_ = None
+                self._collect(max_epochs, policy.decision_steps())
+            except Exception:  # noqa: BLE001 — the search's own error is what matters
+                pass
             # Ray wraps it in a TuneError with a traceback; give the user the error itself.
             kept = f" Results reported so far are kept in {self.project_dir}."
             raise type(cause)(f"{cause}.{kept}") from exc
@@ -683,6 +847,63 @@ class BanditTuner:
         self.best_params_ = {k: _plain(best[k]) for k in names}
         self.best_score_ = float(best["best_score"])
 
+    @property
+    def oracle(self) -> Any:
+        """keras-tuner's ``tuner.oracle``: ``trials``, ``get_best_trials(n)``, ``get_trial(id)``."""
+        from bandit_tune.oracle import Oracle
+
+        return Oracle(self)
+
+    def reload(self) -> BanditTuner:
+        """Load the search saved in :attr:`project_dir` (keras-tuner's ``reload``); returns self.
+
+        ``results_``, ``best_params_``, :meth:`get_best_models` and :attr:`oracle`
+        then work without training. A tuner made with ``overwrite=False`` for a
+        project whose search finished reloads it at once.
+        """
+        from bandit_tune.project import read_state
+
+        path = os.path.join(self.project_dir, STATE_FILE)
+        if not os.path.exists(path):
+            raise FileNotFoundError(
+                f"no search to reload in {self.project_dir} (it has no {STATE_FILE}); run "
+                "search() first, or give the directory and project_name of an earlier search"
+            )
+        self._results_from_state(read_state(path))
+        return self
+
+    def _results_from_state(self, state: dict[str, Any]) -> None:
+        from bandit_tune.driver.arms import ArmTable
+        from bandit_tune.driver.runner import Runner
+        from bandit_tune.space import deserialize
+
+        extra = state.get("extra", {})
+        if "space" not in extra:
+            raise ValueError(
+                f"the search in {self.project_dir} was saved by an older bandit_tune without "
+                "its search space; run it again (overwrite=True) to reload it later"
+            )
+        name, direction = (state.get("metric") or [None, None])[:2]
+        if name is not None and (name, direction) != (
+            self.objective.name,
+            self.objective.direction,
+        ):
+            raise ValueError(
+                f"the search in {self.project_dir} was run with objective {name!r} "
+                f"({direction}), this tuner has {self.objective.name!r} "
+                f"({self.objective.direction}); build the tuner with the same objective"
+            )
+        self.space_ = SearchSpace({p.name: p for p in map(deserialize, extra["space"])})
+        runner = Runner(TrainToEnd(), mode=self.objective.direction)
+        runner.root = self.project_dir
+        runner.arms = ArmTable.from_json(
+            state, paused_order=state.get("paused"), root=self.project_dir
+        )
+        self.scheduler_ = _Saved(runner)
+        self.result_grid_ = None
+        self.n_splits_ = int(extra.get("n_splits", 1))
+        self._collect(int(extra.get("max_epochs", self.max_epochs)), state.get("rungs"))
+
     def plot(self, path: str = "curves.png") -> str:
         """Save the arms' validation curves and epochs per arm as a PNG; return its path."""
         from bandit_tune.results import load_arms, plot_arms
@@ -716,10 +937,24 @@ class BanditTuner:
         self._require_results()
         out = []
         for _, row in self.results_.head(num_trials).iterrows():
-            hp = HyperParameters({k: _plain(row[k]) for k in self.space_.params})
-            hp.space = dict(self.space_.params)
-            out.append(hp)
+            out.append(self._arm_hyperparameters(row))
         return out
+
+    def _arm_hyperparameters(self, row: Any) -> HyperParameters:
+        """An arm's :class:`HyperParameters`: the space, and the arm's active values."""
+        hp = HyperParameters()
+        hp.merge(list(self.space_), overwrite=False)
+        given = getattr(self.hypermodel, "hyperparameters", None)
+        if isinstance(given, HyperParameters):
+            hp.merge(given, overwrite=False)
+        values = {}
+        for name in self.space_.params:
+            value = _plain(row[name]) if name in row else None
+            if value is not None and not (isinstance(value, float) and math.isnan(value)):
+                values[name] = value
+        hp.values = values
+        hp.values = {k: v for k, v in values.items() if hp.is_active(k)}
+        return hp
 
     def get_best_models(self, num_models: int = 1) -> list[Any]:
         """The best arms' models, restored from their checkpoints (not retrained).
@@ -741,8 +976,7 @@ class BanditTuner:
             ):
                 raise RuntimeError(f"arm {row['arm_id']} has no checkpoint to restore")
             keras.backend.clear_session()
-            hp = HyperParameters({k: _plain(row[k]) for k in self.space_.params})
-            model = self.hypermodel.build(hp)
+            model = self.hypermodel.build(self._arm_hyperparameters(row))
             with Checkpoint(row["checkpoint"]).as_directory() as directory:
                 # with cv the checkpoint holds one model per fold: fold 0's stands in
                 fold0 = os.path.join(directory, "fold0")
@@ -936,6 +1170,56 @@ class BanditTuner:
 
         self.project_name = f"{self.project_name}_{time.strftime('%Y%m%d-%H%M%S')}"
         return Project(self.directory, self.project_name)
+
+
+#: ``cv`` of a search whose arms train ``executions_per_trial`` models on one split.
+EXECUTIONS = "executions"
+
+
+class _Saved:
+    """A saved search's arm records where the result table reads a scheduler's."""
+
+    def __init__(self, runner: Any) -> None:
+        self.runner = runner
+        self.arm_of: dict[str, str] = {}
+
+
+_NOT_SUPPORTED = {
+    "oracle": "the search's arms come from the tuner class (RandomSearch, GridSearch, "
+    "BayesianOptimization, Hyperband) and its policy=",
+    "hypermodel_kwargs": "pass a HyperModel instance or a build_model function",
+}
+
+
+def _refuse_unsupported(tuner: str, kwargs: dict[str, Any]) -> None:
+    """Raise for keyword arguments the tuner does not take, naming the way instead."""
+    lines = [
+        f"{name}: not supported; instead {_NOT_SUPPORTED[name]}"
+        for name in sorted(kwargs)
+        if name in _NOT_SUPPORTED
+    ]
+    unknown = sorted(name for name in kwargs if name not in _NOT_SUPPORTED)
+    if unknown:
+        lines.append(
+            f"unexpected arguments {unknown} (see docs/migrating-from-keras-tuner.md for the "
+            "keras-tuner arguments bandit_tune takes)"
+        )
+    raise TypeError(f"{tuner}: " + "; ".join(lines))
+
+
+def _executions(data: Any, validation_split: float | None, k: int) -> tuple[Any, Any, Any]:
+    """``(x, y, folds)`` with ``k`` identical folds: the training part, then the validation one."""
+    x, y, validation_data = data
+    if validation_data is not None:
+        x_val, y_val = validation_data[0], validation_data[1]
+        n_train = len(x)
+        x = np.concatenate([np.asarray(x), np.asarray(x_val)])
+        y = np.concatenate([np.asarray(y), np.asarray(y_val)])
+    else:
+        assert validation_split is not None
+        n_train = int(math.floor(len(x) * (1.0 - validation_split)))  # as Keras splits
+    train, valid = np.arange(n_train), np.arange(n_train, len(x))
+    return x, y, [(train, valid)] * k
 
 
 def _validation_labels(y: Any, split: Any, validation_data: Any, cv: Any) -> Any:

@@ -95,3 +95,49 @@ def test_arms_at_chance_are_marked_and_all_at_chance_is_said():
     stuck = pd.DataFrame({"best_score": [0.1, 0.09], "diagnosis": ["ok", "ok"]})
     assert mark_chance(stuck, 0.1) and set(stuck["diagnosis"]) == {"chance"}
     assert not mark_chance(stuck, None)
+
+
+def test_tied_arms_the_live_view_and_results_name_the_same_best_arm():
+    """Many arms tie on val_accuracy (360 validation samples): val_loss, then epochs decide."""
+    import io
+
+    from bandit_tune.policies.registry import TrainToEnd
+    from bandit_tune.progress import Progress
+    from bandit_tune.results import order_arms
+    from bandit_tune.scheduler import BanditScheduler
+
+    scheduler = BanditScheduler(TrainToEnd(), metric="val_accuracy", mode="max")
+    progress = Progress(scheduler, ("val_accuracy", "max"), 3, stream=io.StringIO(), live=False)
+    scheduler.listeners.append(progress)
+    runner = scheduler.runner
+    # (arm, [(val_accuracy, val_loss) per epoch]): three arms reach 0.9
+    curves = {
+        "short": [(0.8, 0.6), (0.9, 0.40)],  # first to 0.9, stopped early
+        "long": [(0.8, 0.7), (0.9, 0.40), (0.9, 0.35)],  # 0.9 at the same loss, more epochs
+        "lossy": [(0.9, 0.50), (0.85, 0.45), (0.9, 0.30)],  # 0.9 first at a higher loss
+        "low": [(0.7, 0.9)],
+    }
+    for arm_id in curves:
+        runner.add_arm(arm_id, {"units": len(arm_id)})
+    for epoch in range(3):
+        for arm_id, curve in curves.items():
+            if epoch < len(curve):
+                accuracy, loss = curve[epoch]
+                runner.report(
+                    arm_id, epoch + 1, accuracy, {"val_accuracy": accuracy, "val_loss": loss}
+                )
+    rows = []
+    for arm_id, curve in curves.items():
+        best = max(range(len(curve)), key=lambda i: (curve[i][0], -i))  # first epoch at max
+        rows.append(
+            {
+                "arm_id": arm_id,
+                "best_score": curve[best][0],
+                "best_epoch_loss": curve[best][1],
+                "epochs": len(curve),
+                "status": "completed",
+            }
+        )
+    ordered = order_arms(pd.DataFrame(rows), "max")
+    assert list(ordered["arm_id"]) == ["long", "short", "lossy", "low"]
+    assert progress.best[1] == "long" and progress.best[2] == 2  # its best epoch

@@ -107,7 +107,7 @@ def test_ray_domains_preserve_steps_and_log():
         (lambda hp: hp.Choice("a", []), ValueError, "non-empty"),
         (lambda hp: hp.Choice("a", [1, 1]), ValueError, "duplicates"),
         (lambda hp: hp.Choice("a", [1, 2], default=3), ValueError, "default 3"),
-        (lambda hp: hp.Int("u", 1.5, 5), TypeError, "min_value must be an int"),
+        (lambda hp: hp.Int("u", 1.5, 5), ValueError, "min_value must be an int"),
         (lambda hp: hp.Int("u", 1, 5, step=0), ValueError, "step must be a positive int"),
         (lambda hp: (hp.Int("u", 1, 5), hp.Choice("u", [1, 2])), ValueError, "declared twice"),
     ],
