@@ -1010,7 +1010,12 @@ def record_space(build: Callable[[HyperParameters], Any], max_calls: int = 64) -
 
     ``build`` is called with default values first; then, for every parent of a
     conditional parameter, once per parent value not yet tried, until no new
-    parameter appears (at most ``max_calls`` calls).
+    parameter appears (at most ``max_calls`` calls). Then with the model at its
+    widest (every ``Int`` at its maximum, every ``Boolean`` true, every ordered
+    ``Choice`` at its largest value), again while new parameters appear: a
+    parameter declared in a loop (``for i in range(hp.Int("num_layers", 1, 3)):
+    hp.Int(f"units_{i}", ...)``) is found and tuned, not left at its default. A
+    build that fails on such a probe only contributes what it declared before.
     """
     space: dict[str, HyperParameter] = {}
     tried: set[tuple[str, Any]] = set()
@@ -1031,4 +1036,34 @@ def record_space(build: Callable[[HyperParameters], Any], max_calls: int = 64) -
                 if (parent, repr(value)) not in tried:
                     tried.add((parent, repr(value)))
                     queue.append({**values, parent: value})
+    probed: set[str] = set()
+    while calls < max_calls:
+        probe = _widest(space)
+        if repr(sorted(probe.items())) in probed:
+            break
+        probed.add(repr(sorted(probe.items())))
+        hp = HyperParameters(probe)
+        try:
+            build(hp)
+        except Exception:  # noqa: BLE001 — the declarations made before it failed count
+            pass
+        calls += 1
+        new = [name for name in hp.params if name not in space]
+        for name in new:
+            space[name] = hp.params[name]
+        if not new:
+            break
     return SearchSpace(space)
+
+
+def _widest(space: dict[str, HyperParameter]) -> dict[str, Any]:
+    """Values that make the model as large as the space allows (see :func:`record_space`)."""
+    values: dict[str, Any] = {}
+    for param in space.values():
+        if param.kind == "int":
+            values[param.name] = param.max_value
+        elif param.kind == "boolean":
+            values[param.name] = True
+        elif param.kind == "choice" and param.ordered:
+            values[param.name] = max(param.values)
+    return values

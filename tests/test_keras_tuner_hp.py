@@ -231,3 +231,37 @@ def test_a_parameter_conditional_on_itself_is_refused():
     with pytest.raises(ValueError, match="conditional on itself"):
         with hp.conditional_scope("a", [1]):
             hp.Int("a", 1, 2)
+
+
+def test_parameters_declared_in_a_loop_are_recorded_and_tuned():
+    """keras-tuner's getting-started model: units_1 and units_2 exist only for 2-3 layers."""
+
+    def build(hp):
+        for i in range(hp.Int("num_layers", 1, 3)):
+            hp.Int(f"units_{i}", min_value=32, max_value=512, step=32)
+            if hp.Boolean(f"dropout_{i}"):
+                hp.Float(f"rate_{i}", 0.1, 0.5, step=0.1)
+        hp.Choice("learning_rate", [1e-2, 1e-3])
+
+    space = kt.record_space(build)
+    assert set(space.params) == {
+        "num_layers",
+        "learning_rate",
+        *(f"units_{i}" for i in range(3)),
+        *(f"dropout_{i}" for i in range(3)),
+        *(f"rate_{i}" for i in range(3)),
+    }
+    sampled = {c["units_2"] for c in space.sample(50, seed=0)}
+    assert len(sampled) > 5  # tuned, not left at its default
+
+
+def test_a_build_that_fails_on_the_widest_probe_keeps_the_space_it_declared():
+    def build(hp):
+        layers = hp.Int("num_layers", 1, 4)
+        if layers > 2:
+            raise ValueError("too deep for this input")
+        for i in range(layers):
+            hp.Int(f"units_{i}", 8, 16, step=8)
+
+    space = kt.record_space(build)
+    assert set(space.params) == {"num_layers", "units_0"}
