@@ -13,7 +13,6 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from bandit_tune.search import BanditTuner
     from bandit_tune.space import HyperParameters
 
 #: keras-tuner's trial statuses for bandit_tune's arm statuses.
@@ -84,7 +83,8 @@ class Trial:
 class Oracle:
     """keras-tuner's ``tuner.oracle`` for a finished (or reloaded) search."""
 
-    def __init__(self, tuner: BanditTuner) -> None:
+    def __init__(self, tuner: Any) -> None:
+        """``tuner``: the :class:`~bandit_tune.BanditTuner` whose search this views."""
         self._tuner = tuner
 
     @property

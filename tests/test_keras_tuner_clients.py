@@ -279,7 +279,7 @@ def test_search_space_summary_prints_each_parameter_as_keras_tuner_does(capsys):
     hp.Fixed("learning_rate", 0.1)
     kt.RandomSearch(_build_model, hyperparameters=hp, verbose=0).search_space_summary()
     out = capsys.readouterr().out
-    assert "Search space summary\nDefault search space size: 3" in out
+    assert "Search space summary\nDefault search space size: 4" in out  # units_1 too
     assert "num_layers (Int)\n{'default': None, 'conditions': [], 'min_value': 1" in out
     assert "learning_rate (Fixed)\n{'conditions': [], 'value': 0.1}" in out
 
