@@ -26,6 +26,19 @@ from bandit_tune.driver.runner import NEW, RESUME, WAIT, Runner
 from bandit_tune.policies.base import ArmPolicy, Decision, PolicyError
 
 
+def _trial_error(trial: Trial) -> str:
+    """The traceback Ray wrote for a failed trial ("" when there is none)."""
+    try:
+        path = trial.error_file
+        if path and os.path.exists(path):
+            with open(path) as f:
+                return f.read()
+        error = trial.get_error()
+    except Exception:  # noqa: BLE001 — only an error message is lost
+        return ""
+    return str(error) if error else ""
+
+
 class TooManyFailures(RuntimeError):
     """More arms failed one after another than ``max_consecutive_failed_trials`` allows."""
 
@@ -319,8 +332,7 @@ class BanditScheduler(TrialScheduler):
         if limit is not None and self.failed_in_a_row >= limit:
             from bandit_tune.results import error_line
 
-            error = getattr(trial, "get_error", None)
-            detail = error_line(str(error())) if callable(error) and error() else "see results_"
+            detail = error_line(_trial_error(trial)) if _trial_error(trial) else "see results_"
             raise TooManyFailures(
                 f"{self.failed_in_a_row} arms failed in a row (max_consecutive_failed_trials="
                 f"{limit}); the last with: {detail}. Fix what fails (build_model, the data, "
