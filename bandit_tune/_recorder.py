@@ -27,7 +27,7 @@ def _record_and_check(hypermodel: Any, sample: Any) -> tuple[Any, str | None]:
     from bandit_tune.fit_check import check_fit
     from bandit_tune.hypermodel import record_hypermodel
 
-    space = record_hypermodel(hypermodel)
+    space = record_hypermodel(hypermodel, sample)
     return space, check_fit(hypermodel, space, sample)
 
 

@@ -74,9 +74,12 @@ def build_arm(
     hp = HyperParameters(config)
     models = []
     limit = getattr(hypermodel, "max_model_size", None)
+    from bandit_tune.inputs import uses_default_fit
+
+    compiled = uses_default_fit(hypermodel)  # a custom fit may train an uncompiled model
     for _ in range(n_models):
         model = hypermodel.build(hp)
-        check_model(model)
+        check_model(model, compiled=compiled)
         if limit is not None and model.count_params() > limit:
             raise ValueError(
                 f"the model has {model.count_params():,} parameters, more than "
@@ -193,10 +196,13 @@ def train_arm(
         getattr(c, "restore_best_weights", False) and getattr(c, "stopped_epoch", 0)
         for c in arm_callbacks
     )
-    if restored and reporter.last_epoch:
+    unsaved = reporter.last_epoch and reporter.last_checkpoint != reporter.last_epoch
+    if (restored or unsaved) and reporter.last_epoch:
         import tempfile
 
-        # EarlyStopping put the best weights back after the last report: save them.
+        # EarlyStopping put the best weights back after the last report, or a custom
+        # fit (HyperModel.fit with its own loop) ended at an epoch that had no
+        # checkpoint: save the model as it ends.
         with tempfile.TemporaryDirectory() as directory:
             save_arm(model, directory, reporter.last_epoch, reporter.last_logs, reporter.best)
             tune.report(

@@ -133,6 +133,11 @@ def check_fit(hypermodel: Any, space: Any, data: Any) -> str | None:
     except Exception:  # noqa: BLE001 — recording built it: this is the arm's own error
         return None
     try:
+        if getattr(model, "optimizer", None) is None:
+            # an uncompiled model for a custom fit: only the input shape can be checked
+            if x is None:
+                return None
+            return _check_input_shape(model, x, "x")
         problem = _check_labels(model, y, "y")
         if problem is None and validation is not None:
             problem = _check_labels(model, validation[1], "validation_data y")

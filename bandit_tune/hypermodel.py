@@ -152,8 +152,12 @@ def recompile(model: Any, optimizer: Any = None, loss: Any = None, metrics: Any 
     return model
 
 
-def check_model(model: Any, where: str = "build_model(hp)") -> None:
-    """Raise unless ``model`` is a compiled Keras model."""
+def check_model(model: Any, where: str = "build_model(hp)", compiled: bool = True) -> None:
+    """Raise unless ``model`` is a Keras model, compiled unless ``compiled=False``.
+
+    A hypermodel with its own ``fit`` (a custom training loop, as in keras-tuner's
+    guide) may return an uncompiled model.
+    """
     import keras
 
     if not isinstance(model, keras.Model):
@@ -161,7 +165,7 @@ def check_model(model: Any, where: str = "build_model(hp)") -> None:
             f"{where} must return a compiled keras.Model, got {type(model).__name__}; "
             "return the model after model.compile(...)"
         )
-    if getattr(model, "optimizer", None) is None:
+    if compiled and getattr(model, "optimizer", None) is None:
         raise ValueError(
             f"{where} returned a model that is not compiled; call model.compile(optimizer, "
             "loss, metrics) before returning it"
@@ -188,21 +192,28 @@ class _FitRecorder:
     evaluate = predict = fit
 
 
-def record_hypermodel(hypermodel: HyperModel) -> SearchSpace:
-    """Record the space ``hypermodel.build`` (and a ``fit`` override) declares."""
+def record_hypermodel(hypermodel: HyperModel, sample: Any = None) -> SearchSpace:
+    """Record the space ``hypermodel.build`` (and a ``fit`` override) declares.
+
+    A ``fit`` override runs against a stand-in model that does not train; with
+    ``sample`` (``(x, y, validation_data)``, a few rows of the search's data, as
+    :func:`bandit_tune.fit_check.sample` gives) it gets real data, so a custom
+    training loop declares what it declares before it first calls the model.
+    """
     import keras
 
     user = unwrap(hypermodel)
     fit_overridden = type(user).fit is not HyperModel.fit and callable(getattr(user, "fit", None))
+    fit_kwargs = _recording_fit_kwargs(user, sample) if fit_overridden else {}
 
     def build(hp: HyperParameters) -> None:
         model = hypermodel.build(hp)
-        check_model(model)
+        check_model(model, compiled=not fit_overridden)
         if hasattr(hypermodel, "declare_hyperparameters"):
             hypermodel.declare_hyperparameters(hp)
         if fit_overridden:
             try:
-                hypermodel.fit(hp, _FitRecorder(model), x=None, y=None, epochs=1, verbose=0)
+                hypermodel.fit(hp, _FitRecorder(model), **fit_kwargs)
             except Exception:  # noqa: BLE001 — only the declarations before the failure matter
                 pass
 
@@ -210,3 +221,33 @@ def record_hypermodel(hypermodel: HyperModel) -> SearchSpace:
         return record_space(build)
     finally:
         keras.backend.clear_session()
+
+
+def _recording_fit_kwargs(user: Any, sample: Any) -> dict[str, Any]:
+    """Arguments for recording a ``fit`` override: the sample's rows, as a search passes them."""
+    import inspect
+
+    import numpy as np
+
+    x = y = validation = None
+    if sample is not None:
+        x, y, validation = sample
+        if x is not None and y is not None and not isinstance(x, dict):
+            y = np.asarray(y)[: len(x)]
+        if validation is not None and validation[0] is not None:
+            validation = (validation[0], np.asarray(validation[1])[: len(validation[0])])
+    kwargs: dict[str, Any] = {
+        "x": x,
+        "y": y,
+        "validation_data": validation,
+        "callbacks": [],
+        "epochs": 1,
+        "verbose": 0,
+    }
+    try:
+        parameters = inspect.signature(user.fit).parameters
+    except (TypeError, ValueError):
+        return kwargs
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values()):
+        return kwargs
+    return {k: v for k, v in kwargs.items() if k in parameters}

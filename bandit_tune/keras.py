@@ -189,6 +189,8 @@ class ReportCallback(keras.callbacks.Callback):
         self.max_epochs = max_epochs
         self.extra = dict(extra or {})
         self.last_epoch = 0
+        #: The epoch of the last checkpoint reported (0: none yet).
+        self.last_checkpoint = 0
         self.last_logs: dict[str, float] = {}
         self.diverged = False
         self._epoch_started = 0.0
@@ -238,6 +240,7 @@ class ReportCallback(keras.callbacks.Callback):
         if self._wants_checkpoint(done):
             with tempfile.TemporaryDirectory() as directory:
                 save_arm(self.model, directory, done, metrics, self.best, self.companions)
+                self.last_checkpoint = done
                 if self.on_checkpoint is not None and done != self._final_epoch():
                     self.on_checkpoint(done)
                 tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(directory))

@@ -318,3 +318,79 @@ def test_early_stopping_patience_survives_a_pause():
     fresh = copy.deepcopy(original)  # without the saved state it would count from 0 again
     again = model.fit(x, y, initial_epoch=3, epochs=9, callbacks=[fresh], verbose=0)
     assert len(again.history["loss"]) == 4
+
+
+class _CustomLoop(kt.HyperModel):
+    """keras-tuner's guide "Tune hyperparameters in your custom training loop", on digits."""
+
+    def build(self, hp):
+        import keras
+
+        inputs = keras.Input(shape=(8, 8))
+        x = keras.layers.Flatten()(inputs)
+        x = keras.layers.Dense(units=hp.Choice("units", [16, 32]), activation="relu")(x)
+        outputs = keras.layers.Dense(units=10)(x)
+        return keras.Model(inputs=inputs, outputs=outputs)  # not compiled: fit trains it
+
+    def fit(self, hp, model, x, y, validation_data, callbacks=None, **kwargs):
+        import keras
+        import tensorflow as tf
+
+        batch_size = hp.Int("batch_size", 32, 64, step=32, default=64)
+        train_ds = tf.data.Dataset.from_tensor_slices((x, y)).batch(batch_size)
+        validation_ds = tf.data.Dataset.from_tensor_slices(validation_data).batch(batch_size)
+        optimizer = keras.optimizers.Adam(hp.Float("learning_rate", 1e-3, 1e-2, sampling="log"))
+        loss_fn = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+        epoch_loss_metric = keras.metrics.Mean()
+
+        @tf.function
+        def run_train_step(images, labels):
+            with tf.GradientTape() as tape:
+                loss = loss_fn(labels, model(images))
+            gradients = tape.gradient(loss, model.trainable_variables)
+            optimizer.apply_gradients(zip(gradients, model.trainable_variables))
+
+        @tf.function
+        def run_val_step(images, labels):
+            epoch_loss_metric.update_state(loss_fn(labels, model(images)))
+
+        for callback in callbacks:
+            callback.set_model(model)
+        best_epoch_loss = float("inf")
+        for epoch in range(3):
+            for images, labels in train_ds:
+                run_train_step(images, labels)
+            for images, labels in validation_ds:
+                run_val_step(images, labels)
+            epoch_loss = float(epoch_loss_metric.result().numpy())
+            for callback in callbacks:
+                callback.on_epoch_end(epoch, logs={"my_metric": epoch_loss})
+            epoch_loss_metric.reset_state()
+            best_epoch_loss = min(best_epoch_loss, epoch_loss)
+        return best_epoch_loss
+
+
+@pytest.mark.ray
+def test_a_custom_training_loop_reports_every_epoch_to_the_policy(
+    ray_local, digits_small, tmp_path
+):
+    (x, y), (xv, yv), _ = digits_small
+    tuner = kt.RandomSearch(
+        objective=kt.Objective("my_metric", "min"),
+        max_trials=2,
+        hypermodel=_CustomLoop(),
+        max_epochs=3,
+        seed=0,
+        directory=str(tmp_path),
+        project_name="custom_training",
+        overwrite=True,
+        verbose=0,
+    )
+    tuner.search(x=x, y=y, validation_data=(xv, yv))
+    assert set(tuner.space_.params) == {"units", "batch_size", "learning_rate"}
+    for history in tuner._histories.values():
+        assert list(history["epoch"]) == [1, 2, 3]  # every epoch reached the policy
+    best = tuner.get_best_hyperparameters()[0]
+    assert best.get("units") in (16, 32)
+    model = tuner.get_best_models()[0]  # restored from the arm's last checkpoint
+    assert model.count_params() > 0
