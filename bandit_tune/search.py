@@ -823,6 +823,10 @@ class BanditTuner:
         self.results_, self._histories = arm_table(
             self.scheduler_, self.result_grid_, objective, names, max_epochs, steps
         )
+        for param in self.space_:
+            if param.kind == "fixed" and len(self.results_):
+                # a model-based searcher proposes only what varies: the constant is here too
+                self.results_[param.name] = [param.default] * len(self.results_)
         valid = self.results_["best_score"].notna()
         if not valid.any():
             errors = [e.strip() for e in self.results_["error"] if isinstance(e, str) and e.strip()]

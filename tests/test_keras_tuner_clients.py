@@ -186,6 +186,9 @@ def test_a_predeclared_space_without_new_entries(ray_local, digits_small, tmp_pa
     assert best[0].hyperparameters.values == tuner.best_params_
     assert best[0].metrics.get_best_value("val_accuracy") == tuner.best_score_
     assert set(tuner.oracle.trials) == set(tuner.results_["arm_id"])
+    best[0].summary()
+    assert tuner.project_dir == str(tmp_path / "declared")
+    assert tuner.hypermodel.build(best[0].hyperparameters).count_params() > 0
 
     # overwrite=False on a finished project: reloaded at construction, nothing trains
     def again():

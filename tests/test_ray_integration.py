@@ -374,8 +374,11 @@ def test_bayesian_optimization_with_hyperband_is_bohb_style(
 ):
     (x, y), (xv, yv), _ = digits_small
     policy = bandit_tune.policies.Hyperband(max_t=3, eta=3)
+    fixed = bandit_tune.HyperParameters()
+    fixed.Fixed("learning_rate", 1e-2)  # keras-tuner's override: TPE proposes units only
     tuner = bandit_tune.BayesianOptimization(
         build_model,
+        hyperparameters=fixed,
         objective="val_accuracy",
         max_trials=policy.n_arms,
         num_initial_points=2,
@@ -390,6 +393,8 @@ def test_bayesian_optimization_with_hyperband_is_bohb_style(
     assert len(tuner.results_) == policy.n_arms == 5
     assert int(tuner.results_["epochs"].sum()) == policy.budget
     assert set(tuner.results_["units"]) <= {16, 32, 48, 64}
+    assert set(tuner.results_["learning_rate"]) == {1e-2}
+    assert tuner.get_best_models()[0].optimizer.learning_rate.numpy() == pytest.approx(1e-2)
 
 
 def test_cross_validated_arms_are_halved_on_the_fold_mean(
