@@ -749,6 +749,8 @@ class BanditTuner:
                 started=limits.started,
             )
             scheduler.listeners.append(progress)
+            #: The live display of the last search (its ``best`` is ``results_``' first arm).
+            self.progress_ = progress
         try:
             with (
                 progress,

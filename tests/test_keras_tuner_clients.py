@@ -397,3 +397,45 @@ def test_a_custom_training_loop_reports_every_epoch_to_the_policy(
     assert best.get("units") in (16, 32)
     model = tuner.get_best_models()[0]  # restored from the arm's last checkpoint
     assert model.count_params() > 0
+
+
+@pytest.mark.ray
+def test_tied_arms_one_best_arm_in_the_live_display_results_and_models(
+    ray_local, digits_small, tmp_path
+):
+    """Blank images of one class: every arm reaches val_accuracy 1.0 after its first step."""
+    import io
+
+    (x, y), (xv, yv), _ = digits_small
+    tuner = kt.RandomSearch(
+        _build_model,
+        objective="val_accuracy",
+        max_trials=4,
+        max_epochs=2,
+        seed=0,
+        directory=str(tmp_path),
+        project_name="ties",
+        verbose=1,
+    )
+    import contextlib
+
+    with contextlib.redirect_stdout(io.StringIO()), pytest.warns(UserWarning, match="chance"):
+        tuner.search(
+            np.zeros_like(x),
+            np.full_like(y, 3),
+            validation_data=(np.zeros_like(xv), np.full_like(yv, 3)),
+        )
+    results = tuner.results_
+    top = results[results["best_score"] == 1.0]
+    assert len(top) == len(results) == 4  # every arm ties on the objective
+    best = results.iloc[0]
+    # broken by the val_loss at the best epoch, then by epochs trained
+    expected = min(top.itertuples(), key=lambda r: (r.best_epoch_loss, -r.epochs))
+    assert best["arm_id"] == expected.arm_id
+    assert tuner.progress_.best[1] == best["arm_id"]  # the live display's best
+    assert tuner.oracle.get_best_trials()[0].trial_id == best["arm_id"]
+    assert tuner.get_best_hyperparameters()[0].values == tuner.best_params_
+    model = tuner.get_best_models()[0]
+    assert model.count_params() == tuner.hypermodel.build(
+        tuner.get_best_hyperparameters()[0]
+    ).count_params()
