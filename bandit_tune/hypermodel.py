@@ -117,6 +117,73 @@ class TunerHyperModel(HyperModel):
         return self.inner.fit(hp, model, *args, **kwargs)
 
 
+class _ArmTrial:
+    """What a ``Tuner.run_trial`` override gets as ``trial``: keras-tuner's attributes."""
+
+    def __init__(self, hyperparameters: HyperParameters, trial_id: str = "arm") -> None:
+        self.trial_id = trial_id
+        self.hyperparameters = hyperparameters
+
+
+class RunTrialHyperModel(HyperModel):
+    """A hypermodel whose ``fit`` is a tuner subclass's ``run_trial`` override.
+
+    keras-tuner's way to change how each trial trains: ``run_trial(trial, *args,
+    **kwargs)`` gets the trial (with ``trial.hyperparameters``) and the search's
+    data and fit arguments; ``super().run_trial(trial, *args, **kwargs)`` trains
+    the arm's model with them (bandit_tune's reporting callbacks in ``callbacks``,
+    so the policy sees every epoch). The override runs in the arm's worker on an
+    instance of the tuner class made without ``__init__`` (``self.hypermodel`` is
+    set); declarations it makes are recorded with the space. An override that
+    trains by itself and returns a number (or a dict of metrics) without
+    reporting epochs has that value reported once, as the arm's only epoch.
+    """
+
+    def __init__(self, inner: HyperModel, tuner_class: type) -> None:
+        super().__init__(getattr(inner, "name", None))
+        self.inner = inner
+        self.tuner_class = tuner_class
+
+    def build(self, hp: HyperParameters) -> Any:
+        """The inner hypermodel's model."""
+        return self.inner.build(hp)
+
+    def declare_hyperparameters(self, hp: HyperParameters) -> None:
+        """The inner hypermodel's, if it has them."""
+        declare = getattr(self.inner, "declare_hyperparameters", None)
+        if callable(declare):
+            declare(hp)
+
+    def fit(self, hp: HyperParameters, model: Any, *args: Any, **kwargs: Any) -> Any:
+        """Run the tuner's ``run_trial`` override for this arm's model."""
+        inner = self.inner
+        tuner = self.tuner_class.__new__(self.tuner_class)
+        tuner.hypermodel = inner
+        tuner._arm_fit = lambda values, a, k: inner.fit(values, model, *a, **k)
+        x, y = kwargs.pop("x", None), kwargs.pop("y", None)
+        callbacks = list(kwargs.get("callbacks") or [])
+        out = tuner.run_trial(_ArmTrial(hp), x, y, *args, **kwargs)
+        _report_returned(out, model, callbacks)
+        return out
+
+
+def _report_returned(out: Any, model: Any, callbacks: list[Any]) -> None:
+    """Report a run_trial's returned score when it reported no epoch itself."""
+    from bandit_tune.keras import ReportCallback
+
+    reporter = next((c for c in callbacks if isinstance(c, ReportCallback)), None)
+    if reporter is None or reporter.last_epoch or reporter.objective is None:
+        return
+    if isinstance(out, (int, float)) and not isinstance(out, bool):
+        logs = {reporter.objective[0]: float(out)}
+    elif isinstance(out, dict):
+        logs = {k: float(v) for k, v in out.items() if isinstance(v, (int, float))}
+    else:
+        return
+    reporter.set_model(model)
+    reporter.on_epoch_end(0, logs)
+
+
 def unwrap(hypermodel: Any) -> Any:
     """The user's hypermodel inside a :class:`TunerHyperModel` (else ``hypermodel``)."""
     return hypermodel.inner if isinstance(hypermodel, TunerHyperModel) else hypermodel

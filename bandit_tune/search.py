@@ -230,14 +230,6 @@ class BanditTuner:
             )
         if kwargs:
             _refuse_unsupported(type(self).__name__, kwargs)
-        if type(self).run_trial is not BanditTuner.run_trial:
-            raise TypeError(
-                f"{type(self).__name__} overrides run_trial (keras-tuner's custom training "
-                "loop), which bandit_tune does not call: the policy decides after every epoch, "
-                "so an arm's training must report each one. Override HyperModel.fit(hp, model, "
-                "*args, **kwargs) instead: it gets the callbacks that report every epoch; pass "
-                "them to model.fit, or call them from your own loop"
-            )
         if tuner_id is not None and not isinstance(tuner_id, str):
             raise ValueError(f"tuner_id must be a string, got {tuner_id!r}")
         self.tuner_id = tuner_id or "tuner0"
@@ -298,6 +290,11 @@ class BanditTuner:
         self.tune_new_entries, self.allow_new_entries = tune_new_entries, allow_new_entries
         self.optimizer, self.loss, self.metrics = optimizer, loss, metrics
         self.hypermodel = as_hypermodel(hypermodel)
+        if type(self).run_trial is not BanditTuner.run_trial:
+            # keras-tuner's way to change how each trial trains: it runs in the arm's worker
+            from bandit_tune.hypermodel import RunTrialHyperModel
+
+            self.hypermodel = RunTrialHyperModel(self.hypermodel, type(self))
         if hyperparameters is not None or any(
             v is not None for v in (optimizer, loss, metrics, max_model_size)
         ):
@@ -645,10 +642,25 @@ class BanditTuner:
     fit = search
 
     def run_trial(self, trial: Any, *args: Any, **kwargs: Any) -> Any:
-        """keras-tuner's per-trial hook: not called (see the error when a subclass overrides it)."""
-        raise NotImplementedError(
-            "bandit_tune trains arms through Ray Tune; override HyperModel.fit instead"
-        )
+        """Train one arm's model on ``args``/``kwargs`` (keras-tuner's per-trial hook).
+
+        Override it as in keras-tuner, e.g. to tune a fit argument::
+
+            class MyTuner(bandit_tune.RandomSearch):
+                def run_trial(self, trial, *args, **kwargs):
+                    kwargs["batch_size"] = trial.hyperparameters.Int("batch_size", 32, 128, step=32)
+                    return super().run_trial(trial, *args, **kwargs)
+
+        The override runs in the arm's worker (see
+        :class:`~bandit_tune.hypermodel.RunTrialHyperModel`); this base method fits the
+        arm's model there, with the callbacks that report every epoch to the policy.
+        """
+        fit = getattr(self, "_arm_fit", None)
+        if fit is None:
+            raise RuntimeError(
+                "run_trial trains an arm inside search(); call search() instead of run_trial"
+            )
+        return fit(trial.hyperparameters, args, kwargs)
 
     def _slots(self, resources: dict[str, Any]) -> int:
         """Arms that train at once: ``max_concurrent``, else what the resources allow."""

@@ -236,13 +236,8 @@ def test_keras_tuner_arguments_out_of_scope_name_the_way_instead():
         kt.RandomSearch(_declares, oracle=object())
     with pytest.raises(TypeError, match=r"unexpected arguments \['colour'\]"):
         kt.RandomSearch(_declares, colour="red")
-
-    class CustomLoop(kt.RandomSearch):
-        def run_trial(self, trial, *args, **kwargs):
-            return {}
-
-    with pytest.raises(TypeError, match="overrides run_trial.*HyperModel.fit"):
-        CustomLoop(_declares)
+    with pytest.raises(RuntimeError, match="inside search"):
+        kt.RandomSearch(_declares).run_trial(None)
     with pytest.raises(ValueError, match="max_consecutive_failed_trials must be"):
         kt.RandomSearch(_declares, max_consecutive_failed_trials=0)
     with pytest.raises(ValueError, match="max_model_size must be"):
@@ -436,6 +431,61 @@ def test_tied_arms_one_best_arm_in_the_live_display_results_and_models(
     assert tuner.oracle.get_best_trials()[0].trial_id == best["arm_id"]
     assert tuner.get_best_hyperparameters()[0].values == tuner.best_params_
     model = tuner.get_best_models()[0]
-    assert model.count_params() == tuner.hypermodel.build(
-        tuner.get_best_hyperparameters()[0]
-    ).count_params()
+    assert (
+        model.count_params()
+        == tuner.hypermodel.build(tuner.get_best_hyperparameters()[0]).count_params()
+    )
+
+
+class _BatchSizeTuner(kt.RandomSearch):
+    """keras-tuner's documented run_trial override: tune a fit argument."""
+
+    def run_trial(self, trial, *args, **kwargs):
+        kwargs["batch_size"] = trial.hyperparameters.Choice("batch_size", [16, 128])
+        return super().run_trial(trial, *args, **kwargs)
+
+
+class _OwnScoreTuner(kt.RandomSearch):
+    """A run_trial that trains by itself and returns the score (keras-tuner allows it)."""
+
+    def run_trial(self, trial, x, y, validation_data=None, **kwargs):
+        model = self.hypermodel.build(trial.hyperparameters)
+        model.fit(x, y, epochs=1, verbose=0)
+        return float(model.evaluate(*validation_data, verbose=0)[1])
+
+
+@pytest.mark.ray
+def test_run_trial_overrides_run_in_the_arms(ray_local, digits_small, tmp_path):
+    (x, y), (xv, yv), _ = digits_small
+    tuner = _BatchSizeTuner(
+        _build_model,
+        objective="val_accuracy",
+        max_trials=3,
+        max_epochs=2,
+        seed=1,
+        directory=str(tmp_path),
+        project_name="run_trial",
+        verbose=0,
+    )
+    tuner.search(x, y, validation_data=(xv, yv))
+    assert "batch_size" in tuner.space_.params  # declared in run_trial, recorded
+    assert tuner.results_["batch_size"].nunique() == 2
+    for arm_id, history in tuner._histories.items():
+        assert list(history["epoch"]) == [1, 2]  # every epoch reached the policy
+        batch = tuner.results_.set_index("arm_id").loc[arm_id, "batch_size"]
+        steps = int(history["optimizer_iterations"].iloc[-1])
+        assert steps == 2 * -(-len(x) // batch)  # trained with the tuned batch size
+
+    own = _OwnScoreTuner(
+        _build_model,
+        objective="val_accuracy",
+        max_trials=2,
+        max_epochs=1,
+        seed=0,
+        directory=str(tmp_path),
+        project_name="own_score",
+        verbose=0,
+    )
+    own.search(x, y, validation_data=(xv, yv))
+    assert own.results_["best_score"].notna().all()  # the returned value is the score
+    assert (own.results_["epochs"] == 1).all()
