@@ -186,6 +186,12 @@ def test_a_predeclared_space_without_new_entries(ray_local, digits_small, tmp_pa
     assert best[0].hyperparameters.values == tuner.best_params_
     assert best[0].metrics.get_best_value("val_accuracy") == tuner.best_score_
     assert set(tuner.oracle.trials) == set(tuner.results_["arm_id"])
+    assert tuner.oracle.get_trial(best[0].trial_id).score == best[0].score
+    assert [p.name for p in tuner.oracle.get_space().space] == ["num_layers", "learning_rate"]
+    history = tuner._histories[best[0].trial_id]
+    assert best[0].metrics.get_last_value("val_accuracy") == history["val_accuracy"].iloc[-1]
+    with pytest.raises(KeyError, match="no trial 'nope'"):
+        tuner.oracle.get_trial("nope")
     best[0].summary()
     assert tuner.project_dir == str(tmp_path / "declared")
     assert tuner.hypermodel.build(best[0].hyperparameters).count_params() > 0
