@@ -21,12 +21,20 @@ from typing import Any
 _EARLY_STOPPING_STATE = ("wait", "best", "best_epoch", "stopped_epoch")
 
 
+def _keras_kind(callback: Any) -> str | None:
+    """The Keras callback class among those handled here that ``callback`` is (or extends)."""
+    for cls in type(callback).__mro__:
+        if (
+            cls.__name__ in ("TensorBoard", "ModelCheckpoint", "EarlyStopping")
+            and "keras" in cls.__module__
+        ):
+            return cls.__name__
+    return None
+
+
 def _kind(callback: Any) -> str | None:
     name = type(callback).__name__
-    for cls in type(callback).__mro__:
-        if cls.__name__ in ("TensorBoard", "ModelCheckpoint") and "keras" in cls.__module__:
-            return cls.__name__
-    return None if name not in ("TensorBoard", "ModelCheckpoint") else name
+    return _keras_kind(callback) or (name if name in ("TensorBoard", "ModelCheckpoint") else None)
 
 
 def absolute_paths(callbacks: list[Any]) -> list[Any]:
@@ -110,10 +118,7 @@ def callback_states(callbacks: list[Any]) -> list[dict[str, Any] | None]:
 
 
 def _is_early_stopping(callback: Any) -> bool:
-    return any(
-        cls.__name__ == "EarlyStopping" and "keras" in cls.__module__
-        for cls in type(callback).__mro__
-    )
+    return _keras_kind(callback) == "EarlyStopping"
 
 
 def restore_states(callbacks: list[Any], states: list[dict[str, Any] | None]) -> Any:

@@ -66,7 +66,29 @@ def as_hypermodel(hypermodel: Any) -> HyperModel:
     )
 
 
-class TunerHyperModel(HyperModel):
+class _Wrapping(HyperModel):
+    """A hypermodel around another: builds, declares and fits with it unless overridden."""
+
+    def __init__(self, inner: HyperModel) -> None:
+        super().__init__(getattr(inner, "name", None))
+        self.inner = inner
+
+    def build(self, hp: HyperParameters) -> Any:
+        """The inner hypermodel's model."""
+        return self.inner.build(hp)
+
+    def declare_hyperparameters(self, hp: HyperParameters) -> None:
+        """The inner hypermodel's, if it has them."""
+        declare = getattr(self.inner, "declare_hyperparameters", None)
+        if callable(declare):
+            declare(hp)
+
+    def fit(self, hp: HyperParameters, model: Any, *args: Any, **kwargs: Any) -> Any:
+        """The inner hypermodel's ``fit``."""
+        return self.inner.fit(hp, model, *args, **kwargs)
+
+
+class TunerHyperModel(_Wrapping):
     """A hypermodel with a keras-tuner tuner's own options applied to every model it builds.
 
     ``hyperparameters`` is declared first in every ``hp`` (its declarations win over
@@ -89,9 +111,8 @@ class TunerHyperModel(HyperModel):
         metrics: Any = None,
         max_model_size: int | None = None,
     ) -> None:
-        super().__init__(getattr(inner, "name", None))
+        super().__init__(inner)
         self.max_model_size = max_model_size
-        self.inner = inner
         self.hyperparameters = hyperparameters
         self.tune_new_entries = tune_new_entries
         self.allow_new_entries = allow_new_entries
@@ -106,16 +127,6 @@ class TunerHyperModel(HyperModel):
             return model
         return recompile(model, self.optimizer, self.loss, self.metrics)
 
-    def declare_hyperparameters(self, hp: HyperParameters) -> None:
-        """The inner hypermodel's, if it has them."""
-        declare = getattr(self.inner, "declare_hyperparameters", None)
-        if callable(declare):
-            declare(hp)
-
-    def fit(self, hp: HyperParameters, model: Any, *args: Any, **kwargs: Any) -> Any:
-        """The inner hypermodel's ``fit``."""
-        return self.inner.fit(hp, model, *args, **kwargs)
-
 
 class _ArmTrial:
     """What a ``Tuner.run_trial`` override gets as ``trial``: keras-tuner's attributes."""
@@ -125,7 +136,7 @@ class _ArmTrial:
         self.hyperparameters = hyperparameters
 
 
-class RunTrialHyperModel(HyperModel):
+class RunTrialHyperModel(_Wrapping):
     """A hypermodel whose ``fit`` is a tuner subclass's ``run_trial`` override.
 
     keras-tuner's way to change how each trial trains: ``run_trial(trial, *args,
@@ -140,19 +151,8 @@ class RunTrialHyperModel(HyperModel):
     """
 
     def __init__(self, inner: HyperModel, tuner_class: type) -> None:
-        super().__init__(getattr(inner, "name", None))
-        self.inner = inner
+        super().__init__(inner)
         self.tuner_class = tuner_class
-
-    def build(self, hp: HyperParameters) -> Any:
-        """The inner hypermodel's model."""
-        return self.inner.build(hp)
-
-    def declare_hyperparameters(self, hp: HyperParameters) -> None:
-        """The inner hypermodel's, if it has them."""
-        declare = getattr(self.inner, "declare_hyperparameters", None)
-        if callable(declare):
-            declare(hp)
 
     def fit(self, hp: HyperParameters, model: Any, *args: Any, **kwargs: Any) -> Any:
         """Run the tuner's ``run_trial`` override for this arm's model."""

@@ -234,34 +234,11 @@ class BanditTuner:
             raise ValueError(f"tuner_id must be a string, got {tuner_id!r}")
         self.tuner_id = tuner_id or "tuner0"
         self._finished = False
-        if max_consecutive_failed_trials is not None and (
-            isinstance(max_consecutive_failed_trials, bool)
-            or not isinstance(max_consecutive_failed_trials, int)
-            or max_consecutive_failed_trials < 1
-        ):
-            raise ValueError(
-                "max_consecutive_failed_trials must be an integer >= 1 or None, got "
-                f"{max_consecutive_failed_trials!r}"
-            )
-        self.max_consecutive_failed_trials = max_consecutive_failed_trials
-        if max_model_size is not None and (
-            isinstance(max_model_size, bool)
-            or not isinstance(max_model_size, int)
-            or max_model_size < 1
-        ):
-            raise ValueError(
-                f"max_model_size must be an integer >= 1 or None, got {max_model_size!r}"
-            )
-        self.max_model_size = max_model_size
-        if (
-            isinstance(executions_per_trial, bool)
-            or not isinstance(executions_per_trial, int)
-            or executions_per_trial < 1
-        ):
-            raise ValueError(
-                f"executions_per_trial must be an integer >= 1, got {executions_per_trial!r}"
-            )
-        self.executions_per_trial = executions_per_trial
+        self.max_consecutive_failed_trials = _at_least_one(
+            "max_consecutive_failed_trials", max_consecutive_failed_trials, optional=True
+        )
+        self.max_model_size = _at_least_one("max_model_size", max_model_size, optional=True)
+        self.executions_per_trial = _at_least_one("executions_per_trial", executions_per_trial)
         for label, flag in (
             ("tune_new_entries", tune_new_entries),
             ("allow_new_entries", allow_new_entries),
@@ -1192,6 +1169,16 @@ class BanditTuner:
 
 #: ``cv`` of a search whose arms train ``executions_per_trial`` models on one split.
 EXECUTIONS = "executions"
+
+
+def _at_least_one(label: str, value: Any, optional: bool = False) -> Any:
+    """``value`` if it is an integer >= 1 (or ``None`` when ``optional``); else ValueError."""
+    if optional and value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        allowed = " or None" if optional else ""
+        raise ValueError(f"{label} must be an integer >= 1{allowed}, got {value!r}")
+    return value
 
 
 class _Saved:

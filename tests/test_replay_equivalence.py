@@ -47,6 +47,15 @@ POLICIES = {
 BUDGETS = [("none", None, None), ("epochs", 30, None), ("seconds", None, 24.0)]
 
 
+def _budget(name, budget):
+    """``(epoch budget, seconds budget, the policy's planned epochs)`` of a case."""
+    _, epochs, seconds_budget = budget
+    plan = epochs or 200
+    if name == "hyperband" and seconds_budget is None and epochs is None:
+        plan = None  # Hyperband's own cycle of brackets
+    return epochs, seconds_budget, plan
+
+
 def _curves():
     rng = np.random.default_rng(7)
     arms = 9
@@ -79,11 +88,8 @@ ONE_WORKER = (
     "name, budget", ONE_WORKER, ids=[f"{name}-{budget[0]}" for name, budget in ONE_WORKER]
 )
 def test_replay_and_ray_make_the_same_decisions(ray_local, tmp_path, name, budget):
-    _, epochs, seconds_budget = budget
+    epochs, seconds_budget, plan = _budget(name, budget)
     curves, seconds = _curves()
-    plan = epochs or 200
-    if name == "hyperband" and seconds_budget is None and epochs is None:
-        plan = None
     simulated = simulate(
         POLICIES[name](plan),
         curves,
@@ -178,11 +184,8 @@ def test_two_workers_make_the_simulators_decisions_in_its_order(ray_local, tmp_p
 
     import ray
 
-    _, epochs, seconds_budget = budget
+    epochs, seconds_budget, plan = _budget(name, budget)
     curves, seconds = _curves()
-    plan = epochs or 200
-    if name == "hyperband" and seconds_budget is None and epochs is None:
-        plan = None
     simulation = Simulation(
         POLICIES[name](plan),
         curves,
