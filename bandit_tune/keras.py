@@ -269,5 +269,8 @@ def configure_threads(cpus: int) -> None:
 
         tf.config.threading.set_intra_op_parallelism_threads(max(1, int(cpus)))
         tf.config.threading.set_inter_op_parallelism_threads(1)
+        # arms that share a GPU (gpus_per_arm < 1) must not each reserve all its memory
+        for gpu in tf.config.list_physical_devices("GPU"):
+            tf.config.experimental.set_memory_growth(gpu, True)
     except (RuntimeError, ValueError, ImportError):
         pass  # already initialised in this (reused) worker: keep its settings

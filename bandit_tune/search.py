@@ -123,8 +123,10 @@ class BanditTuner:
         directory: results go to ``directory/project_name``.
         project_name: see ``directory``.
         overwrite: start afresh, deleting earlier results of the project.
-        cpus_per_arm: CPUs one arm uses (also its TensorFlow threads).
-        gpus_per_arm: GPUs one arm uses.
+        cpus_per_arm: CPUs one arm uses (also its TensorFlow threads, at least 1). A
+            fraction packs arms: ``0.5`` trains two arms per CPU.
+        gpus_per_arm: GPUs one arm uses; ``0.25`` packs four arms on one GPU (each
+            arm's TensorFlow then allocates GPU memory as it grows).
         max_concurrent: arms training at once (default: as many as resources allow).
         address: join this Ray cluster instead of starting a local Ray.
         max_retries_per_trial: retries of a failing arm (Ray's ``max_failures``).
@@ -299,8 +301,8 @@ class BanditTuner:
             "untitled_project" if project_name is None else project_name
         )
         self.overwrite = overwrite
-        self.cpus_per_arm = cpus_per_arm
-        self.gpus_per_arm = gpus_per_arm
+        self.cpus_per_arm = _resource_share("cpus_per_arm", cpus_per_arm, zero=False)
+        self.gpus_per_arm = _resource_share("gpus_per_arm", gpus_per_arm, zero=True)
         self.max_concurrent = max_concurrent
         self.address = address
         self.max_retries_per_trial = max_retries_per_trial
@@ -641,11 +643,9 @@ class BanditTuner:
 
     def _slots(self, resources: dict[str, Any]) -> int:
         """Arms that train at once: ``max_concurrent``, else what the resources allow."""
-        slots = self.max_concurrent or max(
-            1, int(resources.get("CPU", 1) // max(self.cpus_per_arm, 1e-9))
-        )
+        slots = self.max_concurrent or max(1, _fits(resources.get("CPU", 1), self.cpus_per_arm))
         if self.gpus_per_arm:
-            slots = min(slots, int(resources.get("GPU", 0) // self.gpus_per_arm) or 1)
+            slots = min(slots, _fits(resources.get("GPU", 0), self.gpus_per_arm) or 1)
         return int(slots)
 
     def _scheduler(
@@ -1179,6 +1179,32 @@ def _at_least_one(label: str, value: Any, optional: bool = False) -> Any:
         allowed = " or None" if optional else ""
         raise ValueError(f"{label} must be an integer >= 1{allowed}, got {value!r}")
     return value
+
+
+def _resource_share(label: str, value: Any, zero: bool) -> float:
+    """A CPU or GPU count per arm as Ray takes it: a fraction below 1 packs arms on a device.
+
+    Ray reserves fractions of one device (``0.25``: four arms share a GPU) but only
+    whole devices above one, and counts in steps of 1/10,000.
+    """
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise ValueError(f"{label} must be a number, got {value!r}")
+    if value < 0 or (value == 0 and not zero):
+        least = ">= 0" if zero else "> 0"
+        raise ValueError(f"{label} must be {least}, got {value!r}")
+    if value > 1 and value != int(value):
+        raise ValueError(
+            f"{label}={value!r}: above 1 it must be a whole number (Ray reserves a fraction "
+            "of one device, to pack several arms on it, or whole devices)"
+        )
+    if 0 < value < 1e-4:
+        raise ValueError(f"{label}={value!r} is below Ray's smallest share, 0.0001")
+    return float(value) if value < 1 else int(value)
+
+
+def _fits(total: float, share: float) -> int:
+    """How many arms of ``share`` fit in ``total`` (as Ray counts: in 1/10,000ths)."""
+    return int(round(float(total) * 10_000)) // max(1, int(round(share * 10_000)))
 
 
 class _Saved:

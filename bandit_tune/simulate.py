@@ -51,6 +51,11 @@ class SimulationResult:
         best_score: that score.
         epochs_used: total epochs trained.
         seconds: simulated wall-clock seconds.
+        best_found_at: simulated seconds when :attr:`best_score` was first reached.
+        busy_seconds: worker-seconds spent training (lost epochs included).
+        worker_seconds: worker-seconds the workers were there (a lost worker is
+            not there until its replacement comes).
+        workers_lost: workers lost during the replay (``worker_loss``).
     """
 
     trace: list[tuple[int, float, float]] = field(default_factory=list)
@@ -60,6 +65,17 @@ class SimulationResult:
     best_score: float = -math.inf
     epochs_used: int = 0
     seconds: float = 0.0
+    best_found_at: float = 0.0
+    busy_seconds: float = 0.0
+    worker_seconds: float = 0.0
+    workers_lost: int = 0
+
+    @property
+    def idle_share(self) -> float:
+        """The share of the workers' time they had no arm to train (0 to 1)."""
+        if self.worker_seconds <= 0:
+            return 0.0
+        return max(0.0, 1.0 - self.busy_seconds / self.worker_seconds)
 
 
 def simulate(
@@ -71,6 +87,9 @@ def simulate(
     seed: int | None = None,
     max_arms: int | None = None,
     time_budget: float | None = None,
+    worker_speed: Any = None,
+    worker_loss: float = 0.0,
+    worker_restart: float = 60.0,
 ) -> SimulationResult:
     """Replay recorded learning curves through ``policy``, as the Ray scheduler drives it.
 
@@ -85,17 +104,28 @@ def simulate(
         n_workers: arms trained at the same time.
         budget: epochs in all (the tuner's ``max_total_epochs``; ``None``: until the
             policy is done).
-        seconds: seconds per epoch, a scalar or an array shaped like ``curves``
-            (default: the recorded seconds, else 1.0).
+        seconds: seconds per epoch, a scalar, one value per arm (an arm's speed) or
+            an array shaped like ``curves`` (default: the recorded seconds, else 1.0).
         seed: shuffle the order in which arms are drawn (``None``: recorded order).
         max_arms: draw at most this many arms.
         time_budget: a wall-clock budget in (virtual) seconds, enforced and
             re-planned as the tuner's ``budget=`` is on Ray.
+        worker_speed: per worker, a factor on its epochs' seconds (``2.0``: a
+            worker half as fast); ``n_workers`` values. ``None``: all alike.
+        worker_loss: the chance that the worker training an epoch is lost during
+            it: the epoch is not reported, the arm is placed again from its last
+            epoch on another worker (as Ray retries it from its checkpoint), and
+            the worker's replacement joins ``worker_restart`` seconds later. Drawn
+            with ``seed`` (0 when ``None``), so a replay stays reproducible.
+        worker_restart: seconds until a lost worker's replacement joins.
 
     Returns:
         A :class:`SimulationResult` with the anytime trace and every decision.
     """
-    return Simulation(policy, curves, n_workers, budget, seconds, seed, max_arms, time_budget).run()
+    return Simulation(
+        policy, curves, n_workers, budget, seconds, seed, max_arms, time_budget,
+        worker_speed=worker_speed, worker_loss=worker_loss, worker_restart=worker_restart,
+    ).run()
 
 
 class Simulation:
@@ -118,6 +148,9 @@ class Simulation:
         seed: int | None = None,
         max_arms: int | None = None,
         time_budget: float | None = None,
+        worker_speed: Any = None,
+        worker_loss: float = 0.0,
+        worker_restart: float = 60.0,
     ) -> None:
         from bandit_tune.budget import Budget
         from bandit_tune.curves import as_curves
@@ -138,7 +171,15 @@ class Simulation:
         if seconds is None:
             seconds = recorded.seconds
         given = np.asarray(1.0 if seconds is None else seconds, dtype=float)
-        self.times = np.broadcast_to(given, self.scores.shape)
+        if given.ndim == 1 and self.scores.ndim == 2 and len(given) == self.scores.shape[0]:
+            given = given[:, None]  # one value per arm: its seconds per epoch
+        try:
+            self.times = np.broadcast_to(given, self.scores.shape)
+        except ValueError:
+            raise ValueError(
+                f"seconds must be a number, one value per arm ({self.scores.shape[0]}) or an "
+                f"array shaped like the curves {self.scores.shape}, got shape {given.shape}"
+            ) from None
         self._uneven = given.ndim > 0  # else every epoch takes the same time
         self._epoch = float(given) if given.ndim == 0 else 0.0
         order = list(range(self.scores.shape[0]))
@@ -146,6 +187,26 @@ class Simulation:
             order = [int(i) for i in np.random.default_rng(seed).permutation(len(order))]
         self.order = order[:max_arms] if max_arms is not None else order
         self.n_workers = n_workers
+        if worker_speed is None:
+            self.speed = [1.0] * n_workers
+        else:
+            self.speed = [float(v) for v in np.asarray(worker_speed, dtype=float).ravel()]
+            if len(self.speed) != n_workers or not all(
+                math.isfinite(v) and v > 0 for v in self.speed
+            ):
+                raise ValueError(
+                    f"worker_speed must be {n_workers} positive factors (one per worker), "
+                    f"got {worker_speed!r}"
+                )
+        if isinstance(worker_loss, bool) or not 0.0 <= float(worker_loss) < 1.0:
+            raise ValueError(f"worker_loss must be a chance in [0, 1), got {worker_loss!r}")
+        if not float(worker_restart) >= 0:
+            raise ValueError(f"worker_restart must be seconds >= 0, got {worker_restart!r}")
+        self.worker_loss, self.worker_restart = float(worker_loss), float(worker_restart)
+        self._loss_rng = np.random.default_rng(0 if seed is None else seed)
+        self.free: list[int] = list(range(n_workers))  # a heap of free worker indices
+        self.returning: list[tuple[float, int]] = []  # (when, worker) replacing a lost one
+        self._away = 0.0  # worker-seconds lost workers were gone
         self.now = 0.0
         limits = None
         if budget is not None or time_budget is not None:
@@ -158,7 +219,7 @@ class Simulation:
         self.runner = Runner(policy, mode="max", budget=limits, slots=n_workers, clock=self._clock)
         self.runner.extra_state = lambda: {"next_new": self.next_new, "now": self.now}
         self.next_new = 0
-        self.running: list[tuple[float, int, str]] = []  # (finish time, tie, arm)
+        self.running: list[tuple[float, int, str, int]] = []  # (finish, tie, arm, worker)
         self._rows: dict[str, int] = {}
         self._tie = 0
         self.result = SimulationResult()
@@ -172,16 +233,25 @@ class Simulation:
             row = self._rows[arm_id] = int(self.runner.arms[arm_id].config["arm"])
         return row
 
-    def _launch(self, arm_id: str) -> None:
+    def _launch(self, arm_id: str, worker: int | None = None) -> None:
         self._tie += 1
         step = self.runner.arms[arm_id].step
         duration = float(self.times[self._row(arm_id), step]) if self._uneven else self._epoch
+        if worker is None:
+            worker = heapq.heappop(self.free)
+        duration *= self.speed[worker]
+        self.result.busy_seconds += duration
+        heapq.heappush(self.running, (self.now + duration, self._tie, arm_id, worker))
 
-        heapq.heappush(self.running, (self.now + duration, self._tie, arm_id))
+    def _rejoin(self) -> None:
+        while self.returning and self.returning[0][0] <= self.now:
+            _, worker = heapq.heappop(self.returning)
+            heapq.heappush(self.free, worker)
 
     def _fill(self) -> None:
         runner = self.runner
-        while len(self.running) < self.n_workers:
+        self._rejoin()
+        while self.free:
             if runner.wake:  # running when the snapshot was taken: they go on first
                 self._launch(runner.wake.popleft())
                 continue
@@ -214,8 +284,23 @@ class Simulation:
         stopped, running, go_on = ArmState.STOPPED, ArmState.RUNNING, Decision.CONTINUE
         done = 0
         self._fill()
-        while self.running and (max_results is None or done < max_results):
-            self.now, _, arm_id = heapq.heappop(self.running)
+        while (self.running or self.returning) and (max_results is None or done < max_results):
+            if not self.running:  # every worker lost: wait for a replacement
+                before = self.now
+                self.now = self.returning[0][0]
+                self._fill()
+                if not self.running:
+                    self.now = before  # nothing was left to train
+                    break
+                continue
+            self.now, _, arm_id, worker = heapq.heappop(self.running)
+            if self.worker_loss and self._loss_rng.random() < self.worker_loss:
+                result.workers_lost += 1
+                heapq.heappush(self.returning, (self.now + self.worker_restart, worker))
+                self._away += self.worker_restart
+                runner.arm_failed(arm_id, retry=True)  # placed again from its last epoch
+                self._fill()
+                continue
             row = self._row(arm_id)
             arm = arms[arm_id]
             step = arm.step + 1
@@ -232,15 +317,21 @@ class Simulation:
             result.epochs[arm_id] = step
             if score > result.best_score and math.isfinite(score):
                 result.best_score, result.best_arm = score, arm_id
+                result.best_found_at = self.now
             result.trace.append((result.epochs_used, self.now, result.best_score))
             assert decision is not None  # a virtual worker never repeats a step
             result.decisions.append((arm_id, step, score, decision.value))
             if step >= lengths[row] and arm.state is not stopped:
                 runner.arm_ended(arm_id)  # ran out of curve
+                heapq.heappush(self.free, worker)
             elif decision is go_on and arm.state is running:
-                self._launch(arm_id)
+                self._launch(arm_id, worker)  # it goes on where it is
+            else:
+                heapq.heappush(self.free, worker)
             self._fill()
         result.seconds = self.now
+        away = sum(max(0.0, when - self.now) for when, _ in self.returning)
+        result.worker_seconds = self.n_workers * self.now - (self._away - away)
         return result
 
     def restore(self, state: dict[str, Any], result: SimulationResult | None = None) -> None:

@@ -48,3 +48,34 @@ class ScrambleWeightsAt(keras.callbacks.Callback):
                 [rng.normal(0, 5, size=w.shape).astype(w.dtype) for w in self.model.get_weights()]
             )
             self.model.stop_training = False
+
+
+class RecordPlacement(keras.callbacks.Callback):
+    """Appends a JSON line to ``path`` after every epoch: the arm's Ray resources, GPU ids,
+    node, process, when this fit began and when the epoch ended (a paused or stopped
+    arm's fit never reaches ``on_train_end``)."""
+
+    def __init__(self, path):
+        super().__init__()
+        self.path, self.row = path, {}
+
+    def on_train_begin(self, logs=None):
+        import time
+
+        import ray
+
+        context = ray.get_runtime_context()
+        self.row = {
+            "pid": os.getpid(),
+            "node": context.get_node_id(),
+            "resources": context.get_assigned_resources(),
+            "gpu_ids": [str(g) for g in ray.get_gpu_ids()],
+            "begin": time.time(),
+        }
+
+    def on_epoch_end(self, epoch, logs=None):
+        import json
+        import time
+
+        with open(self.path, "a") as f:
+            f.write(json.dumps({**self.row, "end": time.time()}) + "\n")

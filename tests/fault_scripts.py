@@ -61,7 +61,7 @@ def summary(tuner):
     }
 
 
-def hyperband(directory, address=None, retries=0, max_epochs=9):
+def hyperband(directory, address=None, retries=0, max_epochs=9, **kwargs):
     from conftest import small_build_model
 
     import bandit_tune
@@ -78,8 +78,14 @@ def hyperband(directory, address=None, retries=0, max_epochs=9):
         verbose=0,
         address=address,
         max_retries_per_trial=retries,
+        **kwargs,
     )
-    tuner.search(x, y, validation_data=(xv, yv), batch_size=50)
+    callbacks = []
+    if "gpus_per_arm" in kwargs:
+        from fault_callbacks import RecordPlacement
+
+        callbacks.append(RecordPlacement(os.path.join(directory, "placement.jsonl")))
+    tuner.search(x, y, validation_data=(xv, yv), batch_size=50, callbacks=callbacks)
     return tuner
 
 
@@ -93,15 +99,20 @@ def main():
 
 
 def cluster_run(directory, kill_node):
-    """A real 2-node Ray cluster on 127.0.0.1 (GCS + a raylet per node), a search on it."""
+    """A real 2-node Ray cluster on 127.0.0.1 (GCS + a raylet per node), a search on it.
+
+    Kept (not killed), each node advertises one GPU and the search packs arms:
+    half a CPU and a quarter GPU each (scheduling only: no GPU is needed).
+    """
     import threading
     import time
 
     import ray
     from ray.cluster_utils import Cluster
 
-    cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 1})
-    worker = cluster.add_node(num_cpus=1)
+    gpus = {} if kill_node else {"num_gpus": 1}
+    cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 1, **gpus})
+    worker = cluster.add_node(num_cpus=1, **gpus)
     try:
         cluster.wait_for_nodes()
         nodes = {"head": cluster.head_node.node_id, "worker": worker.node_id}
@@ -129,8 +140,13 @@ def cluster_run(directory, kill_node):
                         killed["at"] = len(on_worker)
 
             threading.Thread(target=watch, daemon=True).start()
-        tuner = hyperband(directory, address=cluster.address, retries=3)
+        packing = {} if kill_node else {"cpus_per_arm": 0.5, "gpus_per_arm": 0.25}
+        tuner = hyperband(directory, address=cluster.address, retries=3, **packing)
         out = summary(tuner)
+        placement = os.path.join(directory, "placement.jsonl")
+        if os.path.exists(placement):
+            with open(placement) as f:
+                out["placement"] = [json.loads(line) for line in f]
         out["nodes"] = nodes
         out["killed"] = killed.get("at")
         out["gcs"] = cluster.address

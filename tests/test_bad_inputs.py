@@ -264,6 +264,15 @@ CASES = [
         ValueError,
         "unknown curve set",
     ),
+    ("no CPU per arm", lambda: tuner(cpus_per_arm=0), ValueError, "cpus_per_arm must be > 0"),
+    ("negative GPUs", lambda: tuner(gpus_per_arm=-1), ValueError, "gpus_per_arm must be >= 0"),
+    (
+        "1.5 GPUs per arm",
+        lambda: tuner(gpus_per_arm=1.5),
+        ValueError,
+        "above 1 it must be a whole number",
+    ),
+    ("CPU share as text", lambda: tuner(cpus_per_arm="2"), ValueError, "must be a number"),
     (
         "run: model not file:function",
         lambda: _cli_load("model.py"),
@@ -295,6 +304,19 @@ def _cli_data(spec):
 def test_bad_input_is_refused_with_a_clear_message(make, error, message):
     with pytest.raises(error, match=message):
         make()
+
+
+@pytest.mark.parametrize(
+    ("cpus", "gpus", "resources", "slots"),
+    [
+        (0.1, 0, {"CPU": 1.0}, 10),  # 1.0 // 0.1 is 9.0 in floating point; Ray fits 10
+        (0.5, 0.25, {"CPU": 2.0, "GPU": 1.0}, 4),
+        (0.5, 0.25, {"CPU": 4.0, "GPU": 1.0}, 4),  # the GPU shares decide
+        (2, 0, {"CPU": 3.0}, 1),
+    ],
+)
+def test_fractional_shares_pack_as_many_arms_as_ray_fits(cpus, gpus, resources, slots):
+    assert tuner(cpus_per_arm=cpus, gpus_per_arm=gpus)._slots(resources) == slots
 
 
 def test_the_table_covers_at_least_25_cases():

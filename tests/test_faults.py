@@ -285,13 +285,35 @@ def _cluster(tmp_path, mode, timeout):
     return _summary(done.stdout + done.stderr)
 
 
-def test_search_on_a_two_node_cluster_uses_both_nodes(tmp_path):
+def test_search_on_a_two_node_cluster_packs_arms_on_both_nodes(tmp_path):
+    # one CPU and one (advertised) GPU per node; cpus_per_arm=0.5, gpus_per_arm=0.25
     out = _cluster(tmp_path, "keep", timeout=400)
     assert out["gcs"].startswith("127.0.0.1:")
     used = {seg[2] for segs in out["segments"].values() for seg in segs}
     assert used == {out["nodes"]["head"], out["nodes"]["worker"]}
     assert out["arms"] == 17 and sum(out["epochs"].values()) == 69
     assert all(out["epochs"][a] > 0 for a in out["epochs"])  # every arm has its results
+    epochs = out["placement"]  # one row per epoch trained
+    assert len(epochs) >= 69
+    for row in epochs:  # each arm held a quarter of its node's one GPU and half a CPU
+        assert row["gpu_ids"] == ["0"], row
+        assert {k: v for k, v in row["resources"].items() if k in ("CPU", "GPU")} == {
+            "CPU": 0.5,
+            "GPU": 0.25,
+        }, row
+    fits = {}  # (process, fit began) -> [node, began, last epoch ended]
+    for row in epochs:
+        fit = fits.setdefault((row["pid"], row["begin"]), [row["node"], row["begin"], 0.0])
+        fit[2] = max(fit[2], row["end"])
+    # two arms in two processes at once on one node: they shared its CPU and its GPU
+    spans = list(fits.items())
+    shared = [
+        (a, b)
+        for i, (a, (node_a, begin_a, end_a)) in enumerate(spans)
+        for b, (node_b, begin_b, end_b) in spans[i + 1 :]
+        if node_a == node_b and a[0] != b[0] and begin_a < end_b and begin_b < end_a
+    ]
+    assert shared, spans
 
 
 def test_losing_a_worker_node_mid_search_reschedules_its_arms(tmp_path):
