@@ -74,6 +74,8 @@ class BanditScheduler(TrialScheduler):
     """
 
     _supports_buffered_results = False  # the policy decides after every single result
+    #: Arms remembered per worker for :meth:`_here` (a worker keeps up to 64 models).
+    WORKER_INDEX = 128
 
     def __init__(
         self,
@@ -102,6 +104,8 @@ class BanditScheduler(TrialScheduler):
         # worker processes (pids) that paused or ended an arm, latest last: the next
         # arm Ray starts goes to such a worker, which may still hold paused models
         self._freed: collections.deque[Any] = collections.deque(maxlen=4)
+        # per worker process: the arms it paused or ended last (their models may be there)
+        self._by_worker: dict[Any, dict[str, None]] = {}
         #: Whether a freed worker's own paused arms are offered to the policy first
         #: (their Keras model may still be in its memory; a resume there skips the
         #: rebuild). Off, the policy chooses among all paused arms as in replay.
@@ -416,18 +420,27 @@ class BanditScheduler(TrialScheduler):
 
         Offered to the policy first, so that a resume can continue in memory instead
         of rebuilding the model from its checkpoint; empty when that makes no difference.
+        Read from a per-worker index of the arms it freed, not a scan of every paused arm.
         """
         if not self._freed or not self.prefer_local:
             return []
         pid, arms = self._freed[-1], self.runner.arms
         paused = arms.paused
-        local = [a for a in paused if a in self._trials and arms[a].worker == pid]
+        mine = self._by_worker.get(pid)
+        if not mine:
+            return []
+        local = [a for a in mine if a in paused and a in self._trials and arms[a].worker == pid]
         return local if 0 < len(local) < len(paused) else []
 
     def _note_freed(self, arm_id: str) -> None:
         pid = self.runner.arms[arm_id].worker
         if pid is not None:
             self._freed.append(pid)
+            mine = self._by_worker.setdefault(pid, {})
+            mine.pop(arm_id, None)
+            mine[arm_id] = None
+            while len(mine) > self.WORKER_INDEX:
+                del mine[next(iter(mine))]  # the oldest: its model left the worker's cache
 
     def _resume(self, arm_id: str) -> Trial | None:
         trial = self._trials.get(arm_id)

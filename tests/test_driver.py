@@ -239,3 +239,41 @@ def test_an_interrupted_runner_is_frozen_at_its_last_snapshot(tmp_path):
     assert runner.report("b", 1, 0.1) == (None, [])
     runner.snapshot(force=True)
     assert json.loads((tmp_path / "state.json").read_text()) == saved
+
+
+def test_the_policy_is_offered_a_live_view_of_the_paused_arms_in_pause_order():
+    from bandit_tune.driver import PausedView
+
+    table = ArmTable()
+    for arm in "abcd":
+        table.add(arm, {})
+    for arm in "dbc":
+        table.set_state(arm, ArmState.PAUSED)
+    view = table.paused_view
+    assert isinstance(view, PausedView)
+    assert list(view) == ["d", "b", "c"] and len(view) == 3
+    assert view[0] == "d" and view[1] == "b" and view[-1] == "c" and view[1:] == ["b", "c"]
+    assert "b" in view and "a" not in view
+    with pytest.raises(IndexError):
+        view[3]
+    table.set_state("b", ArmState.RUNNING)
+    table.set_state("b", ArmState.PAUSED)  # paused again: offered last
+    assert list(view) == ["d", "c", "b"]
+
+
+def test_offering_the_paused_arms_does_not_copy_them():
+    # 20,000 paused arms: a copy per offer made every free slot cost O(arms)
+    seen = []
+
+    class Spy(ASHA):
+        def choose_arm_to_resume(self, paused):
+            seen.append(paused)
+            return None
+
+    runner = Runner(Spy(9, 3), slots=None)
+    for i in range(20_000):
+        runner.add_arm(f"a{i}", {})
+        runner.report(f"a{i}", 1, -float(i))
+    runner.next_arm(running=0, new_arms_left=True)
+    assert seen and type(seen[-1]).__name__ == "PausedView"
+    assert len(seen[-1]) == len(runner.arms.paused) > 10_000

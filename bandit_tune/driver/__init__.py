@@ -5,7 +5,7 @@ drive the same :class:`Runner`, so a policy replayed on recorded curves makes th
 decisions it makes on a cluster, budgets and resumes included.
 """
 
-from bandit_tune.driver.arms import Arm, ArmTable, plain_config
+from bandit_tune.driver.arms import Arm, ArmTable, PausedView, plain_config
 from bandit_tune.driver.runner import NEW, RESUME, WAIT, RecordedClock, Runner
 from bandit_tune.policies.base import ArmState
 
@@ -16,6 +16,7 @@ __all__ = [
     "Arm",
     "ArmState",
     "ArmTable",
+    "PausedView",
     "RecordedClock",
     "Runner",
     "plain_config",

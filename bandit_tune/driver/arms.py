@@ -11,8 +11,9 @@ write arms only here.
 
 from __future__ import annotations
 
+import itertools
 import os
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -25,6 +26,44 @@ RESERVED_PREFIX = "__"
 def plain_config(config: dict[str, Any]) -> dict[str, Any]:
     """``config`` without the runner's own keys (those starting with ``__``)."""
     return {k: v for k, v in config.items() if not str(k).startswith(RESERVED_PREFIX)}
+
+
+class PausedView(Sequence[str]):
+    """The paused arms as the policy sees them: a read-only, live sequence, O(1) to make.
+
+    ``arm in view`` and ``len(view)`` cost O(1) and iteration is in pause order, so
+    offering every paused arm to the policy after every result stays cheap with
+    100,000 of them (a list copy did not). Indexing walks the arms (O(i)). The
+    view follows the table: a policy that keeps it past the call keeps ``list(view)``.
+    """
+
+    __slots__ = ("_arms",)
+
+    def __init__(self, arms: dict[str, None]) -> None:
+        self._arms = arms
+
+    def __len__(self) -> int:
+        return len(self._arms)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._arms)
+
+    def __contains__(self, arm_id: object) -> bool:
+        return arm_id in self._arms
+
+    def __getitem__(self, index: Any) -> Any:
+        if isinstance(index, slice):
+            return list(self._arms)[index]
+        n = len(self._arms)
+        i = index + n if index < 0 else index
+        if not 0 <= i < n:
+            raise IndexError("paused arm index out of range")
+        if i == n - 1:
+            return next(reversed(self._arms))
+        return next(itertools.islice(self._arms, i, None))
+
+    def __repr__(self) -> str:
+        return f"PausedView({list(self._arms)!r})"
 
 
 RELATIVE = "./"
@@ -130,6 +169,11 @@ class ArmTable:
     def paused(self) -> dict[str, None]:
         """Paused arms, in the order they were paused (read-only use)."""
         return self._paused
+
+    @property
+    def paused_view(self) -> PausedView:
+        """The paused arms as a read-only live sequence (what the policy is offered)."""
+        return PausedView(self._paused)
 
     @property
     def n_running(self) -> int:

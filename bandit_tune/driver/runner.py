@@ -305,7 +305,7 @@ class Runner:
         if paused:
             arm_id = choose(self.policy, list(prefer), paused) if prefer else None
             if arm_id is None:
-                arm_id = choose(self.policy, list(paused), paused)
+                arm_id = choose(self.policy, self.arms.paused_view, paused)
             self._ended.extend(self.drain())
             if arm_id is not None and arm_id in paused:
                 self.arms.set_state(arm_id, ArmState.RUNNING)
@@ -326,7 +326,7 @@ class Runner:
         call_policy(self.policy, "on_no_new_arms", None)
         self._ended.extend(self.drain())
         paused = self.arms.paused
-        arm_id = choose(self.policy, list(paused), paused) if paused else None
+        arm_id = choose(self.policy, self.arms.paused_view, paused) if paused else None
         if arm_id is not None:
             self.arms.set_state(arm_id, ArmState.RUNNING)
             self._started(arm_id)
