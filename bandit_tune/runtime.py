@@ -60,13 +60,6 @@ def ensure_ray(address: str | None = None, num_cpus: int | None = None) -> dict[
                 num_cpus=num_cpus,
                 include_dashboard=False,
                 _node_ip_address="127.0.0.1",
-                # the workers Ray starts with import Keras and Ray Tune at once, while the
-                # driver records the search space: the first arms find them ready
-                runtime_env=(
-                    {"worker_process_setup_hook": "bandit_tune.runtime.warm_worker"}
-                    if os.environ.get("BANDIT_TUNE_WARM_WORKERS", "1") != "0"
-                    else None
-                ),
                 **common,
             )
     for name in ("ray.tune", "ray.train", "ray.air"):
@@ -101,22 +94,6 @@ def tune_actors_on_idle_workers() -> Iterator[None]:
     finally:
         defaults.clear()
         defaults.update(kept)
-
-
-def warm_worker() -> None:
-    """Ray's setup hook for the workers of a local Ray bandit_tune starts: import what arms need.
-
-    Runs once when each worker process starts (Ray prestarts one per CPU), so
-    Keras' and Ray Tune's imports (~6 s and ~3 s of CPU each on a 2-core laptop)
-    overlap Ray's start and the recording of the search space instead of
-    following them. A worker that never trains an arm pays the imports too;
-    ``BANDIT_TUNE_WARM_WORKERS=0`` in the environment turns the hook off.
-    """
-    import_keras_lean()
-    try:
-        import ray.tune  # noqa: F401  (a trial actor imports it first thing)
-    except ImportError:
-        pass
 
 
 #: Packages Keras imports only for optional integrations (scikit-learn wrappers,

@@ -104,6 +104,8 @@ class BanditScheduler(TrialScheduler):
         # worker processes (pids) that paused or ended an arm, latest last: the next
         # arm Ray starts goes to such a worker, which may still hold paused models
         self._freed: collections.deque[Any] = collections.deque(maxlen=4)
+        # trials of arms the runner ended while Ray was still pausing them
+        self._stop_when_paused: set[Any] = set()
         # per worker process: the arms it paused or ended last (their models may be there)
         self._by_worker: dict[Any, dict[str, None]] = {}
         #: Whether a freed worker's own paused arms are offered to the policy first
@@ -294,6 +296,10 @@ class BanditScheduler(TrialScheduler):
             return TrialScheduler.CONTINUE
         if decision is not Decision.CONTINUE:
             self._note_freed(arm_id)
+        if arm_id in ended:
+            # paused and ended by the same result (its rung closed the bracket): Ray
+            # must stop the trial, not pause it, or it would wait paused forever
+            return TrialScheduler.STOP
         return decision.value
 
     def _on_trial_complete(
@@ -350,6 +356,8 @@ class BanditScheduler(TrialScheduler):
     # -- choosing what runs --------------------------------------------------------
     def _choose_trial_to_run(self, tune_controller: Any) -> Trial | None:
         """Resume the arm the policy picks; else start a new arm; else let the policy settle."""
+        if self._stop_when_paused:
+            self._stop_paused_ended(tune_controller)
         if self._chosen is not None and self._chosen.status == Trial.PAUSED:
             return self._chosen  # Ray may ask again before it starts the last choice
         runner = self.runner
@@ -453,12 +461,30 @@ class BanditScheduler(TrialScheduler):
         return trial
 
     def _stop(self, tune_controller: Any, arm_ids: list[str]) -> None:
-        """Stop the Ray trials of arms the runner ended (the paused ones hold a worker's slot)."""
+        """Stop the Ray trials of arms the runner ended (the paused ones hold a worker's slot).
+
+        A trial Ray is still pausing (told PAUSE, saving) is stopped once it is paused.
+        """
         tune_controller = tune_controller or self._controller
         for arm_id in arm_ids:
             trial = self._trials.get(arm_id)
-            if trial is not None and trial.status == Trial.PAUSED:
+            if trial is None:
+                continue
+            if trial.status == Trial.PAUSED:
                 tune_controller.stop_trial(trial)
+            elif trial.status == Trial.RUNNING:
+                self._stop_when_paused.add(trial)
+
+    def _stop_paused_ended(self, tune_controller: Any) -> None:
+        """Stop the trials of ended arms that Ray has paused since they ended."""
+        for trial in list(self._stop_when_paused):
+            if trial.status == Trial.PAUSED:
+                self._stop_when_paused.discard(trial)
+                if self._chosen is trial:
+                    self._chosen = None
+                tune_controller.stop_trial(trial)
+            elif trial.status != Trial.RUNNING:
+                self._stop_when_paused.discard(trial)
 
     def _finish(self, tune_controller: Any, trial: Trial) -> None:
         arm_id = self._arm(trial)
@@ -610,6 +636,7 @@ class BanditScheduler(TrialScheduler):
         # Ray pickles the scheduler with the experiment state: no live trials
         state = self.__dict__.copy()
         state["_trials"], state["_chosen"], state["_controller"] = {}, None, None
+        state["_stop_when_paused"] = set()
         return state
 
     def debug_string(self) -> str:

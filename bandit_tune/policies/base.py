@@ -88,8 +88,9 @@ class ArmPolicy:
     def choose_arm_to_resume(self, paused: Sequence[str]) -> str | None:
         """Pick a paused arm to resume on a free worker, or ``None`` to start a new arm.
 
-        ``paused`` lists the arms the runner holds paused. Returning an arm that is
-        not in it is an error.
+        ``paused`` lists the arms the runner holds paused, in pause order: a
+        read-only live sequence (O(1) ``in`` and ``len``; copy it with ``list``
+        to keep it past the call). Returning an arm that is not in it is an error.
         """
         return None
 
