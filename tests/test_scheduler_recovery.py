@@ -116,3 +116,31 @@ def test_an_arm_chosen_to_resume_is_stopped_when_the_budget_runs_out_first():
     scheduler.runner.budget.epochs = 4  # the budget runs out before Ray asks for a trial
     assert scheduler.choose_trial_to_run(controller) is None
     assert best in controller.stopped and best.status == Trial.TERMINATED
+
+
+def test_arms_ended_while_ray_pauses_them_are_stopped_not_left_paused():
+    """A rung that closes ends arms whose trials Ray is still pausing (or the very trial
+    that reported): left PAUSED, Tune would wait on them forever (a search hung)."""
+    from bandit_tune.policies import SuccessiveHalving
+
+    scheduler = BanditScheduler(SuccessiveHalving(3, 3), metric="val_loss", mode="min")
+    trials = [_trial() for _ in range(3)]
+    controller = _Controller(trials)
+    for trial in trials:
+        scheduler.on_trial_add(controller, trial)
+        trial.set_status(Trial.RUNNING)
+    first, best, worst = trials
+    result = {"training_iteration": 1}
+    assert scheduler.on_trial_result(controller, first, {**result, "val_loss": 0.3}) == "PAUSE"
+    # Ray saves `first` before it pauses it: still RUNNING when the rung closes
+    assert scheduler.on_trial_result(controller, best, {**result, "val_loss": 0.1}) == "PAUSE"
+    best.set_status(Trial.PAUSED)
+    # the last arm at the rung closes it: it is ended by its own result
+    assert scheduler.on_trial_result(controller, worst, {**result, "val_loss": 0.5}) == "STOP"
+    assert scheduler.arm_states() == {
+        first.trial_id: "stopped", best.trial_id: "paused", worst.trial_id: "stopped"
+    }
+    assert first not in controller.stopped  # Ray has not paused it yet
+    first.set_status(Trial.PAUSED)  # now it has
+    assert scheduler.choose_trial_to_run(controller) is best  # the promoted arm resumes
+    assert first in controller.stopped and first.status == Trial.TERMINATED
