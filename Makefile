@@ -35,6 +35,8 @@ bench: $(STAMP)
 	$(PY) benchmarks/decision_latency.py
 	$(PY) benchmarks/peers.py --seeds 0 1 2
 	$(PY) benchmarks/budget_check.py --budget 60s
+	$(PY) benchmarks/cluster_scale.py
+	$(PY) benchmarks/controller.py --arms 300
 
 docs: $(STAMP)
 	$(VENV)/bin/mkdocs build --strict

@@ -55,3 +55,27 @@ def test_peers_benchmark_prints_the_table_and_keeps_every_run(tmp_path):
 
     assert hyperband["epochs"] == bandit_tune.policies.Hyperband(3, 3).budget
     assert 0.0 <= hyperband["test_accuracy"] <= 1.0
+
+
+def test_controller_benchmark_runs_ray_and_bandit_tune_schedulers_side_by_side(tmp_path):
+    out = tmp_path / "runs.jsonl"
+    text = _run(
+        BENCH / "controller.py", "--arms", 6, "--max-t", 3, "--cpus-per-arm", 0.5,
+        "--schedulers", "ray_asha", "bandit_asha", "--out", out,
+    )
+    runs = [json.loads(line) for line in out.read_text().splitlines()]
+    assert [r["scheduler"] for r in runs] == ["ray_asha", "bandit_asha"]
+    for run in runs:  # every arm reported at least its first epoch
+        assert run["results"] >= 6 and run["worker_processes"] >= 1
+        assert 0.0 < run["best"] < 1.0
+    assert "| 6 | bandit_asha |" in text and "Ray ASHA wall / this wall" in text
+
+
+def test_cluster_scale_benchmark_prints_idle_share_and_regret(tmp_path):
+    plot = tmp_path / "scale.png"
+    text = _run(
+        BENCH / "cluster_scale.py", "--workers", 4, 8, "--seeds", 1, "--arms-per-worker", 8,
+        "--policies", "hyperband", "asha", "--time-budget", 300, "--plot", plot,
+    )
+    assert "| 8 | asha |" in text and "idle share" in text
+    assert plot.stat().st_size > 1000
