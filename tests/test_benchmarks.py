@@ -38,7 +38,6 @@ def test_peers_benchmark_prints_the_table_and_keeps_every_run(tmp_path):
         BENCH / "peers.py",
         "--systems",
         "bandit_tune_hyperband",
-        "random_search",
         "--seeds",
         "0",
         "--max-epochs",
@@ -46,9 +45,10 @@ def test_peers_benchmark_prints_the_table_and_keeps_every_run(tmp_path):
         "--jsonl",
         jsonl,
     )
-    assert "| bandit_tune_hyperband |" in out and "| random_search |" in out
+    # one system keeps CI short; the table and the per-run file are what is checked
+    assert "| bandit_tune_hyperband |" in out
     runs = [json.loads(line) for line in jsonl.read_text().splitlines()]
-    assert {r["system"] for r in runs} == {"bandit_tune_hyperband", "random_search"}
+    assert {r["system"] for r in runs} == {"bandit_tune_hyperband"}
     hyperband = next(r for r in runs if r["system"] == "bandit_tune_hyperband")
     # Hyperband(R=3, eta=3) trains exactly the epochs of its plan
     import bandit_tune
@@ -60,15 +60,15 @@ def test_peers_benchmark_prints_the_table_and_keeps_every_run(tmp_path):
 def test_controller_benchmark_runs_ray_and_bandit_tune_schedulers_side_by_side(tmp_path):
     out = tmp_path / "runs.jsonl"
     text = _run(
-        BENCH / "controller.py", "--arms", 6, "--max-t", 3, "--cpus-per-arm", 0.5,
+        BENCH / "controller.py", "--arms", 4, "--max-t", 3, "--cpus-per-arm", 0.5,
         "--schedulers", "ray_asha", "bandit_asha", "--out", out,
     )
     runs = [json.loads(line) for line in out.read_text().splitlines()]
     assert [r["scheduler"] for r in runs] == ["ray_asha", "bandit_asha"]
     for run in runs:  # every arm reported at least its first epoch
-        assert run["results"] >= 6 and run["worker_processes"] >= 1
+        assert run["results"] >= 4 and run["worker_processes"] >= 1
         assert 0.0 < run["best"] < 1.0
-    assert "| 6 | bandit_asha |" in text and "Ray ASHA wall / this wall" in text
+    assert "| 4 | bandit_asha |" in text and "Ray ASHA wall / this wall" in text
 
 
 def test_cluster_scale_benchmark_prints_idle_share_and_regret(tmp_path):
