@@ -95,14 +95,15 @@ def main():
         tuner = hyperband(directory)
         print("SUMMARY " + json.dumps(summary(tuner)), flush=True)
     elif mode == "cluster":
-        cluster_run(directory, kill_node=sys.argv[3] == "kill")
+        cluster_run(directory)
 
 
-def cluster_run(directory, kill_node):
+def cluster_run(directory, lose_after=6):
     """A real 2-node Ray cluster on 127.0.0.1 (GCS + a raylet per node), a search on it.
 
-    Kept (not killed), each node advertises one GPU and the search packs arms:
-    half a CPU and a quarter GPU each (scheduling only: no GPU is needed).
+    Each node advertises one GPU and the search packs arms: half a CPU and a quarter
+    GPU each (scheduling only: no GPU is needed). The worker node is removed, without
+    warning, once arms on it have reported ``lose_after`` epochs.
     """
     import threading
     import time
@@ -110,38 +111,38 @@ def cluster_run(directory, kill_node):
     import ray
     from ray.cluster_utils import Cluster
 
-    gpus = {} if kill_node else {"num_gpus": 1}
+    gpus = {"num_gpus": 1}
     cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 1, **gpus})
     worker = cluster.add_node(num_cpus=1, **gpus)
     try:
         cluster.wait_for_nodes()
         nodes = {"head": cluster.head_node.node_id, "worker": worker.node_id}
         killed = {}
-        if kill_node:
 
-            def watch():
-                # remove the worker node once an arm on it has trained an epoch
-                state = os.path.join(directory, "p", "state.json")
-                while not killed:
-                    time.sleep(0.2)
-                    try:
-                        with open(state) as f:
-                            results = json.load(f)["results"]
-                    except (OSError, ValueError, KeyError):
-                        continue
-                    on_worker = [
-                        r
-                        for rs in results.values()
-                        for r in rs
-                        if r.get("node_id") == nodes["worker"]
-                    ]
-                    if len(on_worker) >= 3:
-                        cluster.remove_node(worker, allow_graceful=False)
-                        killed["at"] = len(on_worker)
+        def watch():
+            # remove the worker node once an arm on it has trained an epoch
+            state = os.path.join(directory, "p", "state.json")
+            while not killed:
+                time.sleep(0.2)
+                try:
+                    with open(state) as f:
+                        results = json.load(f)["results"]
+                except (OSError, ValueError, KeyError):
+                    continue
+                on_worker = [
+                    r
+                    for rs in results.values()
+                    for r in rs
+                    if r.get("node_id") == nodes["worker"]
+                ]
+                if len(on_worker) >= lose_after:
+                    cluster.remove_node(worker, allow_graceful=False)
+                    killed["at"] = len(on_worker)
 
-            threading.Thread(target=watch, daemon=True).start()
-        packing = {} if kill_node else {"cpus_per_arm": 0.5, "gpus_per_arm": 0.25}
-        tuner = hyperband(directory, address=cluster.address, retries=3, **packing)
+        threading.Thread(target=watch, daemon=True).start()
+        tuner = hyperband(
+            directory, address=cluster.address, retries=3, cpus_per_arm=0.5, gpus_per_arm=0.25
+        )
         out = summary(tuner)
         placement = os.path.join(directory, "placement.jsonl")
         if os.path.exists(placement):

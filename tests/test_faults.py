@@ -47,15 +47,16 @@ def _driver(directory):
     )
 
 
-def test_driver_killed_twice_and_moved_resumes_where_it_stopped(tmp_path):
-    """SIGKILL the driver, SIGKILL the resumed driver, move the folder: the plan is met.
+def test_ctrl_c_then_two_kills_and_a_moved_folder_resume_where_it_stopped(tmp_path):
+    """Ctrl-C the driver, SIGKILL two resumed drivers, move the folder: the plan is met.
 
     While the first driver runs, a second one on the same project fails at once,
-    naming the first one's pid and host. Any number of kills ends with exactly the
-    plan's epochs recorded; an arm retrains at most the epochs since its last
-    checkpoint; checkpoint paths are kept relative to the project folder, so a moved
-    folder resumes and its best model restores; each re-run takes over the dead
-    driver's lock with a message.
+    naming the first one's pid and host. Ctrl-C stops the search at once with a
+    KeyboardInterrupt, saves its state and releases the lock. Any number of kills
+    ends with exactly the plan's epochs recorded; an arm retrains at most the epochs
+    since its last checkpoint; checkpoint paths are kept relative to the project
+    folder, so a moved folder resumes and its best model restores; each re-run after
+    a kill takes over the dead driver's lock with a message.
     """
     first = tmp_path / "first"
     state_path = first / "p" / "state.json"
@@ -73,24 +74,30 @@ def test_driver_killed_twice_and_moved_resumes_where_it_stopped(tmp_path):
             if second is None:
                 second = _driver(first)
             if second.poll() is None:
-                continue  # kill only once the second driver has had its answer
+                continue  # interrupt only once the second driver has had its answer
             # an arm between rungs (1, 3, 9) that has a checkpoint: it must train on
             # from that checkpoint after the resume (paused arms may all lose)
             if _between_rungs(snapshot):
                 break
             assert driver.poll() is None, driver.stdout.read()
         else:
-            pytest.fail("the search never reached the point to kill it")
+            pytest.fail("the search never reached the point to interrupt it")
         # the second driver on the same project was refused before it trained anything
         second_out, _ = second.communicate(timeout=120)
         assert second.returncode != 0, second_out[-3000:]
         assert "ProjectLockedError" in second_out, second_out[-3000:]
         assert f"pid {driver.pid} on host" in second_out, second_out[-3000:]
         assert "SUMMARY" not in second_out
+        # Ctrl-C: the search stops at once, not after the search
+        driver.send_signal(signal.SIGINT)
+        output, _ = driver.communicate(timeout=90)
     finally:
         if second is not None and second.poll() is None:
             _kill_tree(second.pid)
-        _kill_tree(driver.pid)  # SIGKILL: no cleanup, no final write
+        _kill_tree(driver.pid)
+    assert driver.returncode != 0, output[-3000:]
+    assert "KeyboardInterrupt" in output and "run the same search again" in output, output[-3000:]
+    assert "SUMMARY" not in output
     before = json.loads(state_path.read_text())
     done_before = {
         a: arm["last_step"] for a, arm in before["arms"].items() if arm["state"] == "stopped"
@@ -100,18 +107,25 @@ def test_driver_killed_twice_and_moved_resumes_where_it_stopped(tmp_path):
         for a, arm in before["arms"].items()
         if arm["state"] != "stopped" and arm["checkpoint"]
     }
+    # interrupted arms are not recorded as stopped
+    assert any(
+        arm["state"] == "running" and arm["last_step"] < 9 for arm in before["arms"].values()
+    ), before["arms"]
 
-    # a second kill as soon as the resumed run has recorded new results
-    seen = sum(len(r) for r in before["results"].values())
-    resumed, _ = _run_until(
-        first, lambda snap: sum(len(r) for r in snap["results"].values()) >= seen + 2
-    )
-    _kill_tree(resumed.pid)
+    # two kills (SIGKILL: no cleanup, no final write), each as soon as the resumed run
+    # has recorded new results
+    killed = None
+    for _ in range(2):
+        seen = sum(len(r) for r in json.loads(state_path.read_text())["results"].values())
+        killed, _ = _run_until(
+            first, lambda snap, seen=seen: sum(len(r) for r in snap["results"].values()) >= seen + 2
+        )
+        _kill_tree(killed.pid)
     moved = tmp_path / "elsewhere"
     shutil.move(str(first), str(moved))
     out, stderr = _finish(moved)
     assert f"taking over the lock of project {moved / 'p'}" in stderr, stderr[-3000:]
-    assert f"pid {resumed.pid} on host" in stderr
+    assert f"pid {killed.pid} on host" in stderr
     # the plan is finished exactly: every planned epoch, the planned arms at max_epochs
     _assert_plan_met(out)
     _retrained_within_checkpoints(out)
@@ -122,7 +136,7 @@ def test_driver_killed_twice_and_moved_resumes_where_it_stopped(tmp_path):
     # no finished arm lost, none retrained
     for arm, steps in done_before.items():
         assert out["epochs"][arm] == steps
-    # unfinished arms that trained on after the kill continued from their checkpoint
+    # unfinished arms that trained on after the interruption continued from their checkpoint
     went_on = [a for a, step in checkpointed.items() if out["epochs"][a] > step]
     assert went_on, (
         "no interrupted arm trained on after the resume",
@@ -201,33 +215,6 @@ def _retrained_within_checkpoints(out):
             assert initial_epoch == latest, (arm, segments)
 
 
-def test_ctrl_c_stops_the_search_at_once_and_the_same_call_resumes_it(tmp_path):
-    """SIGINT mid-search: KeyboardInterrupt propagates, the state is saved, a re-run resumes."""
-    driver, _ = _run_until(tmp_path, _between_rungs)
-    driver.send_signal(signal.SIGINT)
-    try:
-        output, _ = driver.communicate(timeout=90)  # stops quickly, not after the search
-    finally:
-        _kill_tree(driver.pid)
-    assert driver.returncode != 0, output[-3000:]
-    assert "KeyboardInterrupt" in output and "run the same search again" in output, output[-3000:]
-    assert "SUMMARY" not in output
-    saved = json.loads((tmp_path / "p" / "state.json").read_text())
-    interrupted = {
-        a: arm["last_step"]
-        for a, arm in saved["arms"].items()
-        if arm["state"] == "running" and arm["last_step"] < 9
-    }
-    assert interrupted, saved["arms"]  # not recorded as stopped
-    out, _ = _finish(tmp_path)
-    _assert_plan_met(out)
-    _retrained_within_checkpoints(out)
-    assert any(out["epochs"][a] > step for a, step in interrupted.items()), (
-        interrupted,
-        out["epochs"],
-    )
-
-
 def test_worker_killed_mid_epoch_resumes_from_its_checkpoint(ray_local, digits_small, tmp_path):
     from conftest import small_build_model
     from fault_callbacks import KillOnce
@@ -273,26 +260,31 @@ def test_worker_killed_mid_epoch_resumes_from_its_checkpoint(ray_local, digits_s
     assert int(tuner.results_["epochs"].sum()) == 12
 
 
-def _cluster(tmp_path, mode, timeout):
-    """Run fault_scripts.py's 2-node cluster search ('keep' or 'kill' the worker node)."""
+def test_a_two_node_cluster_packs_arms_and_survives_losing_its_worker_node(tmp_path):
+    """One CPU and one (advertised) GPU per node, cpus_per_arm=0.5, gpus_per_arm=0.25.
+
+    Arms pack two to a node and share its CPU and GPU; the worker node is then removed
+    without warning mid-search, and its arms are placed again on the head node: the
+    plan is still met, every arm ends completed or stopped.
+    """
     done = subprocess.run(
-        [sys.executable, SCRIPT, "cluster", str(tmp_path), mode],
+        [sys.executable, SCRIPT, "cluster", str(tmp_path)],
         env=ENV,
         capture_output=True,
         text=True,
-        timeout=timeout,
+        timeout=500,
     )
-    return _summary(done.stdout + done.stderr)
-
-
-def test_search_on_a_two_node_cluster_packs_arms_on_both_nodes(tmp_path):
-    # one CPU and one (advertised) GPU per node; cpus_per_arm=0.5, gpus_per_arm=0.25
-    out = _cluster(tmp_path, "keep", timeout=400)
+    out = _summary(done.stdout + done.stderr)
     assert out["gcs"].startswith("127.0.0.1:")
     used = {seg[2] for segs in out["segments"].values() for seg in segs}
     assert used == {out["nodes"]["head"], out["nodes"]["worker"]}
+    assert out["killed"], "the worker node was never removed"
+    assert set(out["status"].values()) <= {"completed", "stopped"}, out["status"]
     assert out["arms"] == 17 and sum(out["epochs"].values()) == 69
     assert all(out["epochs"][a] > 0 for a in out["epochs"])  # every arm has its results
+    # after the loss, segments only start on the head node
+    last = [segs[-1][2] for segs in out["segments"].values() if segs]
+    assert out["nodes"]["head"] in last
     epochs = out["placement"]  # one row per epoch trained
     assert len(epochs) >= 69
     for row in epochs:  # each arm held a quarter of its node's one GPU and half a CPU
@@ -314,17 +306,6 @@ def test_search_on_a_two_node_cluster_packs_arms_on_both_nodes(tmp_path):
         if node_a == node_b and a[0] != b[0] and begin_a < end_b and begin_b < end_a
     ]
     assert shared, spans
-
-
-def test_losing_a_worker_node_mid_search_reschedules_its_arms(tmp_path):
-    out = _cluster(tmp_path, "kill", timeout=500)
-    assert out["killed"], "the worker node was never removed"
-    assert set(out["status"].values()) <= {"completed", "stopped"}
-    assert out["arms"] == 17 and sum(out["epochs"].values()) == 69
-    head = out["nodes"]["head"]
-    # after the loss, segments only start on the head node
-    last = [segs[-1][2] for segs in out["segments"].values() if segs]
-    assert head in last
 
 
 LOOPBACK_SCRIPT = """
