@@ -25,6 +25,7 @@ from bandit_tune.policies.base import (
 from bandit_tune.policies.hyperband import Hyperband
 from bandit_tune.policies.median import MedianStopping
 from bandit_tune.policies.successive_halving import SuccessiveHalving
+from bandit_tune.policies.topk import TopKAfterWarmup
 
 __all__ = [
     "ASHA",
@@ -43,6 +44,7 @@ __all__ = [
     "MedianStopping",
     "SuccessiveHalving",
     "ThompsonSampling",
+    "TopKAfterWarmup",
     "bracket_epochs",
     "check_policy",
     "halving_bracket",
