@@ -12,6 +12,7 @@ from bandit_tune import simulate
 from bandit_tune.driver import ArmState, ArmTable, Runner
 from bandit_tune.policies import (
     ASHA,
+    PASHA,
     UCB,
     AdaptiveASHA,
     ArmPolicy,
@@ -22,6 +23,7 @@ from bandit_tune.policies import (
     PolicyError,
     SuccessiveHalving,
     ThompsonSampling,
+    TopKAfterWarmup,
 )
 from bandit_tune.simulate import Simulation
 
@@ -37,6 +39,8 @@ BUILT_IN = {
     "ucb": lambda: UCB(MAX_T, n_arms=6),
     "thompson": lambda: ThompsonSampling(MAX_T, n_arms=6, seed=1),
     "epsilon_greedy": lambda: EpsilonGreedy(MAX_T, n_arms=6, seed=1),
+    "pasha": lambda: PASHA(MAX_T, 3),
+    "top_k_after_warmup": lambda: TopKAfterWarmup(MAX_T, arms=6, keep=2, warmup=2),
 }
 
 

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from bandit_tune import simulate
-from bandit_tune.policies import ASHA, Hyperband, TopKAfterWarmup
+from bandit_tune.policies import ASHA, PASHA, Hyperband, TopKAfterWarmup
 from bandit_tune.replay import replay_on_ray
 
 pytestmark = pytest.mark.ray
@@ -25,8 +25,9 @@ def _median_after_two():
         lambda: ASHA(9, 3),
         _median_after_two,
         lambda: TopKAfterWarmup(9, arms=17, keep=3, warmup=2),
+        lambda: PASHA(9, 3),
     ],
-    ids=["hyperband", "asha", "median_after_two", "top_k_after_warmup"],
+    ids=["hyperband", "asha", "median_after_two", "top_k_after_warmup", "pasha"],
 )
 def test_simulate_and_ray_make_the_same_decisions(make, ray_local, tmp_path):
     rng = np.random.default_rng(7)

@@ -24,6 +24,7 @@ from bandit_tune.policies.base import (
 )
 from bandit_tune.policies.hyperband import Hyperband
 from bandit_tune.policies.median import MedianStopping
+from bandit_tune.policies.pasha import PASHA
 from bandit_tune.policies.successive_halving import SuccessiveHalving
 from bandit_tune.policies.topk import TopKAfterWarmup
 
@@ -42,6 +43,7 @@ __all__ = [
     "EpsilonGreedy",
     "Hyperband",
     "MedianStopping",
+    "PASHA",
     "SuccessiveHalving",
     "ThompsonSampling",
     "TopKAfterWarmup",
