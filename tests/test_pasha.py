@@ -76,3 +76,11 @@ def test_bad_epsilon_and_a_foreign_state_are_refused():
         PASHA(9, 3).load_state_dict(ASHA(9, 3).state_dict())
     with pytest.raises(ValueError, match="saved epsilon=0.1 differs"):
         PASHA(9, 3).load_state_dict(PASHA(9, 3, epsilon=0.1).state_dict())
+
+
+def test_pasha_is_a_named_policy_for_the_command_line():
+    from bandit_tune.policies.registry import POLICY_NAMES, policy_by_name
+
+    assert "pasha" in POLICY_NAMES
+    policy = policy_by_name("PASHA", 27, 3)
+    assert isinstance(policy, PASHA) and policy.rungs == [1, 3, 9, 27]

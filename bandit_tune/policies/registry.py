@@ -8,6 +8,7 @@ from bandit_tune.policies.bandits import UCB, EpsilonGreedy, ThompsonSampling
 from bandit_tune.policies.base import ArmPolicy, Decision
 from bandit_tune.policies.hyperband import Hyperband
 from bandit_tune.policies.median import MedianStopping
+from bandit_tune.policies.pasha import PASHA
 from bandit_tune.policies.successive_halving import SuccessiveHalving
 
 POLICY_NAMES = (
@@ -16,6 +17,7 @@ POLICY_NAMES = (
     "asha",
     "asha_stopping",
     "adaptive_asha",
+    "pasha",
     "median_stopping",
     "ucb",
     "thompson",
@@ -34,6 +36,8 @@ def policy_by_name(name: str, max_epochs: int, eta: float = 3) -> ArmPolicy:
         return ASHA(max_epochs, eta, mode="stopping" if key.endswith("stopping") else "promotion")
     if key == "adaptive_asha":
         return AdaptiveASHA(max_epochs, eta)
+    if key == "pasha":
+        return PASHA(max_epochs, eta)
     if key == "median_stopping":
         return MedianStopping(max_epochs)
     bandits = {
