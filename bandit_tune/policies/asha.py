@@ -115,9 +115,7 @@ class ASHA(ArmPolicy):
             self._promoted[level] += 1
             record.level = level + 1
             return Decision.CONTINUE
-        record.state, record.key = _PAUSED, key
-        heapq.heappush(self._waiting[level], (key, arm_id))
-        return Decision.PAUSE
+        return self._wait(level, arm_id, key)
 
     def on_arm_finished(self, arm_id: str) -> None:
         """Mark the arm done; its recorded scores still count at its rungs."""
@@ -129,7 +127,7 @@ class ASHA(ArmPolicy):
         """Promote the best promotable waiting arm, highest rung first."""
         if self._forced:
             return self._forced.pop()
-        for level in range(len(self._waiting) - 1, -1, -1):
+        for level in self._promotion_levels():
             arm_id = self._promotable(level, int(len(self._recorded[level]) // self.eta))
             if arm_id is not None:
                 return arm_id
@@ -137,7 +135,7 @@ class ASHA(ArmPolicy):
 
     def on_no_new_arms(self) -> None:
         """Promote the best waiting arm of the highest rung that promoted nobody; else stop all."""
-        for level in range(len(self._waiting) - 1, -1, -1):
+        for level in self._promotion_levels():
             if self._promoted[level] == 0 and self._best_waiting(level) is not None:
                 arm_id = self._promotable(level, len(self._recorded[level]))
                 if arm_id is not None:
@@ -196,6 +194,17 @@ class ASHA(ArmPolicy):
         self._forced = list(state["forced"])
 
     # -- internals ---------------------------------------------------------------
+    def _promotion_levels(self) -> range:
+        """Rungs whose waiting arms may be promoted, highest first."""
+        return range(len(self._waiting) - 1, -1, -1)
+
+    def _wait(self, level: int, arm_id: str, key: tuple[float, int]) -> Decision:
+        """Pause the arm at rung ``level`` (its ``key`` is recorded there already)."""
+        record = self._arms[arm_id]
+        record.state, record.key = _PAUSED, key
+        heapq.heappush(self._waiting[level], (key, arm_id))
+        return Decision.PAUSE
+
     def _best_waiting(self, level: int) -> tuple[tuple[float, int], str] | None:
         heap = self._waiting[level]
         while heap and self._arms[heap[0][1]].state is not _PAUSED:

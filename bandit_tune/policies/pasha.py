@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-import heapq
 import math
-from collections.abc import Sequence
 from typing import Any
 
 from bandit_tune.policies._rungs import sort_key
 from bandit_tune.policies.asha import ASHA
 from bandit_tune.policies.base import ArmState, Decision
 
-_PAUSED, _DONE = ArmState.PAUSED, ArmState.STOPPED
+_DONE = ArmState.STOPPED
 
 
 class PASHA(ASHA):
@@ -90,34 +88,7 @@ class PASHA(ASHA):
         key = sort_key(score, self._seq)
         self._seq += 1
         self._recorded[level].add(key)
-        record.state, record.key = _PAUSED, key
-        heapq.heappush(self._waiting[level], (key, arm_id))
-        return Decision.PAUSE
-
-    def choose_arm_to_resume(self, paused: Sequence[str]) -> str | None:
-        """Promote the best promotable waiting arm below the current top rung."""
-        if self._forced:
-            return self._forced.pop()
-        for level in range(self._top - 1, -1, -1):
-            arm_id = self._promotable(level, int(len(self._recorded[level]) // self.eta))
-            if arm_id is not None:
-                return arm_id
-        return None
-
-    def on_no_new_arms(self) -> None:
-        """As ASHA, but never promote past the current top rung; then stop the waiting arms."""
-        for level in range(self._top - 1, -1, -1):
-            if self._promoted[level] == 0 and self._best_waiting(level) is not None:
-                arm_id = self._promotable(level, len(self._recorded[level]))
-                if arm_id is not None:
-                    self._forced.append(arm_id)
-                return
-        for heap in self._waiting:
-            for _, arm_id in heap:
-                if self._arms[arm_id].state is _PAUSED:
-                    self._arms[arm_id].state = _DONE
-                    self._to_stop.append(arm_id)
-            heap.clear()
+        return self._wait(level, arm_id, key)
 
     def state_dict(self) -> dict[str, Any]:
         """ASHA's state plus the current top rung, the arms there and their rung scores."""
@@ -145,6 +116,10 @@ class PASHA(ASHA):
         self._scores = {
             a: {int(k): float(v) for k, v in s.items()} for a, s in saved["scores"].items()
         }
+
+    def _promotion_levels(self) -> range:
+        """Only rungs below the current top rung promote (ASHA's promotion and settling)."""
+        return range(self._top - 1, -1, -1)
 
     def _reversed(self, a: str, b: str) -> bool:
         """Arms ``a`` and ``b`` rank in opposite orders at the top rung and the one below."""

@@ -56,6 +56,7 @@ class TopKAfterWarmup(ArmPolicy):
         self._order: dict[str, int] = {}  # arm -> the order it was added in
         self._scores: dict[str, float] = {}  # arm -> score at warmup (or last, if it ended)
         self._ended: set[str] = set()  # arms that ended on their own
+        self._heard: set[str] = set()  # arms with a warm-up score or ended: O(1) count
         self._kept: list[str] | None = None  # ranked, once decided
         self._to_resume: list[str] = []  # kept arms still to resume, best last (a stack)
         self._to_stop: list[str] = []  # not kept, paused: for arms_to_stop
@@ -83,7 +84,8 @@ class TopKAfterWarmup(ArmPolicy):
         if step < self.warmup:
             return Decision.CONTINUE
         self._scores[arm_id] = float(score)
-        if len(self._scores.keys() | self._ended) >= self.arms:
+        self._heard.add(arm_id)
+        if len(self._heard) >= self.arms:
             self._decide()
             assert self._kept is not None
             if arm_id in self._kept:
@@ -96,11 +98,12 @@ class TopKAfterWarmup(ArmPolicy):
     def on_arm_finished(self, arm_id: str) -> None:
         """An arm that ended before the ranking is ranked with what it reported, or last."""
         self._ended.add(arm_id)
+        self._heard.add(arm_id)
         if arm_id in self._to_resume:
             self._to_resume.remove(arm_id)
         if arm_id in self._to_stop:
             self._to_stop.remove(arm_id)
-        if self._kept is None and len(self._scores.keys() | self._ended) >= self.arms:
+        if self._kept is None and len(self._heard) >= self.arms:
             self._decide()
 
     def on_no_new_arms(self) -> None:
@@ -131,11 +134,12 @@ class TopKAfterWarmup(ArmPolicy):
             finite = math.isfinite(score)
             return (0 if finite else 1, -score if finite else 0.0, self._order.get(arm, 0))
 
-        candidates = sorted(self._scores.keys() | self._ended, key=rank)
+        candidates = sorted(self._heard, key=rank)
         kept = [a for a in candidates if a not in self._ended][: self.keep]
+        chosen = set(kept)
         self._kept = kept
         self._to_resume = list(reversed(kept))
-        self._to_stop = [a for a in candidates if a not in kept and a not in self._ended]
+        self._to_stop = [a for a in candidates if a not in chosen and a not in self._ended]
 
     def state_dict(self) -> dict[str, Any]:
         """JSON-able state: arrival order, warm-up scores, the ranking once made."""
@@ -163,6 +167,7 @@ class TopKAfterWarmup(ArmPolicy):
         self._order = {a: int(i) for a, i in state["order"].items()}
         self._scores = {a: float(s) for a, s in state["scores"].items()}
         self._ended = set(state["ended"])
+        self._heard = self._scores.keys() | self._ended
         self._kept = None if state["kept"] is None else list(state["kept"])
         self._to_resume = list(state["to_resume"])
         self._to_stop = list(state["to_stop"])
