@@ -120,7 +120,7 @@ def cluster_run(directory, lose_after=6):
         killed = {}
 
         def watch():
-            # remove the worker node once an arm on it has trained an epoch
+            # remove the worker node once arms on it have reported lose_after epochs
             state = os.path.join(directory, "p", "state.json")
             while not killed:
                 time.sleep(0.2)
