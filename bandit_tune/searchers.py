@@ -67,10 +67,15 @@ class GatedSearcher(Searcher):
         self.scheduler = scheduler
         scheduler.recreates_arms = True  # this searcher serves the runner's wake list
         self.max_arms = max_arms
-        #: New arms made so far (the position a resumed search starts from).
+        #: New configurations handed to Ray so far.
         self.made = 0
         self._mine: set[str] = set()  # trials the proposer made (not re-created arms)
         self._inner_finished = False
+        # The position a resumed search starts from counts only the configurations the
+        # runner recorded as arms: one handed to Ray but not yet added (a Ctrl-C or a
+        # kill between the two) is drawn again on resume, not skipped.
+        self._recorded = 0
+        self._unrecorded: dict[str, None] = {}
 
     def set_search_properties(
         self, metric: str | None, mode: str | None, config: dict, **spec: Any
@@ -90,8 +95,9 @@ class GatedSearcher(Searcher):
             return None
         config = self.inner.suggest(trial_id)
         if isinstance(config, dict):
-            self.made += 1
+            self._unrecorded[trial_id] = None
             self._mine.add(trial_id)
+            self.made += 1
         elif config == Searcher.FINISHED:
             self._inner_finished = True
             return _finished_unless_in_flight(scheduler)
@@ -118,19 +124,28 @@ class GatedSearcher(Searcher):
             self.inner.on_trial_complete(trial_id, result=result, error=error)
 
     def position(self) -> dict[str, Any]:
-        """Where the searcher stands, for the search's snapshot."""
-        return {"made": self.made, "next_index": getattr(self.inner, "next_index", None)}
+        """Where the searcher stands, for the search's snapshot.
+
+        Counts the configurations the runner has recorded as arms, so the snapshot's
+        arms and its position always agree, whenever it is written.
+        """
+        arms = self.scheduler.runner.arms
+        for trial_id in [t for t in self._unrecorded if t in arms]:
+            del self._unrecorded[trial_id]
+            self._recorded += 1
+        fixed = isinstance(self.inner, _FixedList)
+        return {"made": self._recorded, "next_index": self._recorded if fixed else None}
 
     def set_position(self, position: dict[str, Any]) -> None:
         """Take up :meth:`position` output (a resumed search)."""
         made = position.get("made")
-        index = position.get("next_index")
         if made is None:  # a snapshot of an older version: the list's index only
-            made = index
+            made = position.get("next_index")
         if made is not None:
-            self.made = int(made)
+            self.made = self._recorded = int(made)
+            self._unrecorded.clear()
         if isinstance(self.inner, _FixedList):
-            self.inner.next_index = int(index if index is not None else self.made)
+            self.inner.next_index = self.made
 
     def get_state(self) -> dict[str, Any]:
         """The position (Ray's searcher state)."""
@@ -155,7 +170,8 @@ class ArmSource(GatedSearcher):
     @next_index.setter
     def next_index(self, value: int) -> None:
         self.inner.next_index = value  # type: ignore[attr-defined]
-        self.made = value
+        self.made = self._recorded = value
+        self._unrecorded.clear()
 
 
 def _finished_unless_in_flight(scheduler: BanditScheduler) -> str | None:

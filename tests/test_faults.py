@@ -138,11 +138,6 @@ def test_driver_killed_twice_and_moved_resumes_where_it_stopped(tmp_path):
         assert [s for s in segments if s[0] == 1] == [segments[0]], (arm, segments)
 
 
-@pytest.mark.xfail(
-    strict=False,
-    reason="known bug (2026-11-30): after Ctrl-C and then two kills, the final run once "
-    "recorded 16 of Hyperband's 17 arms on a clean clone (passed in two other runs)",
-)
 def test_ctrl_c_then_two_kills_and_a_moved_folder_resume_where_it_stopped(tmp_path):
     """Ctrl-C the driver, SIGKILL two resumed drivers, move the folder: the plan is met.
 

@@ -144,3 +144,33 @@ def test_arms_ended_while_ray_pauses_them_are_stopped_not_left_paused():
     first.set_status(Trial.PAUSED)  # now it has
     assert scheduler.choose_trial_to_run(controller) is best  # the promoted arm resumes
     assert first in controller.stopped and first.status == Trial.TERMINATED
+
+
+def test_a_configuration_handed_to_ray_but_not_yet_an_arm_is_drawn_again_on_resume():
+    """A Ctrl-C (or kill) between the searcher's suggest and Ray adding the trial loses no arm.
+
+    The snapshot's searcher position counts only configurations the runner recorded
+    as arms; a resumed search draws the unrecorded one again (it was lost before).
+    """
+    configs = [{"units": u} for u in (8, 16, 32)]
+    scheduler = _scheduler()
+    scheduler.slots = 2
+    source = ArmSource(configs, scheduler)
+    first = source.suggest("a")
+    assert first == configs[0]
+    scheduler.on_trial_add(None, Trial("train_arm", config=first, trial_id="a", stub=True))
+    assert source.suggest("b") == configs[1]
+    # interrupted here: Ray never adds trial "b"
+    assert source.position() == {"made": 1, "next_index": 1}
+    state = scheduler.get_state()
+
+    resumed = _scheduler()
+    resumed.slots = 2
+    resumed.set_state(state)
+    again = ArmSource(configs, resumed)
+    again.set_position(source.position())
+    assert again.suggest("c")["__arm_id"] == "a"  # the running arm is re-created first
+    assert again.suggest("d") == configs[1]  # then the configuration that never became an arm
+    resumed.on_trial_add(None, Trial("train_arm", config=configs[1], trial_id="d", stub=True))
+    assert again.position() == {"made": 2, "next_index": 2}
+    assert sorted(resumed.configs) == ["a", "d"]
