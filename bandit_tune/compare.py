@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import copy
 import math
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -76,8 +76,25 @@ def _regret_at(run: SimulationResult, oracle: float, epochs: np.ndarray) -> np.n
     return out
 
 
+def _instances(name: str, make: Any) -> tuple[ArmPolicy, Any]:
+    """A fresh policy (and proposer) for one replay from a :func:`compare` entry."""
+    proposer = None
+    if isinstance(make, tuple):
+        if len(make) != 2:
+            raise TypeError(f"{name!r}: a pair must be (policy, proposer), got {len(make)} items")
+        make, make_proposer = make
+        made = isinstance(make_proposer, type) or not hasattr(make_proposer, "propose")
+        proposer = make_proposer() if made else copy.deepcopy(make_proposer)
+        if not callable(getattr(proposer, "propose", None)):
+            raise TypeError(f"{name!r}: the proposer must be a Proposer or a factory returning one")
+    policy = copy.deepcopy(make) if isinstance(make, ArmPolicy) else make()
+    if not isinstance(policy, ArmPolicy) and not hasattr(policy, "on_result"):
+        raise TypeError(f"{name!r} must be an ArmPolicy or a factory returning one")
+    return policy, proposer
+
+
 def compare(
-    policies: Mapping[str, ArmPolicy | Callable[[], ArmPolicy]] | Sequence[ArmPolicy],
+    policies: Mapping[str, Any] | Sequence[ArmPolicy],
     curves: Any = None,
     seeds: Sequence[int] = (0, 1, 2),
     n_workers: int = 1,
@@ -87,7 +104,11 @@ def compare(
 
     Args:
         policies: ``{name: policy or zero-argument factory}`` or a list of policies
-            (named by class). A policy object is deep-copied for every replay.
+            (named by class). A policy object is deep-copied for every replay. A
+            value may also be a pair ``(policy, proposer)``: the
+            :class:`~bandit_tune.proposers.Proposer` (or a factory of one) then
+            picks which recorded arm starts next (model-based search, e.g.
+            ``(Hyperband(27), GPProposer())``: BOHB-style).
         curves: anything :func:`bandit_tune.simulate` takes (default: the shipped
             ``load_curves("digits_mlp")``).
         seeds: each seed shuffles the order in which arms are drawn.
@@ -136,10 +157,10 @@ def compare(
     for name, make in named.items():
         rows = []
         for seed in seeds:
-            policy = copy.deepcopy(make) if isinstance(make, ArmPolicy) else make()
-            if not isinstance(policy, ArmPolicy) and not hasattr(policy, "on_result"):
-                raise TypeError(f"{name!r} must be an ArmPolicy or a factory returning one")
-            run = simulate(policy, recorded, n_workers=n_workers, budget=horizon, seed=seed)
+            policy, proposer = _instances(name, make)
+            run = simulate(
+                policy, recorded, n_workers=n_workers, budget=horizon, seed=seed, proposer=proposer
+            )
             runs[(name, seed)] = run
             rows.append(_regret_at(run, oracle, points))
         regrets[name] = np.vstack(rows)  # [seeds, budgets]

@@ -90,6 +90,7 @@ def simulate(
     worker_speed: Any = None,
     worker_loss: float = 0.0,
     worker_restart: float = 60.0,
+    proposer: Any = None,
 ) -> SimulationResult:
     """Replay recorded learning curves through ``policy``, as the Ray scheduler drives it.
 
@@ -118,6 +119,9 @@ def simulate(
             the worker's replacement joins ``worker_restart`` seconds later. Drawn
             with ``seed`` (0 when ``None``), so a replay stays reproducible.
         worker_restart: seconds until a lost worker's replacement joins.
+        proposer: a :class:`~bandit_tune.proposers.Proposer` that picks which
+            recorded arm starts next from the arms' configurations and every
+            result so far (the searcher's role on Ray); ``None``: the seeded order.
 
     Returns:
         A :class:`SimulationResult` with the anytime trace and every decision.
@@ -125,6 +129,7 @@ def simulate(
     return Simulation(
         policy, curves, n_workers, budget, seconds, seed, max_arms, time_budget,
         worker_speed=worker_speed, worker_loss=worker_loss, worker_restart=worker_restart,
+        proposer=proposer,
     ).run()
 
 
@@ -151,6 +156,7 @@ class Simulation:
         worker_speed: Any = None,
         worker_loss: float = 0.0,
         worker_restart: float = 60.0,
+        proposer: Any = None,
     ) -> None:
         from bandit_tune.budget import Budget
         from bandit_tune.curves import as_curves
@@ -217,7 +223,15 @@ class Simulation:
                 clock=self._clock,
             )
         self.runner = Runner(policy, mode="max", budget=limits, slots=n_workers, clock=self._clock)
-        self.runner.extra_state = lambda: {"next_new": self.next_new, "now": self.now}
+        self.runner.extra_state = self._extra
+        self.proposer = proposer
+        if proposer is not None:
+            if not callable(getattr(proposer, "propose", None)):
+                raise TypeError(
+                    "proposer must be a bandit_tune.proposers.Proposer, got "
+                    f"{type(proposer).__name__}"
+                )
+            proposer.setup(self.configs, self.scores.shape[1], seed)
         self.next_new = 0
         self.running: list[tuple[float, int, str, int]] = []  # (finish, tie, arm, worker)
         self._rows: dict[str, int] = {}
@@ -226,6 +240,30 @@ class Simulation:
 
     def _clock(self) -> float:
         return self.now
+
+    def _extra(self) -> dict[str, Any]:
+        extra: dict[str, Any] = {"next_new": self.next_new, "now": self.now}
+        if self.proposer is not None:
+            extra["order"] = list(self.order)  # the proposer's picks come first
+        return extra
+
+    def _next_row(self) -> int:
+        """The recorded arm to start next: the proposer's pick, else the seeded order."""
+        if self.proposer is not None:
+            available = self.order[self.next_new :]
+            row = self.proposer.propose(available)
+            try:
+                at = available.index(row)
+            except ValueError:
+                raise PolicyError(
+                    f"{type(self.proposer).__name__}.propose returned {row!r}, which is not one "
+                    f"of the {len(available)} recorded arms not started yet"
+                ) from None
+            i = self.next_new + at
+            self.order[self.next_new], self.order[i] = self.order[i], self.order[self.next_new]
+        row = self.order[self.next_new]
+        self.next_new += 1
+        return row
 
     def _row(self, arm_id: str) -> int:
         row = self._rows.get(arm_id)
@@ -261,8 +299,7 @@ class Simulation:
             if action == RESUME and arm_id is not None:
                 self._launch(arm_id)
             elif action == NEW:
-                row = self.order[self.next_new]
-                self.next_new += 1
+                row = self._next_row()
                 arm_id = f"arm_{row:05d}"
                 config = self.configs[row] if row < len(self.configs) else {}
                 runner.add_arm(arm_id, {"arm": row, **config})
@@ -312,6 +349,8 @@ class Simulation:
                 seconds=float(times[row, step - 1]) if timed else None,
                 in_flight=len(self.running),
             )
+            if self.proposer is not None:
+                self.proposer.observe(row, step, score)
             done += 1
             result.epochs_used += 1
             result.epochs[arm_id] = step
@@ -340,5 +379,13 @@ class Simulation:
         extra = state.get("extra", {})
         self.next_new = int(extra.get("next_new", 0))
         self.now = float(extra.get("now", 0.0))
+        if self.proposer is not None and "order" in extra:
+            self.order = [int(r) for r in extra["order"]]
+            if callable(getattr(self.proposer, "on_resume", None)):
+                self.proposer.on_resume(self.order[: self.next_new])
+            for arm in self.runner.arms:  # the proposer sees again what it saw
+                row = self._row(arm.arm_id)
+                for step in range(1, arm.step + 1):
+                    self.proposer.observe(row, step, float(self.scores[row, step - 1]))
         if result is not None:
             self.result = result

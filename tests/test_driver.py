@@ -16,6 +16,7 @@ from bandit_tune.policies import (
     UCB,
     AdaptiveASHA,
     ArmPolicy,
+    CurveEnsemble,
     Decision,
     EpsilonGreedy,
     Hyperband,
@@ -41,6 +42,7 @@ BUILT_IN = {
     "epsilon_greedy": lambda: EpsilonGreedy(MAX_T, n_arms=6, seed=1),
     "pasha": lambda: PASHA(MAX_T, 3),
     "top_k_after_warmup": lambda: TopKAfterWarmup(MAX_T, arms=6, keep=2, warmup=2),
+    "curve_ensemble": lambda: CurveEnsemble(MAX_T, 3, kappa=0.5),
 }
 
 

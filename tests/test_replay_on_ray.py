@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from bandit_tune import simulate
-from bandit_tune.policies import ASHA, PASHA, Hyperband, TopKAfterWarmup
+from bandit_tune.policies import ASHA, PASHA, CurveEnsemble, Hyperband, TopKAfterWarmup
 from bandit_tune.replay import replay_on_ray
 
 pytestmark = pytest.mark.ray
@@ -26,8 +26,9 @@ def _median_after_two():
         _median_after_two,
         lambda: TopKAfterWarmup(9, arms=17, keep=3, warmup=2),
         lambda: PASHA(9, 3),
+        lambda: CurveEnsemble(9, 3),
     ],
-    ids=["hyperband", "asha", "median_after_two", "top_k_after_warmup", "pasha"],
+    ids=["hyperband", "asha", "median_after_two", "top_k_after_warmup", "pasha", "curve_ensemble"],
 )
 def test_simulate_and_ray_make_the_same_decisions(make, ray_local, tmp_path):
     rng = np.random.default_rng(7)

@@ -22,6 +22,7 @@ from bandit_tune.policies.base import (
     choose,
     decide,
 )
+from bandit_tune.policies.curve_model import CurveEnsemble, CurveFit
 from bandit_tune.policies.hyperband import Hyperband
 from bandit_tune.policies.median import MedianStopping
 from bandit_tune.policies.pasha import PASHA
@@ -35,6 +36,8 @@ __all__ = [
     "ArmPolicy",
     "ArmState",
     "CurveBandit",
+    "CurveEnsemble",
+    "CurveFit",
     "Decision",
     "PolicyError",
     "call_policy",

@@ -6,6 +6,7 @@ from bandit_tune.policies.adaptive import AdaptiveASHA
 from bandit_tune.policies.asha import ASHA
 from bandit_tune.policies.bandits import UCB, EpsilonGreedy, ThompsonSampling
 from bandit_tune.policies.base import ArmPolicy, Decision
+from bandit_tune.policies.curve_model import CurveEnsemble
 from bandit_tune.policies.hyperband import Hyperband
 from bandit_tune.policies.median import MedianStopping
 from bandit_tune.policies.pasha import PASHA
@@ -18,6 +19,7 @@ POLICY_NAMES = (
     "asha_stopping",
     "adaptive_asha",
     "pasha",
+    "curve_ensemble",
     "median_stopping",
     "ucb",
     "thompson",
@@ -38,6 +40,8 @@ def policy_by_name(name: str, max_epochs: int, eta: float = 3) -> ArmPolicy:
         return AdaptiveASHA(max_epochs, eta)
     if key == "pasha":
         return PASHA(max_epochs, eta)
+    if key == "curve_ensemble":
+        return CurveEnsemble(max_epochs, eta)
     if key == "median_stopping":
         return MedianStopping(max_epochs)
     bandits = {
