@@ -17,7 +17,13 @@ from typing import Any
 import numpy as np
 
 DATA_DIR = os.path.join(os.path.dirname(__file__), "data")
-SHIPPED = {"digits_mlp": "digits_mlp_curves.npz"}
+#: Shipped curve sets: name -> (file in ``bandit_tune/data``, the metric it is judged by).
+SHIPPED = {
+    "digits_mlp": ("digits_mlp_curves.npz", "val_accuracy"),
+    "digits_cnn": ("digits_cnn_curves.npz", "val_accuracy"),
+    "diabetes_mlp": ("diabetes_mlp_curves.npz", "val_loss"),
+    "noisy_labels": ("noisy_labels_curves.npz", "val_accuracy"),
+}
 
 
 @dataclass
@@ -76,19 +82,40 @@ def _ragged(rows: list[Any], seconds: Any = None) -> Curves:
     return Curves(scores, lengths, times)
 
 
-def load_curves(name: str = "digits_mlp", metric: str = "val_accuracy") -> Curves:
+def load_curves(name: str = "digits_mlp", metric: str | None = None) -> Curves:
     """Load a recorded set of learning curves that ships with bandit_tune.
 
-    ``"digits_mlp"``: 256 random Keras MLPs (1-3 layers, 16-512 units, dropout,
-    learning rate, batch size) trained 27 epochs each on scikit-learn's digits,
-    recorded by ``benchmarks/record_curves.py``. ``metric`` is ``"val_accuracy"``
-    or ``"val_loss"`` (returned negated, so higher is better).
+    Each set holds 256 random Keras models trained 27 epochs each, with every
+    arm's configuration, recorded by ``benchmarks/record_curves.py`` on data
+    that ships with scikit-learn or is generated:
+
+    - ``"digits_mlp"``: MLPs (1-3 layers, 16-512 units, dropout, learning rate,
+      batch size) on the 8x8 digits; judged by ``val_accuracy``;
+    - ``"digits_cnn"``: small CNNs (1-2 conv layers, 4-32 filters, a dense
+      layer, dropout, learning rate, batch size) on the same digits split;
+      ``val_accuracy``;
+    - ``"diabetes_mlp"``: regression MLPs (Adam or SGD with momentum, some of
+      which diverge: NaN) on the diabetes data; ``val_loss`` (MSE of the
+      standardised target) only;
+    - ``"noisy_labels"``: MLPs on a generated 10-class problem whose training
+      labels are 30% random: big arms overfit, so curves rise, fall and cross;
+      ``val_accuracy``.
+
+    ``metric`` is ``"val_accuracy"`` or ``"val_loss"`` (returned negated, so higher
+    is better); ``None``: the metric the set is judged by.
     """
     if name not in SHIPPED:
         raise ValueError(f"unknown curve set {name!r}; shipped: {', '.join(SHIPPED)}")
+    filename, default = SHIPPED[name]
+    metric = default if metric is None else metric
     if metric not in ("val_accuracy", "val_loss"):
         raise ValueError(f"metric must be 'val_accuracy' or 'val_loss', got {metric!r}")
-    with np.load(os.path.join(DATA_DIR, SHIPPED[name])) as data:
+    with np.load(os.path.join(DATA_DIR, filename)) as data:
+        if metric not in data.files:
+            raise ValueError(
+                f"curve set {name!r} records no {metric!r} (it records "
+                f"{', '.join(k for k in data.files if k.startswith('val_'))})"
+            )
         values = data[metric].astype(float)
         seconds = data["seconds"].astype(float)
         configs = json.loads(str(data["configs"]))

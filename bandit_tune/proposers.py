@@ -51,32 +51,55 @@ class Proposer:
         """A resumed replay: these rows were proposed before (their results follow)."""
 
 
-def encode(configs: Sequence[dict[str, Any]]) -> np.ndarray:
-    """Configurations as rows of numbers in [0, 1] (the models' input).
+class Encoder:
+    """Turns configurations into rows of numbers in [0, 1] (the models' input).
 
-    Numbers are scaled to [0, 1] over the recorded range (on a log scale when
-    they are positive and span more than a factor of 20); strings and booleans
-    become one column per value (0 or 1). Keys missing from a configuration
-    count as the column's lowest value.
+    Fitted on the recorded configurations: numbers are scaled to [0, 1] over the
+    recorded range (on a log scale when they are positive and span more than a
+    factor of 20); strings and booleans become one column per value (0 or 1).
     """
-    if not configs:
-        raise ValueError("a proposer needs the recorded arms' configurations; the curves have none")
-    keys = sorted({k for c in configs for k in c if not str(k).startswith("__")})
-    if not keys:
-        raise ValueError("the recorded configurations are empty: a proposer has nothing to model")
-    columns: list[np.ndarray] = []
-    for key in keys:
-        values = [c.get(key) for c in configs]
-        if all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values):
-            x = np.array(values, dtype=float)
-            if x.min() > 0 and x.max() / x.min() > 20:
-                x = np.log(x)
-            span = x.max() - x.min()
-            columns.append((x - x.min()) / span if span > 0 else np.zeros_like(x))
-        else:
-            for level in sorted({str(v) for v in values}):
-                columns.append(np.array([str(v) == level for v in values], dtype=float))
-    return np.stack(columns, axis=1)
+
+    def __init__(self, configs: Sequence[dict[str, Any]]) -> None:
+        if not configs:
+            raise ValueError(
+                "a proposer needs the recorded arms' configurations; the curves have none"
+            )
+        keys = sorted({k for c in configs for k in c if not str(k).startswith("__")})
+        if not keys:
+            raise ValueError(
+                "the recorded configurations are empty: a proposer has nothing to model"
+            )
+        #: Per key: ``("num", low, high, log)`` or ``("cat", levels)``.
+        self.columns: dict[str, tuple[Any, ...]] = {}
+        for key in keys:
+            values = [c.get(key) for c in configs]
+            if all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values):
+                x = np.array(values, dtype=float)
+                log = bool(x.min() > 0 and x.max() / x.min() > 20)
+                self.columns[key] = ("num", float(x.min()), float(x.max()), log)
+            else:
+                self.columns[key] = ("cat", sorted({str(v) for v in values}))
+
+    def __call__(self, configs: Sequence[dict[str, Any]]) -> np.ndarray:
+        """The configurations as an array ``[configs, columns]``."""
+        out: list[np.ndarray] = []
+        for key, spec in self.columns.items():
+            values = [c.get(key) for c in configs]
+            if spec[0] == "num":
+                _, low, high, log = spec
+                x = np.array([low if v is None else v for v in values], dtype=float)
+                if log:
+                    x, low, high = np.log(x), math.log(low), math.log(high)
+                out.append((x - low) / (high - low) if high > low else np.zeros_like(x))
+            else:
+                for level in spec[1]:
+                    out.append(np.array([str(v) == level for v in values], dtype=float))
+        return np.stack(out, axis=1)
+
+
+def encode(configs: Sequence[dict[str, Any]]) -> np.ndarray:
+    """``configs`` as rows of numbers in [0, 1], scaled over themselves (see :class:`Encoder`)."""
+    return Encoder(configs)(configs)
 
 
 def _matern52(a: np.ndarray, b: np.ndarray, scale: np.ndarray) -> np.ndarray:
@@ -201,3 +224,94 @@ class GPProposer(Proposer):
         u = np.log(np.asarray(steps, dtype=float)[order]) / math.log(max(self.max_t, 2))
         x = np.hstack([self._x[rows_a], u[:, None]])
         return x, np.asarray(scores)[order]
+
+
+class TPEProposer(Proposer):
+    """Optuna's TPE over the recorded configurations, fitted at one step (the BOHB rule).
+
+    Each proposal fits TPE to the arms' scores at the highest step that at least
+    ``n_min`` arms have reached (``n_min``: the configuration's dimensions + 2),
+    asks it for a configuration, and starts the available recorded arm nearest
+    to it (in :class:`Encoder` space). The first ``n_startup`` arms follow the
+    recorded (seeded) order. Needs Optuna (a dependency of bandit_tune).
+
+    Args:
+        n_startup: arms started in recorded order before TPE is used.
+    """
+
+    def __init__(self, n_startup: int = 10) -> None:
+        if isinstance(n_startup, bool) or not isinstance(n_startup, int) or n_startup < 1:
+            raise ValueError(f"TPEProposer: n_startup must be an integer >= 1, got {n_startup!r}")
+        self.n_startup = n_startup
+
+    def setup(self, configs: Sequence[dict[str, Any]], max_t: int, seed: int | None) -> None:
+        """Build TPE's search space from the recorded configurations."""
+        import optuna
+
+        super().setup(configs, max_t, seed)
+        self._encoder = Encoder(configs)
+        self._x = self._encoder(configs)
+        self._distributions: dict[str, Any] = {}
+        for key, spec in self._encoder.columns.items():
+            if spec[0] == "cat":
+                self._distributions[key] = optuna.distributions.CategoricalDistribution(spec[1])
+                continue
+            _, low, high, log = spec
+            values = [c.get(key) for c in configs]
+            if all(isinstance(v, int) for v in values):
+                self._distributions[key] = optuna.distributions.IntDistribution(
+                    int(low), max(int(high), int(low) + 1), log=log
+                )
+            else:
+                self._distributions[key] = optuna.distributions.FloatDistribution(
+                    low, high if high > low else low + 1e-12, log=log
+                )
+        self._scores: dict[int, dict[int, float]] = {}
+        self._started = 0
+
+    def on_resume(self, started: Sequence[int]) -> None:
+        """Count the proposals made before the resume."""
+        self._started = len(started)
+
+    def observe(self, row: int, step: int, score: float) -> None:
+        """Keep every finite result."""
+        if math.isfinite(score):
+            self._scores.setdefault(row, {})[step] = float(score)
+
+    def propose(self, available: Sequence[int]) -> int:
+        """The available arm nearest to TPE's suggestion."""
+        import optuna
+
+        self._started += 1
+        if self._started <= self.n_startup:
+            return int(available[0])
+        n_min = len(self._distributions) + 2
+        reached = sorted((max(s) for s in self._scores.values()), reverse=True)
+        if len(reached) < n_min:
+            return int(available[0])
+        step = reached[n_min - 1]  # the highest step n_min arms have reached
+        optuna.logging.set_verbosity(optuna.logging.WARNING)
+        sampler = optuna.samplers.TPESampler(
+            seed=int(np.random.default_rng([self.seed, self._started]).integers(2**31)),
+            n_startup_trials=0,
+        )
+        study = optuna.create_study(direction="maximize", sampler=sampler)
+        for row, scores in self._scores.items():
+            if step in scores:
+                params = {k: self._value(k, self.configs[row].get(k)) for k in self._distributions}
+                study.add_trial(
+                    optuna.trial.create_trial(
+                        params=params, distributions=self._distributions, value=scores[step]
+                    )
+                )
+        trial = study.ask(self._distributions)
+        target = self._encoder([trial.params])[0]
+        candidates = np.asarray(available, dtype=int)
+        distance = ((self._x[candidates] - target) ** 2).sum(axis=1)
+        return int(candidates[int(np.argmin(distance))])
+
+    def _value(self, key: str, value: Any) -> Any:
+        spec = self._encoder.columns[key]
+        if spec[0] == "cat":
+            return str(value)
+        return value

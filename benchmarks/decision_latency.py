@@ -22,7 +22,10 @@ import numpy as np
 from bandit_tune import simulate
 from bandit_tune.policies import (
     ASHA,
+    PASHA,
     AdaptiveASHA,
+    CurveEnsemble,
+    CurveFit,
     Hyperband,
     MedianStopping,
     SuccessiveHalving,
@@ -84,7 +87,10 @@ def main() -> None:
         "SuccessiveHalving": lambda: SuccessiveHalving(27, 3, n_arms=10**7),
         "Hyperband": lambda: Hyperband(27, 3),
         "MedianStopping": lambda: MedianStopping(27),
+        "PASHA": lambda: PASHA(27, 3),
+        "CurveEnsemble": lambda: CurveEnsemble(27, 3),
     }
+    curve_fit()
     replay()
     memory(args.memory_arms)
     print(f"{'policy':<20}{'arms':>10}{'median us':>12}{'p99 us':>10}")
@@ -95,6 +101,26 @@ def main() -> None:
         ray = time_ray_asha(n)
         if ray is not None:
             print(f"{'Ray ASHAScheduler':<20}{n:>10}{ray[0]:>12.2f}{ray[1]:>10.2f}")
+
+
+def curve_fit(probes: int = 20_000) -> None:
+    """Microseconds of one CurveFit update and of one prediction at max_t (9 points)."""
+    fit = CurveFit()
+    for t in range(1, 10):
+        fit.add(t, 0.9 - 0.5 / t)
+    adds, predictions = [], []
+    for _ in range(probes):
+        probe = CurveFit()
+        start = time.perf_counter_ns()
+        probe.add(1, 0.5)
+        adds.append((time.perf_counter_ns() - start) / 1000)
+        start = time.perf_counter_ns()
+        fit.predict(27)
+        predictions.append((time.perf_counter_ns() - start) / 1000)
+    print(
+        f"CurveFit (any number of arms): add {statistics.median(adds):.2f} us, "
+        f"predict at max_t {statistics.median(predictions):.2f} us (medians)"
+    )
 
 
 def replay() -> None:

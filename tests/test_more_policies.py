@@ -10,6 +10,7 @@ import pytest
 import bandit_tune
 from bandit_tune import compare, load_curves, simulate
 from bandit_tune.policies import (
+    ASHA,
     UCB,
     AdaptiveASHA,
     Decision,
@@ -187,6 +188,27 @@ def test_shipped_curves_load_with_configs_and_seconds():
     assert loss.mode == "min" and (loss.scores <= 0).all()
     with pytest.raises(ValueError, match="shipped: digits_mlp"):
         load_curves("cifar")
+
+
+@pytest.mark.parametrize(
+    ("name", "metric", "keys"),
+    [
+        ("diabetes_mlp", "val_loss", {"optimizer", "units"}),
+    ],
+)
+def test_every_shipped_set_loads_with_its_metric_and_configs(name, metric, keys):
+    curves = load_curves(name)
+    assert curves.scores.shape == (256, 27) and curves.metric == metric
+    assert len(curves.configs) == 256 and keys <= set(curves.configs[0])
+    assert np.isfinite(curves.scores).any(axis=1).mean() > 0.9
+    assert (curves.seconds > 0).all()
+    result = simulate(ASHA(27), curves, n_workers=2)  # replays, NaN arms included
+    assert np.isfinite(result.best_score)
+
+
+def test_a_metric_the_set_does_not_record_is_named():
+    with pytest.raises(ValueError, match="records no 'val_accuracy' .*val_loss"):
+        load_curves("diabetes_mlp", metric="val_accuracy")
 
 
 def test_simulate_takes_ragged_curves_and_stops_an_arm_where_its_curve_ends():

@@ -6,7 +6,7 @@ import pytest
 import bandit_tune
 from bandit_tune.curves import Curves
 from bandit_tune.policies import ASHA, Hyperband, PolicyError
-from bandit_tune.proposers import GPProposer, Proposer, encode
+from bandit_tune.proposers import GPProposer, Proposer, TPEProposer, encode
 from bandit_tune.simulate import Simulation
 
 
@@ -58,6 +58,10 @@ def test_a_proposal_that_is_not_an_available_arm_is_named():
 def test_a_proposer_needs_configurations():
     with pytest.raises(ValueError, match="configurations"):
         bandit_tune.simulate(ASHA(9, 3), np.ones((5, 9)), 1, proposer=GPProposer())
+    with pytest.raises(ValueError, match="n_startup must be an integer >= 1"):
+        TPEProposer(n_startup=0)
+    with pytest.raises(ValueError, match="random_fraction must lie in"):
+        GPProposer(random_fraction=2)
 
 
 def test_encode_scales_numbers_logs_wide_ranges_and_one_hots_strings():
@@ -66,25 +70,27 @@ def test_encode_scales_numbers_logs_wide_ranges_and_one_hots_strings():
     assert x.tolist() == [[1.0, 0.0, 0.0, 0.0], [0.0, 1.0, 1.0, 1.0]]
 
 
-def test_the_gp_finds_the_best_region_sooner_than_the_recorded_order():
+@pytest.mark.parametrize("make", [GPProposer, TPEProposer], ids=["gp", "tpe"])
+def test_a_model_finds_the_best_region_sooner_than_the_recorded_order(make):
     curves = _bowl(120)
     best = curves.scores.max()
-    gp_regret, random_regret = [], []
+    model_regret, random_regret = [], []
     for seed in range(8):
-        for proposer, out in ((GPProposer(n_startup=8), gp_regret), (None, random_regret)):
+        for proposer, out in ((make(n_startup=8), model_regret), (None, random_regret)):
             result = bandit_tune.simulate(
                 Hyperband(9, 3), curves, 2, budget=90, seed=seed, proposer=proposer
             )
             out.append(best - result.best_score)
-    assert np.mean(gp_regret) < 0.5 * np.mean(random_regret), (gp_regret, random_regret)
+    assert np.mean(model_regret) < 0.5 * np.mean(random_regret), (model_regret, random_regret)
 
 
-def test_a_replay_with_a_proposer_resumes_to_the_same_decisions():
+@pytest.mark.parametrize("make", [GPProposer, TPEProposer], ids=["gp", "tpe"])
+def test_a_replay_with_a_proposer_resumes_to_the_same_decisions(make):
     curves = _bowl(60)
-    whole = bandit_tune.simulate(ASHA(9, 3), curves, 2, seed=1, proposer=GPProposer(n_startup=5))
-    first = Simulation(ASHA(9, 3), curves, 2, seed=1, proposer=GPProposer(n_startup=5))
+    whole = bandit_tune.simulate(ASHA(9, 3), curves, 2, seed=1, proposer=make(n_startup=5))
+    first = Simulation(ASHA(9, 3), curves, 2, seed=1, proposer=make(n_startup=5))
     part = first.run(max_results=70)
-    second = Simulation(ASHA(9, 3), curves, 2, seed=1, proposer=GPProposer(n_startup=5))
+    second = Simulation(ASHA(9, 3), curves, 2, seed=1, proposer=make(n_startup=5))
     second.restore(first.runner.state(), part)
     assert second.run().decisions == whole.decisions
 
