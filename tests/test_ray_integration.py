@@ -397,6 +397,31 @@ def test_bayesian_optimization_with_hyperband_is_bohb_style(
     assert tuner.get_best_models()[0].optimizer.learning_rate.numpy() == pytest.approx(1e-2)
 
 
+def test_a_curve_model_policy_runs_a_real_keras_search(
+    ray_local, digits_small, build_model, tmp_path
+):
+    (x, y), (xv, yv), _ = digits_small
+    policy = bandit_tune.policies.CurveEnsemble(max_t=9, eta=3)
+    tuner = bandit_tune.RandomSearch(
+        build_model,
+        objective="val_accuracy",
+        max_trials=6,
+        seed=0,
+        policy=policy,
+        max_epochs=9,
+        directory=str(tmp_path),
+        project_name="curves",
+        verbose=0,
+    )
+    tuner.search(x, y, validation_data=(xv, yv))
+    epochs = tuner.results_.set_index("arm_id")["epochs"]
+    assert len(epochs) == 6 and set(epochs) <= {1, 3, 9} and epochs.max() == 9
+    top = epochs.idxmax()
+    mean, spread = tuner.policy.prediction(top)  # its curve was fitted from every epoch
+    assert np.isfinite(mean) and np.isfinite(spread)
+    assert tuner.get_best_models()[0].predict(xv[:2], verbose=0).shape == (2, 10)
+
+
 def test_cross_validated_arms_are_halved_on_the_fold_mean(
     ray_local, digits_small, build_model, tmp_path
 ):
