@@ -32,6 +32,8 @@ class Curves:
 
     Attributes:
         scores: ``[arms, epochs]``; NaN where an arm diverged or past its length.
+            Several objectives: ``[arms, epochs, objectives]``, each oriented so
+            that higher is better.
         lengths: epochs recorded per arm.
         seconds: seconds per epoch shaped like ``scores``, or ``None`` (1 s each).
         configs: each arm's hyperparameters (may be empty dicts).
@@ -54,8 +56,31 @@ class Curves:
         """The most epochs any arm has."""
         return int(self.scores.shape[1])
 
+    @property
+    def n_objectives(self) -> int:
+        """How many objectives each score has (1: scalar curves)."""
+        return 1 if self.scores.ndim == 2 else int(self.scores.shape[2])
+
+    def reference(self) -> np.ndarray:
+        """Several objectives: the worst recorded value of each, the hypervolume's reference."""
+        flat = self.scores.reshape(-1, self.n_objectives)
+        flat = flat[np.isfinite(flat).all(axis=1)]
+        if len(flat) == 0:
+            raise ValueError("curves hold no finite score")
+        return flat.min(axis=0)
+
     def best(self) -> float:
-        """The best score any arm reached at any epoch (the oracle of :func:`compare`)."""
+        """The best score any arm reached at any epoch (the oracle of :func:`compare`).
+
+        Several objectives: the hypervolume of the front of every recorded point
+        (reference: :meth:`reference`).
+        """
+        if self.n_objectives > 1:
+            from bandit_tune.policies.pareto import hypervolume, pareto_front
+
+            flat = self.scores.reshape(-1, self.n_objectives)
+            flat = flat[np.isfinite(flat).all(axis=1)]
+            return hypervolume(pareto_front(flat), self.reference())
         finite = self.scores[np.isfinite(self.scores)]
         if finite.size == 0:
             raise ValueError("curves hold no finite score")
@@ -152,9 +177,11 @@ def as_curves(source: Any) -> Curves:
     """Turn ``source`` into :class:`Curves`.
 
     Accepted: a :class:`Curves`; a 2-d array ``[arms, epochs]`` (higher is
-    better); a list of 1-d curves of any lengths; a tuner after ``search``
-    (``BanditTuner``), its ``results_`` table or the ``directory/project_name``
-    folder of a search (their objective's direction is honoured).
+    better), or a 3-d array ``[arms, epochs, objectives]`` of recorded vectors
+    (each objective higher is better); a list of 1-d curves of any lengths; a
+    tuner after ``search`` (``BanditTuner``), its ``results_`` table or the
+    ``directory/project_name`` folder of a search (their objective's direction
+    is honoured).
     """
     if isinstance(source, Curves):
         return source
@@ -185,9 +212,10 @@ def as_curves(source: Any) -> Curves:
         if len(lengths) > 1:
             return _ragged(list(source))
     scores = np.asarray(source, dtype=float)
-    if scores.ndim != 2 or scores.shape[0] < 1 or scores.shape[1] < 1:
+    if scores.ndim not in (2, 3) or min(scores.shape) < 1:
         raise ValueError(
-            f"curves must be a 2-d array [arms, epochs], a list of curves, a tuner, its "
-            f"results_ or a search directory; got an array of shape {scores.shape}"
+            f"curves must be a 2-d array [arms, epochs] (or [arms, epochs, objectives]), a "
+            f"list of curves, a tuner, its results_ or a search directory; got an array of "
+            f"shape {scores.shape}"
         )
     return Curves(scores, np.full(scores.shape[0], scores.shape[1], dtype=int))

@@ -164,6 +164,8 @@ class Simulation:
         recorded = as_curves(curves)
         self.scores, self.lengths = recorded.scores, recorded.lengths
         self.configs = recorded.configs
+        self.objectives = recorded.n_objectives
+        shape = self.scores.shape[:2]  # [arms, epochs]
         if isinstance(n_workers, bool) or not isinstance(n_workers, int) or n_workers < 1:
             raise ValueError(f"n_workers must be an integer >= 1, got {n_workers!r}")
         if budget is not None and (not isinstance(budget, int) or budget < 1):
@@ -177,14 +179,14 @@ class Simulation:
         if seconds is None:
             seconds = recorded.seconds
         given = np.asarray(1.0 if seconds is None else seconds, dtype=float)
-        if given.ndim == 1 and self.scores.ndim == 2 and len(given) == self.scores.shape[0]:
+        if given.ndim == 1 and len(given) == shape[0]:
             given = given[:, None]  # one value per arm: its seconds per epoch
         try:
-            self.times = np.broadcast_to(given, self.scores.shape)
+            self.times = np.broadcast_to(given, shape)
         except ValueError:
             raise ValueError(
-                f"seconds must be a number, one value per arm ({self.scores.shape[0]}) or an "
-                f"array shaped like the curves {self.scores.shape}, got shape {given.shape}"
+                f"seconds must be a number, one value per arm ({shape[0]}) or an "
+                f"array shaped like the curves {shape}, got shape {given.shape}"
             ) from None
         self._uneven = given.ndim > 0  # else every epoch takes the same time
         self._epoch = float(given) if given.ndim == 0 else 0.0
@@ -222,9 +224,18 @@ class Simulation:
                 started=0.0,
                 clock=self._clock,
             )
-        self.runner = Runner(policy, mode="max", budget=limits, slots=n_workers, clock=self._clock)
+        mode: Any = "max" if self.objectives == 1 else ["max"] * self.objectives
+        self.runner = Runner(policy, mode=mode, budget=limits, slots=n_workers, clock=self._clock)
+        if self.objectives > 1:
+            self._reference = recorded.reference()
+            self._front: list[tuple[float, ...]] = []
         self.runner.extra_state = self._extra
         self.proposer = proposer
+        if proposer is not None and self.objectives > 1:
+            raise ValueError(
+                "proposers model one objective; these curves hold "
+                f"{self.objectives}: replay them without a proposer"
+            )
         if proposer is not None:
             if not callable(getattr(proposer, "propose", None)):
                 raise TypeError(
@@ -240,6 +251,21 @@ class Simulation:
 
     def _clock(self) -> float:
         return self.now
+
+    def _front_add(self, point: tuple[float, ...], arm_id: str) -> None:
+        """Several objectives: grow the observed front; best_score is its hypervolume."""
+        from bandit_tune.policies.pareto import hypervolume
+
+        if not all(math.isfinite(v) for v in point):
+            return
+        front = self._front
+        if any(all(f >= p for f, p in zip(kept, point)) for kept in front):
+            return  # dominated by (or equal to) a point already seen
+        front[:] = [k for k in front if not all(p >= f for f, p in zip(k, point))] + [point]
+        volume = hypervolume(front, self._reference)
+        if volume > self.result.best_score:
+            self.result.best_score, self.result.best_arm = volume, arm_id
+            self.result.best_found_at = self.now
 
     def _extra(self) -> dict[str, Any]:
         extra: dict[str, Any] = {"next_new": self.next_new, "now": self.now}
@@ -341,7 +367,10 @@ class Simulation:
             row = self._row(arm_id)
             arm = arms[arm_id]
             step = arm.step + 1
-            score = float(scores[row, step - 1])
+            if self.objectives == 1:
+                score = float(scores[row, step - 1])
+            else:
+                score = tuple(float(v) for v in scores[row, step - 1])
             decision, _ = runner.report(
                 arm_id,
                 step,
@@ -354,7 +383,9 @@ class Simulation:
             done += 1
             result.epochs_used += 1
             result.epochs[arm_id] = step
-            if score > result.best_score and math.isfinite(score):
+            if self.objectives > 1:
+                self._front_add(score, arm_id)
+            elif score > result.best_score and math.isfinite(score):
                 result.best_score, result.best_arm = score, arm_id
                 result.best_found_at = self.now
             result.trace.append((result.epochs_used, self.now, result.best_score))

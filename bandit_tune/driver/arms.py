@@ -23,6 +23,13 @@ RESERVED_PREFIX = "__"
 """Config keys with this prefix belong to the runner (``__arm_id``, ``__checkpoint``)."""
 
 
+def _score(value: Any) -> Any:
+    """A saved score: a float, or a tuple of floats (one per objective)."""
+    if isinstance(value, (list, tuple)):
+        return tuple(float(v) for v in value)
+    return float(value)
+
+
 def plain_config(config: dict[str, Any]) -> dict[str, Any]:
     """``config`` without the runner's own keys (those starting with ``__``)."""
     return {k: v for k, v in config.items() if not str(k).startswith(RESERVED_PREFIX)}
@@ -255,7 +262,7 @@ class ArmTable:
             arm.failures = int(data.get("failures", 0))
             arm.decided = bool(data.get("decided", False))
             arm.results = [dict(r) for r in results.get(arm_id, [])]
-            arm.decisions = [(int(s), float(v), str(d)) for s, v, d in history.get(arm_id, [])]
+            arm.decisions = [(int(s), _score(v), str(d)) for s, v, d in history.get(arm_id, [])]
             state = ArmState(data["state"])
             if state is not ArmState.PAUSED:
                 table.set_state(arm_id, state)

@@ -45,6 +45,35 @@ WAIT = "wait"
 """:meth:`Runner.next_arm`: nothing to start now."""
 
 
+def check_directions(policy: Any, mode: Any) -> None:
+    """Raise ``ValueError`` unless ``policy`` takes ``mode``: a direction, or one per objective."""
+    multi = bool(getattr(policy, "multi_objective", False))
+    name = type(policy).__name__
+    if isinstance(mode, str):
+        if mode not in ("min", "max"):
+            raise ValueError(f"mode must be 'min' or 'max', got {mode!r}")
+        return
+    directions = list(mode)
+    bad = [m for m in directions if m not in ("min", "max")]
+    if not directions or bad:
+        raise ValueError(f"mode must be 'min' or 'max' (one per objective), got {mode!r}")
+    if len(directions) > 1 and not multi:
+        raise ValueError(
+            f"{name} is a single-objective policy and the search has {len(directions)} "
+            "objectives; use a multi-objective policy (MOHyperband, MOASHA, "
+            "MOSuccessiveHalving) or one objective"
+        )
+
+
+def _oriented(value: Any, directions: Sequence[str]) -> tuple[float, ...]:
+    values = tuple(float(v) for v in value)
+    if len(values) != len(directions):
+        raise ValueError(
+            f"a result has {len(values)} objective values, the search {len(directions)}"
+        )
+    return tuple(-v if d == "min" else v for v, d in zip(values, directions))
+
+
 class RecordedClock:
     """A clock that the reported epoch seconds drive (the workers' time in a replay).
 
@@ -84,7 +113,9 @@ class Runner:
     Args:
         policy: the arm policy (its hooks are checked on every call).
         mode: ``"max"`` or ``"min"``: the direction of the values :meth:`report` gets;
-            the policy always sees higher-is-better scores.
+            the policy always sees higher-is-better scores. Several objectives: a
+            list of directions, one per objective; :meth:`report` then gets a
+            sequence of values and the policy (a multi-objective one) a tuple.
         metric: the metric's name (kept in the snapshot).
         budget: a :class:`~bandit_tune.budget.Budget` (epochs, wall clock, target
             score) or ``None``.
@@ -104,15 +135,18 @@ class Runner:
     def __init__(
         self,
         policy: ArmPolicy,
-        mode: str = "max",
+        mode: str | Sequence[str] = "max",
         metric: str | None = None,
         budget: Any = None,
         slots: int | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         check_policy(policy)
-        if mode not in ("min", "max"):
-            raise ValueError(f"mode must be 'min' or 'max', got {mode!r}")
+        check_directions(policy, mode)
+        if not isinstance(mode, str):
+            mode = list(mode)
+            if len(mode) == 1 and not getattr(policy, "multi_objective", False):
+                mode = mode[0]  # one objective, given as a list
         self.policy = policy
         self.mode = mode
         self.metric = metric
@@ -195,7 +229,11 @@ class Runner:
         if result is not None:
             # kept before the policy runs: a result that breaks the policy is not lost
             arm.results.append(result)
-        score = -value if self.mode == "min" else value
+        if isinstance(self.mode, str):
+            score = -value if self.mode == "min" else value
+        else:
+            score = _oriented(value, self.mode)
+            value = value[0]  # the budget's target_score and rate read the first objective
         budget, ended = self.budget, []
         if seconds is not None and isinstance(self.clock, RecordedClock):
             self.clock.epoch(arm_id, seconds)

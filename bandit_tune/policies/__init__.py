@@ -25,6 +25,14 @@ from bandit_tune.policies.base import (
 from bandit_tune.policies.curve_model import CurveEnsemble, CurveFit
 from bandit_tune.policies.hyperband import Hyperband
 from bandit_tune.policies.median import MedianStopping
+from bandit_tune.policies.pareto import (
+    MOASHA,
+    MOHyperband,
+    MOSuccessiveHalving,
+    hypervolume,
+    non_dominated_fronts,
+    pareto_order,
+)
 from bandit_tune.policies.pasha import PASHA
 from bandit_tune.policies.successive_halving import SuccessiveHalving
 from bandit_tune.policies.topk import TopKAfterWarmup
@@ -46,6 +54,9 @@ __all__ = [
     "EpsilonGreedy",
     "Hyperband",
     "MedianStopping",
+    "MOASHA",
+    "MOHyperband",
+    "MOSuccessiveHalving",
     "PASHA",
     "SuccessiveHalving",
     "ThompsonSampling",
@@ -54,5 +65,8 @@ __all__ = [
     "check_policy",
     "halving_bracket",
     "hyperband_brackets",
+    "hypervolume",
+    "non_dominated_fronts",
+    "pareto_order",
     "kendall_tau",
 ]

@@ -167,7 +167,7 @@ class SynchronousHalving(ArmPolicy):
         record.state = _RUNNING
         self._steps[arm_id] = step
         bracket = self._brackets[index]
-        if not math.isfinite(score):
+        if not self._finite(score):
             self._leave(arm_id)
             return Decision.STOP
         if step < bracket.steps[level]:
@@ -277,7 +277,10 @@ class SynchronousHalving(ArmPolicy):
             bracket = _Bracket(saved["shape"], self._shapes[saved["shape"]])
             bracket.members = saved["members"]
             bracket.closed = saved["closed"]
-            bracket.arrived = [{a: (s, q) for a, s, q in rung} for rung in saved["arrived"]]
+            bracket.arrived = [
+                {a: (tuple(s) if isinstance(s, list) else s, q) for a, s, q in rung}
+                for rung in saved["arrived"]
+            ]
             bracket.lost = list(saved["lost"])
             bracket.expected = list(saved["expected"])
             bracket.decided = list(saved["decided"])
@@ -292,6 +295,17 @@ class SynchronousHalving(ArmPolicy):
         self._to_stop = list(state["to_stop"])
 
     # -- internals ---------------------------------------------------------------
+    @staticmethod
+    def _finite(score: Any) -> bool:
+        """Whether ``score`` can be ranked (a diverged arm's cannot: it stops)."""
+        return math.isfinite(score)
+
+    def _rank(
+        self, arrived: list[tuple[str, tuple[Any, int]]], bracket: int
+    ) -> list[tuple[str, tuple[Any, int]]]:
+        """``(arm, (score, seq))`` of one rung of ``bracket``, best first."""
+        return sorted(arrived, key=lambda kv: sort_key(*kv[1]))
+
     def _record(self, arm_id: str) -> RungArm:
         try:
             return self._arms[arm_id]
@@ -313,7 +327,7 @@ class SynchronousHalving(ArmPolicy):
 
     def _decide(self, index: int, level: int, keep: int | None) -> None:
         bracket = self._brackets[index]
-        ranked = sorted(bracket.arrived[level].items(), key=lambda kv: sort_key(*kv[1]))
+        ranked = self._rank(list(bracket.arrived[level].items()), index)
         if keep is None:
             keep = min(bracket.counts[level + 1], len(ranked))
         bracket.decided[level] = True

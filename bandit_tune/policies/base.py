@@ -70,6 +70,9 @@ class ArmPolicy:
 
     #: Version of the :meth:`state_dict` layout; bump it when the layout changes.
     state_version: int = 1
+    #: Whether :meth:`on_result` takes a tuple of scores, one per objective (each
+    #: higher-is-better): a multi-objective policy. Single-objective policies get floats.
+    multi_objective: bool = False
 
     def on_arm_added(self, arm_id: str, config: dict[str, Any]) -> None:
         """Register a new arm with its hyperparameter ``config``."""
