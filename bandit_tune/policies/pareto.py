@@ -234,7 +234,10 @@ class MOSuccessiveHalving(_ParetoRanking, SuccessiveHalving):
     tuples (one per objective, higher is better): see the module docstring.
 
     Args:
-        max_t, eta, min_t, n_arms: as SuccessiveHalving's.
+        max_t: epochs of the top rung.
+        eta: reduction factor (>= 2).
+        min_t: the least epochs before the first decision.
+        n_arms: arms in a bracket (default ``eta**s_max``).
         scalarization: ``"pareto"`` (non-dominated sorting + crowding distance) or
             ``"random_weights"`` (ParEGO-style, weights per bracket).
         seed: seed of the random weights.
@@ -260,7 +263,9 @@ class MOHyperband(_ParetoRanking, Hyperband):
     per objective, higher is better): see the module docstring.
 
     Args:
-        max_t, eta, min_t: as Hyperband's.
+        max_t: epochs of the top rung.
+        eta: reduction factor (>= 2).
+        min_t: the least epochs before the first decision.
         scalarization: ``"pareto"`` or ``"random_weights"`` (weights per bracket).
         seed: seed of the random weights.
     """
@@ -289,7 +294,9 @@ class MOASHA(ASHA):
     hundreds of arms a multi-objective search holds.
 
     Args:
-        max_t, eta, min_t: as ASHA's.
+        max_t: epochs of the top rung.
+        eta: reduction factor (>= 2).
+        min_t: the least epochs before the first decision.
         scalarization: ``"pareto"`` or ``"random_weights"`` (weights per rung).
         seed: seed of the random weights.
     """
