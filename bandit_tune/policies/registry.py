@@ -63,6 +63,8 @@ class TrainToEnd(ArmPolicy):
     ``EarlyStopping`` still end arms early.
     """
 
+    multi_objective = True  # it reads no score: any number of objectives
+
     def on_result(self, arm_id: str, step: int, score: float) -> Decision:
         """Always continue."""
         return Decision.CONTINUE
