@@ -100,13 +100,14 @@ def train_arm(
     cpus: int,
     input_key: str | None = None,
     objective: tuple[str, str] | None = None,
+    latency: bool = False,
 ) -> None:
     """Ray Tune function trainable for one arm: build, maybe restore, fit, report.
 
     ``input_key`` (one per search) lets :mod:`bandit_tune.inputs` feed NumPy data
     through a tf.data pipeline kept on the worker; ``None`` leaves it to Keras.
     ``objective`` (``(metric, direction)``) keeps the best epoch's weights in the
-    checkpoints.
+    checkpoints. ``latency`` reports each model's forward latency (``latency_ms``).
     """
     import time
 
@@ -180,6 +181,7 @@ def train_arm(
         objective=objective,
         best=best,
         companions=own,
+        latency=latency,
     )
     arm_callbacks = [*own, restore_states(own, saved_states), reporter]
     kwargs = dict(fit_kwargs)

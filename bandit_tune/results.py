@@ -448,3 +448,42 @@ def cv_table(
     results["std_test_score"] = np.array(stds)
     results["rank_test_score"] = np.array(ranks, dtype=int)
     return results
+
+
+def add_pareto(frame: Any, histories: dict[str, Any], objectives: Sequence[tuple[str, str]]) -> Any:
+    """A multi-objective ``results_``: a column per objective, ``pareto_rank``, front first.
+
+    Each objective is read at the arm's ``best_epoch`` (of the first objective: the
+    epoch its model is restored at), else at its last reported epoch. Rows are
+    ordered as the policies order a rung: Pareto front (rank 1 is the front),
+    crowding distance, then the order they had; arms with a missing objective last.
+    """
+    from bandit_tune.policies.pareto import non_dominated_fronts, pareto_order
+
+    values = np.full((len(frame), len(objectives)), np.nan)
+    for i, (_, row) in enumerate(frame.iterrows()):
+        history = histories.get(row["arm_id"])
+        if history is None or not len(history):
+            continue
+        at = history
+        if "epoch" in history and row["best_epoch"]:
+            picked = history[history["epoch"] == row["best_epoch"]]
+            if len(picked):
+                at = picked
+        for j, (name, _) in enumerate(objectives):
+            if name in at:
+                values[i, j] = float(at[name].to_numpy(dtype=float)[-1])
+    attrs = dict(frame.attrs)
+    signs = np.array([1.0 if d == "max" else -1.0 for _, d in objectives])
+    oriented = [tuple(v) for v in values * signs]
+    rank = np.zeros(len(frame), dtype=int)
+    for r, front in enumerate(non_dominated_fronts(oriented), 1):
+        rank[front] = r
+    frame = frame.copy()
+    for j, (name, _) in enumerate(objectives):
+        frame[name] = values[:, j]
+    frame["pareto_rank"] = rank
+    order = pareto_order(oriented) if len(frame) else []
+    frame = frame.iloc[order].reset_index(drop=True)
+    frame.attrs.update(attrs, objectives=[list(o) for o in objectives])
+    return frame

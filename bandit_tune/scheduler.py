@@ -71,6 +71,9 @@ class BanditScheduler(TrialScheduler):
         metric: the result key the policy scores (or set by ``TuneConfig``).
         mode: ``"max"`` or ``"min"`` (or set by ``TuneConfig``).
         time_attr: the result key that counts steps (epochs).
+        objectives: several objectives, ``[(metric, "max" | "min"), ...]``, for a
+            multi-objective policy (it is then scored on a tuple of their values;
+            ``metric`` and ``mode`` name the first, which Ray Tune reports).
     """
 
     _supports_buffered_results = False  # the policy decides after every single result
@@ -83,12 +86,18 @@ class BanditScheduler(TrialScheduler):
         metric: str | None = None,
         mode: str | None = None,
         time_attr: str = "training_iteration",
+        objectives: list[tuple[str, str]] | None = None,
     ) -> None:
         super().__init__()
         if mode not in (None, "min", "max"):
             raise ValueError(f"mode must be 'min' or 'max', got {mode!r}")
+        #: Several objectives' ``(metric, direction)``; ``None``: one metric.
+        self.objectives = [tuple(o) for o in objectives] if objectives else None
+        if self.objectives is not None:
+            metric, mode = self.objectives[0]
+        directions: Any = [d for _, d in self.objectives] if self.objectives else mode or "max"
         #: The runner: the arm table, the loop, budgets and the snapshot.
-        self.runner = Runner(policy, mode=mode or "max", metric=metric)
+        self.runner = Runner(policy, mode=directions, metric=metric)
         self._metric = metric
         self._mode = mode
         self.time_attr = time_attr
@@ -216,7 +225,8 @@ class BanditScheduler(TrialScheduler):
         self._metric = self._metric or metric
         self._mode = self._mode or mode
         self.runner.metric = self._metric
-        self.runner.mode = self._mode or "max"
+        if self.objectives is None:
+            self.runner.mode = self._mode or "max"
         return True
 
     @property
@@ -264,12 +274,26 @@ class BanditScheduler(TrialScheduler):
         step = int(result[self.time_attr])
         if step <= self.runner.arms[arm_id].step:
             return TrialScheduler.CONTINUE  # a repeated step (e.g. the final checkpoint)
+        value: Any
         try:
-            value = float(result[self._metric])
-        except (TypeError, ValueError):
+            if self.objectives is None:
+                value = float(result[self._metric])
+            else:
+                missing = [m for m, _ in self.objectives if m not in result]
+                if missing:
+                    raise ValueError(
+                        f"the result of trial {arm_id} has no objective {missing[0]!r}; it "
+                        f"reported {sorted(k for k in result if not k.startswith('config'))}. "
+                        "Pass objectives the model logs (or the built-in 'params' and "
+                        "'latency_ms')"
+                    )
+                value = tuple(float(result[m]) for m, _ in self.objectives)
+        except (TypeError, ValueError) as exc:
+            if "has no objective" in str(exc):
+                raise
             raise ValueError(
-                f"metric {self._metric!r} of trial {arm_id} is {result[self._metric]!r}, "
-                "not a number"
+                f"an objective of trial {arm_id} is not a number: "
+                f"{ {m: result.get(m) for m in self._metric_names()} }"
             ) from None
         checkpoint = None
         if result.get("checkpoint_dir_name") and getattr(trial, "path", None):
@@ -494,6 +518,9 @@ class BanditScheduler(TrialScheduler):
         if self._trials.get(arm_id) is not trial and arm_id in self._trials:
             return  # an older trial of an arm that was re-created since
         self._stop(tune_controller, self.runner.arm_ended(arm_id))
+
+    def _metric_names(self) -> list[str]:
+        return [m for m, _ in self.objectives] if self.objectives else [str(self._metric)]
 
     def _arm(self, trial: Trial) -> str:
         return self.arm_of.get(trial.trial_id, trial.trial_id)

@@ -48,8 +48,30 @@ _MIN_METRICS = frozenset(
     logcosh log_cosh hinge squared_hinge categorical_hinge binary_crossentropy
     categorical_crossentropy sparse_categorical_crossentropy binary_focal_crossentropy
     categorical_focal_crossentropy kl_divergence kld kullback_leibler_divergence poisson
-    huber huber_loss false_positives false_negatives ctc dice""".split()
+    huber huber_loss false_positives false_negatives ctc dice params latency_ms""".split()
 )
+
+
+def objectives_of(objective: Any) -> list[Objective]:
+    """One objective, or a list of them; refuses a list that names a metric twice."""
+    if isinstance(objective, (list, tuple)):
+        if not objective:
+            raise ValueError("objective is an empty list; name at least one metric")
+        objectives = [Objective.of(o) for o in objective]
+    else:
+        objectives = [Objective.of(objective)]
+    seen: dict[str, str] = {}
+    for o in objectives:
+        if o.name in seen:
+            what = (
+                "conflicting directions" if seen[o.name] != o.direction else "the same direction"
+            )
+            raise ValueError(
+                f"objective {o.name!r} is named twice, with {what} ({seen[o.name]!r} and "
+                f"{o.direction!r}); name each metric once"
+            )
+        seen[o.name] = o.direction
+    return objectives
 
 
 def infer_direction(metric: str) -> str | None:
@@ -116,7 +138,15 @@ class BanditTuner:
         hypermodel: a ``build_model(hp)`` function or a :class:`HyperModel`.
         policy: an :class:`~bandit_tune.policies.ArmPolicy`; ``None`` trains every
             arm to ``max_epochs`` (Keras callbacks such as EarlyStopping still apply).
-        objective: metric name (``"val_accuracy"``) or :class:`Objective`.
+        objective: metric name (``"val_accuracy"``) or :class:`Objective`; or a list
+            of them for a multi-objective search (the policy must be one, e.g.
+            :class:`~bandit_tune.policies.MOHyperband`): ``["val_accuracy",
+            Objective("params", "min")]``. ``params`` (trainable parameters) and
+            ``latency_ms`` (median forward pass on a batch of 32, on the worker)
+            are built-in metrics any arm reports. ``results_`` then has a column
+            per objective (read at the first objective's best epoch) and a
+            ``pareto_rank`` (1: the front), rows ordered by it; see
+            :meth:`pareto_front` and :meth:`hypervolume`.
         max_epochs: epochs of the longest arm.
         max_trials: arms to try (default: what the policy plans, else 10).
         seed: makes the sampled configurations reproducible.
@@ -288,7 +318,17 @@ class BanditTuner:
                 max_model_size,
             )
         self.policy = policy
-        self.objective = Objective.of(objective)
+        #: Every objective (one for a plain search); :attr:`objective` is the first.
+        self.objectives = objectives_of(objective)
+        self.objective = self.objectives[0]
+        if len(self.objectives) > 1 and policy is not None:
+            if not getattr(policy, "multi_objective", False):
+                raise ValueError(
+                    f"{type(policy).__name__} is a single-objective policy and objective= "
+                    f"names {len(self.objectives)} objectives; use a multi-objective policy "
+                    "(bandit_tune.policies.MOHyperband, MOASHA, MOSuccessiveHalving) or one "
+                    "objective"
+                )
         if isinstance(max_epochs, bool) or not isinstance(max_epochs, int) or max_epochs < 1:
             raise ValueError(f"max_epochs must be an integer >= 1, got {max_epochs!r}")
         self.max_epochs = max_epochs
@@ -576,7 +616,10 @@ class BanditTuner:
                 **(
                     {}
                     if cv is not None
-                    else {"objective": (self.objective.name, self.objective.direction)}
+                    else {
+                        "objective": (self.objective.name, self.objective.direction),
+                        "latency": any(o.name == "latency_ms" for o in self.objectives),
+                    }
                 ),
             ),
             {"cpu": self.cpus_per_arm, "gpu": self.gpus_per_arm},
@@ -655,7 +698,13 @@ class BanditTuner:
         from bandit_tune.scheduler import BanditScheduler
 
         scheduler = BanditScheduler(
-            policy, metric=self.objective.name, mode=self.objective.direction, time_attr="epoch"
+            policy,
+            metric=self.objective.name,
+            mode=self.objective.direction,
+            time_attr="epoch",
+            objectives=[(o.name, o.direction) for o in self.objectives]
+            if len(self.objectives) > 1
+            else None,
         )
         scheduler.slots = slots
         if limits.seconds or limits.max_total_epochs or limits.target_score is not None:
@@ -814,6 +863,12 @@ class BanditTuner:
         self.results_, self._histories = arm_table(
             self.scheduler_, self.result_grid_, objective, names, max_epochs, steps
         )
+        if len(self.objectives) > 1:
+            from bandit_tune.results import add_pareto
+
+            self.results_ = add_pareto(
+                self.results_, self._histories, [(o.name, o.direction) for o in self.objectives]
+            )
         for param in self.space_:
             if param.kind == "fixed" and len(self.results_):
                 # a model-based searcher proposes only what varies: the constant is here too
@@ -879,10 +934,10 @@ class BanditTuner:
                 "its search space; run it again (overwrite=True) to reload it later"
             )
         name, direction = (state.get("metric") or [None, None])[:2]
-        if name is not None and (name, direction) != (
-            self.objective.name,
-            self.objective.direction,
-        ):
+        mine: Any = self.objective.direction
+        if len(self.objectives) > 1:
+            mine = [o.direction for o in self.objectives]
+        if name is not None and (name, direction) != (self.objective.name, mine):
             raise ValueError(
                 f"the search in {self.project_dir} was run with objective {name!r} "
                 f"({direction}), this tuner has {self.objective.name!r} "
@@ -951,12 +1006,53 @@ class BanditTuner:
         hp.values = {k: v for k, v in values.items() if hp.is_active(k)}
         return hp
 
-    def get_best_models(self, num_models: int = 1) -> list[Any]:
+    def pareto_front(self) -> Any:
+        """The arms no other arm beats in every objective (``results_`` rows, rank 1).
+
+        With one objective: the best arm. Each objective is read at the arm's best
+        epoch of the first objective (the epoch its model is restored at).
+        """
+        self._require_results()
+        if "pareto_rank" not in self.results_:
+            return self.results_.head(1)
+        return self.results_[self.results_["pareto_rank"] == 1]
+
+    def hypervolume(self, reference: Sequence[float] | None = None) -> float:
+        """The hypervolume of :meth:`pareto_front` against ``reference``.
+
+        ``reference`` gives one value per objective in its own units (a bound no
+        useful model is worse than, e.g. ``[0.9, 100_000]`` for accuracy and
+        parameters); default: the worst value of each objective over all arms.
+        Objectives to minimise count as their negation, so larger is better.
+        """
+        from bandit_tune.policies.pareto import hypervolume
+
+        self._require_results()
+        names = [o.name for o in self.objectives]
+        signs = np.array([1.0 if o.direction == "max" else -1.0 for o in self.objectives])
+        values = self.results_[names].to_numpy(dtype=float) * signs
+        values = values[np.isfinite(values).all(axis=1)]
+        if reference is None:
+            ref = values.min(axis=0) if len(values) else np.zeros(len(names))
+        else:
+            if len(reference) != len(names):
+                raise ValueError(
+                    f"reference needs one value per objective ({len(names)}: {names}), "
+                    f"got {list(reference)}"
+                )
+            ref = np.asarray(reference, dtype=float) * signs
+        front = self.pareto_front()[names].to_numpy(dtype=float) * signs
+        return hypervolume(front, ref)
+
+    def get_best_models(self, num_models: int = 1, preference: Any = None) -> list[Any]:
         """The best arms' models, restored from their checkpoints (not retrained).
 
         Each model has the weights of the epoch its ``best_score`` was reached at
         (``results_["best_epoch"]``), as keras-tuner returns them, not those of its
         last epoch. With ``cv`` the first fold's model stands in, at its last epoch.
+        A multi-objective search orders arms by Pareto rank (the front first:
+        ``get_best_models(len(tuner.pareto_front()))`` returns the front), or by
+        ``preference(row)`` (higher preferred; ``row`` is a ``results_`` row) when given.
         """
         import keras
         from ray.tune import Checkpoint
@@ -964,8 +1060,14 @@ class BanditTuner:
         from bandit_tune.keras import restore_arm, restore_best
 
         self._require_results()
+        rows = self.results_
+        if preference is not None:
+            if not callable(preference):
+                raise TypeError("preference must be a function of a results_ row")
+            order = sorted(range(len(rows)), key=lambda i: -float(preference(rows.iloc[i])))
+            rows = rows.iloc[order]
         models = []
-        for _, row in self.results_.head(num_models).iterrows():
+        for _, row in rows.head(num_models).iterrows():
             if row["checkpoint"] is None or (
                 isinstance(row["checkpoint"], float) and math.isnan(row["checkpoint"])
             ):
@@ -1069,7 +1171,9 @@ class BanditTuner:
             json.dumps(
                 {
                     "search space": {p.name: _describe(p) for p in space},
-                    "objective": [self.objective.name, self.objective.direction],
+                    "objective": [self.objective.name, self.objective.direction]
+                    if len(self.objectives) == 1
+                    else [[o.name, o.direction] for o in self.objectives],
                     "policy": type(policy).__name__,
                     "max_epochs": max_epochs,
                     "data": {

@@ -45,7 +45,11 @@ class Hyperband(BanditTuner):
             raise ValueError(
                 f"hyperband_iterations must be an integer >= 1, got {hyperband_iterations!r}"
             )
-        policy = policies.Hyperband(max_epochs, factor, min_epochs)
+        policy = (
+            policies.MOHyperband(max_epochs, factor, min_epochs)
+            if _several(objective)
+            else policies.Hyperband(max_epochs, factor, min_epochs)
+        )
         if len(policy.plan()) == 1:
             import warnings
 
@@ -86,7 +90,11 @@ class SuccessiveHalving(BanditTuner):
         seed: int | None = None,
         **kwargs: Any,
     ) -> None:
-        policy = policies.SuccessiveHalving(max_epochs, factor, min_epochs, n_arms=max_trials)
+        policy = (
+            policies.MOSuccessiveHalving(max_epochs, factor, min_epochs, n_arms=max_trials)
+            if _several(objective)
+            else policies.SuccessiveHalving(max_epochs, factor, min_epochs, n_arms=max_trials)
+        )
         super().__init__(
             hypermodel,
             policy=policy,
@@ -114,7 +122,15 @@ class ASHA(BanditTuner):
         seed: int | None = None,
         **kwargs: Any,
     ) -> None:
-        policy = policies.ASHA(max_epochs, factor, min_epochs, mode=mode)
+        if _several(objective):
+            if mode != "promotion":
+                raise ValueError(
+                    "a multi-objective ASHA promotes by Pareto rank (mode='promotion'); "
+                    f"mode={mode!r} has no multi-objective form"
+                )
+            policy: policies.ArmPolicy = policies.MOASHA(max_epochs, factor, min_epochs)
+        else:
+            policy = policies.ASHA(max_epochs, factor, min_epochs, mode=mode)
         if max_trials is None:
             max_trials = policies.Hyperband(max_epochs, factor, min_epochs).n_arms
         super().__init__(
@@ -270,3 +286,8 @@ __all__ = [
     "RandomSearch",
     "SuccessiveHalving",
 ]
+
+
+def _several(objective: Any) -> bool:
+    """Whether ``objective`` names several objectives (the tuner then uses the MO policy)."""
+    return isinstance(objective, (list, tuple)) and len(objective) > 1
