@@ -67,9 +67,9 @@ def hyperband(directory, address=None, retries=0, max_epochs=9, **kwargs):
     import bandit_tune
 
     (x, y), (xv, yv) = _data()
+    kwargs.setdefault("objective", "val_accuracy")
     tuner = bandit_tune.Hyperband(
         small_build_model,
-        objective="val_accuracy",
         max_epochs=max_epochs,
         factor=3,
         seed=0,
@@ -94,6 +94,14 @@ def main():
     if mode == "search":
         tuner = hyperband(directory)
         print("SUMMARY " + json.dumps(summary(tuner)), flush=True)
+    elif mode == "search-mo":
+        from bandit_tune import Objective
+
+        tuner = hyperband(directory, objective=["val_accuracy", Objective("params", "min")])
+        out = summary(tuner)
+        out["front"] = list(tuner.pareto_front()["arm_id"])
+        out["ranks"] = [int(r) for r in tuner.results_["pareto_rank"]]
+        print("SUMMARY " + json.dumps(out), flush=True)
     elif mode == "cluster":
         cluster_run(directory)
 

@@ -37,9 +37,9 @@ def _kill_tree(pid):
     psutil.wait_procs(family, timeout=30)
 
 
-def _driver(directory):
+def _driver(directory, mode="search"):
     return subprocess.Popen(
-        [sys.executable, SCRIPT, "search", str(directory)],
+        [sys.executable, SCRIPT, mode, str(directory)],
         env=ENV,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
@@ -253,10 +253,10 @@ def _between_rungs(snapshot):
     return between and any(a["state"] == "stopped" for a in arms)
 
 
-def _run_until(directory, ready, deadline_s=240):
+def _run_until(directory, ready, deadline_s=240, mode="search"):
     """Start the driver; return it (still running) with the snapshot once ``ready(snapshot)``."""
     state_path = directory / "p" / "state.json"
-    driver = _driver(directory)
+    driver = _driver(directory, mode)
     deadline = time.monotonic() + deadline_s
     while time.monotonic() < deadline:
         time.sleep(0.1)
@@ -273,9 +273,9 @@ def _run_until(directory, ready, deadline_s=240):
     pytest.fail(f"the search never reached the point to interrupt it: {out[-3000:]}")
 
 
-def _finish(directory):
+def _finish(directory, mode="search"):
     done = subprocess.run(
-        [sys.executable, SCRIPT, "search", str(directory)],
+        [sys.executable, SCRIPT, mode, str(directory)],
         env=ENV,
         capture_output=True,
         text=True,
@@ -460,3 +460,15 @@ def test_a_local_ray_listens_on_loopback_only_even_when_ray_was_imported_first()
     names = {name for name, _ in listening}
     assert {"gcs_server", "raylet"} <= names, listening
     assert all(ip in ("127.0.0.1", "::ffff:127.0.0.1") for _, ip in listening), listening
+
+
+def test_a_multi_objective_search_resumes_after_a_kill_with_its_front(tmp_path):
+    """SIGKILL a multi-objective Hyperband driver mid-search: the re-run meets the plan."""
+    killed, _ = _run_until(tmp_path, _between_rungs, mode="search-mo")
+    _kill_tree(killed.pid)
+    out, _ = _finish(tmp_path, mode="search-mo")
+    _assert_plan_met(out)
+    _retrained_within_checkpoints(out)
+    assert out["front"] and out["ranks"][: len(out["front"])] == [1] * len(out["front"])
+    assert out["ranks"] == sorted(out["ranks"])
+
