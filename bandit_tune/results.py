@@ -487,3 +487,47 @@ def add_pareto(frame: Any, histories: dict[str, Any], objectives: Sequence[tuple
     frame = frame.iloc[order].reset_index(drop=True)
     frame.attrs.update(attrs, objectives=[list(o) for o in objectives])
     return frame
+
+
+def plot_front(frame: Any, objectives: Sequence[Sequence[str]], path: str) -> str:
+    """Draw a multi-objective ``results_``: every arm, coloured by its rung, and the front.
+
+    One panel per objective after the first (x) against the first (y); arms are
+    coloured by the epochs they trained (the rung they reached), the front
+    (``pareto_rank == 1``) is ringed and joined. Saved to ``path``.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    first = objectives[0][0]
+    others = [tuple(o) for o in objectives[1:]]
+    fig, axes = plt.subplots(1, len(others), figsize=(6 * len(others), 4.5), squeeze=False)
+    front = frame[frame["pareto_rank"] == 1]
+    for ax, (name, _direction) in zip(axes[0], others):
+        points = ax.scatter(
+            frame[name], frame[first], c=frame["epochs"], cmap="viridis", s=18, zorder=2
+        )
+        ordered = front.sort_values(name)
+        ax.plot(ordered[name], ordered[first], color="tab:red", linewidth=1.0, zorder=3)
+        ax.scatter(
+            front[name],
+            front[first],
+            s=60,
+            facecolors="none",
+            edgecolors="tab:red",
+            zorder=4,
+            label=f"Pareto front ({len(front)} arms)",
+        )
+        ax.set_xlabel(name)
+        ax.set_ylabel(first)
+        if name in ("params", "latency_ms") and (frame[name] > 0).all():
+            ax.set_xscale("log")
+        ax.legend(loc="lower right", fontsize=8)
+        fig.colorbar(points, ax=ax, label="epochs trained (rung reached)")
+    fig.suptitle(f"{len(frame)} arms; front over {', '.join(o[0] for o in objectives)}")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path

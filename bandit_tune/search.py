@@ -487,6 +487,12 @@ class BanditTuner:
             mode=self.objective.direction,
         )
         if cv is not None:
+            if len(self.objectives) > 1:
+                raise ValueError(
+                    "cv= with several objectives is not supported yet: run the "
+                    "multi-objective search on a validation split, or cross-validate one "
+                    "objective"
+                )
             if validation_split is not None or validation_data is not None:
                 raise ValueError(
                     "cv and validation_split/validation_data both define validation data; "
@@ -955,12 +961,28 @@ class BanditTuner:
         self._collect(int(extra.get("max_epochs", self.max_epochs)), state.get("rungs"))
 
     def plot(self, path: str = "curves.png") -> str:
-        """Save the arms' validation curves and epochs per arm as a PNG; return its path."""
+        """Save the arms' validation curves and epochs per arm as a PNG; return its path.
+
+        A multi-objective search also saves its front (:meth:`plot_front`) beside
+        it, as ``<path without .png>_front.png``.
+        """
         from bandit_tune.results import load_arms, plot_arms
 
         self._require_results()
         arms = load_arms(self.project_dir)
-        return plot_arms(arms, path, arms.get("rungs"))
+        saved = plot_arms(arms, path, arms.get("rungs"))
+        if len(self.objectives) > 1:
+            self.plot_front(os.path.splitext(path)[0] + "_front.png")
+        return saved
+
+    def plot_front(self, path: str = "front.png") -> str:
+        """Save every arm (coloured by the rung it reached) and the Pareto front as a PNG."""
+        from bandit_tune.results import plot_front
+
+        self._require_results()
+        if len(self.objectives) < 2:
+            raise ValueError("plot_front draws a multi-objective search; this has one objective")
+        return plot_front(self.results_, [(o.name, o.direction) for o in self.objectives], path)
 
     def _save_arms(self, scheduler: Any) -> None:
         """Write every arm's reported results and decisions to ``project_dir/arms.json``.

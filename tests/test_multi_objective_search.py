@@ -1,5 +1,7 @@
 """A multi-objective Keras search on Ray: accuracy against model size on digits."""
 
+import os
+
 import pytest
 
 import bandit_tune
@@ -37,6 +39,11 @@ def test_hyperband_on_accuracy_and_size_returns_the_front(
         assert not better.any()
     assert rows["pareto_rank"].is_monotonic_increasing  # the front first
     assert tuner.hypervolume() >= 0
+    assert tuner.hypervolume([0.0, 10**6, 10**4]) > tuner.hypervolume([0.5, 10**5, 10**3]) > 0
+    with pytest.raises(ValueError, match="one value per objective"):
+        tuner.hypervolume([0.9])
+    curves = tuner.plot(str(tmp_path / "curves.png"))
+    assert os.path.getsize(curves) > 0 and os.path.getsize(tmp_path / "curves_front.png") > 0
     models = tuner.get_best_models(len(front))
     assert [m.count_params() for m in models] == list(front["params"])
     smallest = tuner.get_best_models(1, preference=lambda row: -row["params"])[0]
@@ -83,3 +90,5 @@ def test_bad_multi_objective_inputs_fail_before_training(
     )
     with pytest.raises(ValueError, match="no objective 'val_f1'.*val_accuracy"):
         tuner.search(x, y, validation_data=(xv, yv))
+    with pytest.raises(ValueError, match="cv= with several objectives"):
+        tuner.search(x, y, cv=3)
