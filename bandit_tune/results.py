@@ -494,7 +494,8 @@ def plot_front(frame: Any, objectives: Sequence[Sequence[str]], path: str) -> st
 
     One panel per objective after the first (x) against the first (y); arms are
     coloured by the epochs they trained (the rung they reached), the front
-    (``pareto_rank == 1``) is ringed and joined. Saved to ``path``.
+    (``pareto_rank == 1``) is ringed, and each panel's own two-objective front is
+    drawn as a step line. Saved to ``path``.
     """
     import matplotlib
 
@@ -509,8 +510,16 @@ def plot_front(frame: Any, objectives: Sequence[Sequence[str]], path: str) -> st
         points = ax.scatter(
             frame[name], frame[first], c=frame["epochs"], cmap="viridis", s=18, zorder=2
         )
-        ordered = front.sort_values(name)
-        ax.plot(ordered[name], ordered[first], color="tab:red", linewidth=1.0, zorder=3)
+        # the trade-off of this pair alone, as a step line
+        from bandit_tune.policies.pareto import non_dominated_fronts
+
+        signs = [1.0 if objectives[0][1] == "max" else -1.0, 1.0 if _direction == "max" else -1.0]
+        pair = frame[[first, name]].to_numpy(dtype=float) * signs
+        pair_front = frame.iloc[non_dominated_fronts([tuple(p) for p in pair])[0]]
+        ordered = pair_front.sort_values(name)
+        ax.step(
+            ordered[name], ordered[first], where="post", color="tab:red", linewidth=1.0, zorder=3
+        )
         ax.scatter(
             front[name],
             front[first],
