@@ -194,6 +194,7 @@ def test_shipped_curves_load_with_configs_and_seconds():
     ("name", "metric", "keys"),
     [
         ("diabetes_mlp", "val_loss", {"optimizer", "units"}),
+        ("noisy_labels", "val_accuracy", {"units", "dropout"}),
     ],
 )
 def test_every_shipped_set_loads_with_its_metric_and_configs(name, metric, keys):
