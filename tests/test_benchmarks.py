@@ -79,3 +79,28 @@ def test_cluster_scale_benchmark_prints_idle_share_and_regret(tmp_path):
     )
     assert "| 8 | asha |" in text and "idle share" in text
     assert plot.stat().st_size > 1000
+
+
+def test_curve_policies_benchmark_prints_ratios_to_asha(tmp_path):
+    jsonl = tmp_path / "curves.jsonl"
+    out = _run(
+        BENCH / "curve_policies.py",
+        "--sets",
+        "diabetes_mlp",
+        "--seeds",
+        "1",
+        "--only",
+        "curve_ensemble",
+        "asha+tpe",
+        "--out",
+        jsonl,
+    )
+    assert "ratio to ASHA" in out and "mean ratio to ASHA over 1 sets" in out
+    rows = [json.loads(line) for line in jsonl.read_text().splitlines()]
+    assert {r["entry"] for r in rows} == {"asha", "curve_ensemble", "asha+tpe"}
+
+
+def test_multi_objective_benchmark_prints_hypervolume_shares(tmp_path):
+    out = _run(BENCH / "multi_objective.py", "--seeds", "0", "--plot", tmp_path / "front.png")
+    assert "random search, 3x the epochs" in out and "mean hypervolume share" in out
+    assert (tmp_path / "front.png").stat().st_size > 0
