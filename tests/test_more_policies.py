@@ -193,6 +193,7 @@ def test_shipped_curves_load_with_configs_and_seconds():
 @pytest.mark.parametrize(
     ("name", "metric", "keys"),
     [
+        ("digits_cnn", "val_accuracy", {"filters", "conv_layers"}),
         ("diabetes_mlp", "val_loss", {"optimizer", "units"}),
         ("noisy_labels", "val_accuracy", {"units", "dropout"}),
     ],
