@@ -67,6 +67,20 @@ def main() -> None:
             "MOHyperband(27)": simulate(
                 MOHyperband(27), vectors, args.workers, seed=seed, budget=epochs
             ),
+            "MOHyperband(27, epsnet)": simulate(
+                MOHyperband(27, scalarization="epsnet"),
+                vectors,
+                args.workers,
+                seed=seed,
+                budget=epochs,
+            ),
+            "MOASHA(27, epsnet)": simulate(
+                MOASHA(27, scalarization="epsnet"),
+                vectors,
+                args.workers,
+                seed=seed,
+                budget=epochs,
+            ),
             "MOHyperband(27, random_weights)": simulate(
                 MOHyperband(27, scalarization="random_weights", seed=seed),
                 vectors,

@@ -20,7 +20,12 @@ from bandit_tune.policies import (
     non_dominated_fronts,
     pareto_order,
 )
-from bandit_tune.policies.pareto import crowding_distances, pareto_front, tchebycheff_order
+from bandit_tune.policies.pareto import (
+    crowding_distances,
+    epsnet_order,
+    pareto_front,
+    tchebycheff_order,
+)
 from bandit_tune.simulate import Simulation
 
 NAN = math.nan
@@ -112,6 +117,7 @@ def test_state_round_trip_and_a_resumed_replay_decide_the_same():
         lambda: MOASHA(9, 3),
         lambda: MOHyperband(9, 3),
         lambda: MOHyperband(9, 3, scalarization="random_weights", seed=2),
+        lambda: MOASHA(9, 3, scalarization="epsnet"),
     ):
         whole = bandit_tune.simulate(make(), curves, 1, seed=1)
         first = Simulation(make(), curves, 1, seed=1)
@@ -119,6 +125,20 @@ def test_state_round_trip_and_a_resumed_replay_decide_the_same():
         second = Simulation(make(), curves, 1, seed=1)
         second.restore(json.loads(json.dumps(first.runner.state())), part)  # as on disk
         assert second.run().decisions == whole.decisions
+
+
+def test_epsnet_orders_a_front_by_spread_by_hand():
+    #          A          B          C          D          E          F (dominated by E)
+    points = [(1.0, 0.0), (0.9, 0.5), (0.5, 0.9), (0.0, 1.0), (0.6, 0.6), (0.4, 0.4)]
+    # A: best first objective; D: farthest from A; E: farthest from both; then B and C tie
+    # at 0.3 from E (B arrived first); F, of the second front, last
+    assert epsnet_order(points) == [0, 3, 4, 1, 2, 5]
+    curves = _vectors([0.9, 0.8, 0.95, 0.7, 0.85, 0.6, 0.5, 0.4, 0.3], [5, 2, 9, 1, 3, 8, 7, 6, 4])
+    result = bandit_tune.simulate(
+        MOSuccessiveHalving(9, 3, n_arms=9, scalarization="epsnet"), curves, 1
+    )
+    kept = sorted(int(a[-5:]) for a, e in result.epochs.items() if e >= 3)
+    assert kept == sorted(epsnet_order([tuple(curves[i, 0]) for i in range(9)])[:3])
 
 
 def test_random_weights_rank_by_tchebycheff():

@@ -6,7 +6,11 @@ ordered as NSGA-II orders a population (Deb et al. 2002), as MO-ASHA does
 (Schmucker et al., 2021): by non-dominated front first, then, within a front,
 by crowding distance (the points at the ends of the front and those in its
 sparse parts first, so the kept arms stay spread along the trade-off), then by
-arrival. ``scalarization="random_weights"`` instead ranks by a ParEGO-style
+arrival. ``scalarization="epsnet"`` orders each front as MO-ASHA's epsilon-net
+does: the best arm of the first objective first, then always the arm farthest (in
+the objectives scaled to [0, 1] over the rung, Chebyshev distance) from those
+already taken, so the kept arms cover the trade-off evenly.
+``scalarization="random_weights"`` instead ranks by a ParEGO-style
 augmented Tchebycheff scalarization (Knowles 2006) with random weights drawn per
 bracket (per rung for ASHA), for comparison. An arm with a NaN or infinite
 objective diverged: it stops, as in the single-objective policies.
@@ -27,7 +31,7 @@ from bandit_tune.policies.hyperband import Hyperband
 from bandit_tune.policies.successive_halving import SuccessiveHalving
 
 _RUNNING, _PAUSED, _DONE = ArmState.RUNNING, ArmState.PAUSED, ArmState.STOPPED
-SCALARIZATIONS = ("pareto", "random_weights")
+SCALARIZATIONS = ("pareto", "epsnet", "random_weights")
 
 
 def _array(points: Sequence[Sequence[float]]) -> np.ndarray:
@@ -125,6 +129,36 @@ def pareto_order(points: Sequence[Sequence[float]], seqs: Sequence[int] | None =
     return order
 
 
+def epsnet_order(points: Sequence[Sequence[float]], seqs: Sequence[int] | None = None) -> list[int]:
+    """Indices best first: by front, each front in epsilon-net order (see the module)."""
+    values = _array(points)
+    seqs = list(range(len(values))) if seqs is None else list(seqs)
+    if len(values) == 0:
+        return []
+    low, high = np.nanmin(values, axis=0), np.nanmax(values, axis=0)
+    scaled = (values - low) / np.where(high > low, high - low, 1.0)
+    order: list[int] = []
+    for front in non_dominated_fronts(points):
+        front = sorted(front, key=lambda i: seqs[i])
+        if np.isnan(values[front[0]]).any():
+            order.extend(front)
+            continue
+        first = max(front, key=lambda i: (scaled[i, 0], -seqs[i]))
+        taken = [first]
+        rest = [i for i in front if i != first]
+        nearest = np.abs(scaled[rest] - scaled[first]).max(axis=1) if rest else np.zeros(0)
+        while rest:
+            k = int(np.argmax(nearest))  # ties: the earliest arrival (rest is in seq order)
+            chosen = rest.pop(k)
+            nearest = np.delete(nearest, k)
+            taken.append(chosen)
+            if rest:
+                distance = np.abs(scaled[rest] - scaled[chosen]).max(axis=1)
+                nearest = np.minimum(nearest, distance)
+        order.extend(taken)
+    return order
+
+
 def tchebycheff_order(
     points: Sequence[Sequence[float]], weights: Sequence[float], seqs: Sequence[int] | None = None
 ) -> list[int]:
@@ -214,6 +248,8 @@ class _ParetoRanking:
             return []
         if self.scalarization == "random_weights":
             order = tchebycheff_order(points, _weights(self.seed, bracket, len(points[0])), seqs)
+        elif self.scalarization == "epsnet":
+            order = epsnet_order(points, seqs)
         else:
             order = pareto_order(points, seqs)
         return [arrived[i] for i in order]
@@ -238,8 +274,9 @@ class MOSuccessiveHalving(_ParetoRanking, SuccessiveHalving):
         eta: reduction factor (>= 2).
         min_t: the least epochs before the first decision.
         n_arms: arms in a bracket (default ``eta**s_max``).
-        scalarization: ``"pareto"`` (non-dominated sorting + crowding distance) or
-            ``"random_weights"`` (ParEGO-style, weights per bracket).
+        scalarization: ``"pareto"`` (non-dominated sorting + crowding distance),
+            ``"epsnet"`` (fronts in epsilon-net order) or ``"random_weights"``
+            (ParEGO-style, weights per bracket).
         seed: seed of the random weights.
     """
 
@@ -266,7 +303,8 @@ class MOHyperband(_ParetoRanking, Hyperband):
         max_t: epochs of the top rung.
         eta: reduction factor (>= 2).
         min_t: the least epochs before the first decision.
-        scalarization: ``"pareto"`` or ``"random_weights"`` (weights per bracket).
+        scalarization: ``"pareto"``, ``"epsnet"`` or ``"random_weights"`` (weights
+            per bracket).
         seed: seed of the random weights.
     """
 
@@ -297,7 +335,8 @@ class MOASHA(ASHA):
         max_t: epochs of the top rung.
         eta: reduction factor (>= 2).
         min_t: the least epochs before the first decision.
-        scalarization: ``"pareto"`` or ``"random_weights"`` (weights per rung).
+        scalarization: ``"pareto"``, ``"epsnet"`` or ``"random_weights"`` (weights
+            per rung).
         seed: seed of the random weights.
     """
 
@@ -330,6 +369,8 @@ class MOASHA(ASHA):
         seqs = [self._points[level][a][1] for a in arms]
         if self.scalarization == "random_weights":
             order = tchebycheff_order(points, _weights(self.seed, level, len(points[0])), seqs)
+        elif self.scalarization == "epsnet":
+            order = epsnet_order(points, seqs)
         else:
             order = pareto_order(points, seqs)
         return [arms[i] for i in order]
