@@ -481,7 +481,9 @@ def add_pareto(frame: Any, histories: dict[str, Any], objectives: Sequence[tuple
         rank[front] = r
     frame = frame.copy()
     for j, (name, _) in enumerate(objectives):
-        frame[name] = values[:, j]
+        column = values[:, j]
+        whole = np.isfinite(column).all() and (column == np.round(column)).all()
+        frame[name] = column.astype(np.int64) if whole else column  # params stay integers
     frame["pareto_rank"] = rank
     order = pareto_order(oriented) if len(frame) else []
     frame = frame.iloc[order].reset_index(drop=True)

@@ -12,14 +12,17 @@ import argparse
 import bandit_tune
 from bandit_tune.policies import (
     ASHA,
+    PASHA,
     UCB,
     AdaptiveASHA,
+    CurveEnsemble,
     EpsilonGreedy,
     Hyperband,
     MedianStopping,
     SuccessiveHalving,
     ThompsonSampling,
 )
+from bandit_tune.proposers import TPEProposer
 
 
 def main():
@@ -42,6 +45,10 @@ def main():
         "ucb": lambda: UCB(R, n_arms=60),
         "thompson": lambda: ThompsonSampling(R, n_arms=60, seed=0),
         "epsilon_greedy": lambda: EpsilonGreedy(R, n_arms=60, seed=0),
+        "pasha": lambda: PASHA(R, 3),
+        "curve_ensemble": lambda: CurveEnsemble(R, 3),
+        # a policy and a proposer that picks which recorded arm starts next (BOHB-style)
+        "hyperband+tpe": (lambda: Hyperband(R, 3), TPEProposer),
     }
     result = bandit_tune.compare(policies, curves, seeds=range(args.seeds), n_workers=args.workers)
     table = result.table[["regret@2R", "regret@5R", "regret@10R", "regret@20R", "mean_rank"]]

@@ -135,4 +135,17 @@ def test_compare_policies_example(tmp_path, monkeypatch, capsys):
     )
     out = capsys.readouterr().out
     assert "256 recorded arms x 27 epochs" in out and "anytime regret plot" in out
-    assert len(result.table) == 9 and (tmp_path / "c.png").exists()
+    assert len(result.table) == 12 and (tmp_path / "c.png").exists()
+    assert {"pasha", "curve_ensemble", "hyperband+tpe"} <= set(result.table.index)
+
+
+def test_multi_objective_example(ray_local, tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    tuner, chosen = _run(
+        "multi_objective.py", ["--max-epochs", "3", "--directory", str(tmp_path)], monkeypatch
+    )
+    out = capsys.readouterr().out
+    assert "the Pareto front of (val_accuracy, params)" in out and "front plot:" in out
+    front = tuner.pareto_front()
+    assert chosen.count_params() in set(front["params"])
+    assert (tmp_path / "front.png").exists()
