@@ -69,8 +69,10 @@ class Progress:
 
     # -- the listener ---------------------------------------------------------------
     def __call__(self, arm_id: str, step: int, score: float, decision: str) -> None:
-        """Take one decision of the scheduler."""
+        """Take one decision of the scheduler (several objectives: it shows the first)."""
         self.epochs += 1
+        if isinstance(score, tuple):
+            score = score[0]  # oriented like a single objective's score
         if score == score:
             self._consider(arm_id, step, score)
         if self._view is None and time.monotonic() - self._last_line >= self.interval:

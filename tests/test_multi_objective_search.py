@@ -11,7 +11,7 @@ pytestmark = pytest.mark.ray
 
 
 def test_hyperband_on_accuracy_and_size_returns_the_front(
-    ray_local, digits_small, build_model, tmp_path
+    ray_local, digits_small, build_model, tmp_path, capsys
 ):
     (x, y), (xv, yv), _ = digits_small
     tuner = bandit_tune.Hyperband(
@@ -22,10 +22,11 @@ def test_hyperband_on_accuracy_and_size_returns_the_front(
         seed=0,
         directory=str(tmp_path),
         project_name="mo",
-        verbose=0,
+        verbose=1,  # the live display follows the first objective
     )
     assert isinstance(tuner.policy, bandit_tune.policies.MOHyperband)
     tuner.search(x, y, validation_data=(xv, yv))
+    assert "best val_accuracy" in capsys.readouterr().out
     rows = tuner.results_
     assert {"val_accuracy", "params", "latency_ms", "pareto_rank"} <= set(rows.columns)
     assert len(rows) == tuner.policy.n_arms and (rows["latency_ms"] > 0).all()
