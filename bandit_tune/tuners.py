@@ -265,10 +265,11 @@ class BayesianOptimization(BanditTuner):
         sampler = optuna.samplers.TPESampler(seed=self.seed, n_startup_trials=startup)
         # Fixed parameters are constants, not distributions: the arm's hp supplies them.
         domains = {k: v for k, v in space.to_ray().items() if space.params[k].kind != "fixed"}
+        several = len(self.objectives) > 1  # then TPE is multi-objective (Optuna's MOTPE)
         return OptunaSearch(
             space=OptunaSearch.convert_search_space(domains),
-            metric=self.objective.name,
-            mode=self.objective.direction,
+            metric=[o.name for o in self.objectives] if several else self.objective.name,
+            mode=[o.direction for o in self.objectives] if several else self.objective.direction,
             sampler=sampler,
         )
 

@@ -63,6 +63,29 @@ def test_hyperband_on_accuracy_and_size_returns_the_front(
     assert list(again.pareto_front()["arm_id"]) == list(front["arm_id"])
 
 
+def test_bayesian_optimization_proposes_with_multi_objective_tpe(
+    ray_local, digits_small, build_model, tmp_path
+):
+    (x, y), (xv, yv), _ = digits_small
+    policy = bandit_tune.policies.MOHyperband(3, 3)
+    tuner = bandit_tune.BayesianOptimization(
+        build_model,
+        objective=["val_accuracy", Objective("params", "min")],
+        max_trials=policy.n_arms,
+        num_initial_points=2,
+        policy=policy,
+        max_epochs=3,
+        seed=0,
+        directory=str(tmp_path),
+        project_name="motpe",
+        verbose=0,
+    )
+    tuner.search(x, y, validation_data=(xv, yv))
+    assert len(tuner.results_) == policy.n_arms
+    assert int(tuner.results_["epochs"].sum()) == policy.budget
+    assert len(tuner.pareto_front()) >= 1
+
+
 def test_bad_multi_objective_inputs_fail_before_training(
     ray_local, digits_small, build_model, tmp_path
 ):
