@@ -387,12 +387,8 @@ class BanditTuner:
         ):
             # whole brackets that fit; a wall-clock budget re-plans from measured epoch times
             passes = getattr(self, "hyperband_iterations", 1)
-            self.policy = policies.Hyperband(
-                policy.max_t,
-                policy.eta,
-                policy.min_t,
-                max_total_epochs=max_total_epochs or policy.budget * passes,
-            )
+            # the same kind and settings (MOHyperband keeps its ordering)
+            self.policy = policy.planned_for(max_total_epochs or policy.budget * passes)
         if not overwrite:
             self._reload_if_finished()
 

@@ -104,6 +104,8 @@ def main():
         print("SUMMARY " + json.dumps(out), flush=True)
     elif mode == "cluster":
         cluster_run(directory)
+    elif mode == "cluster-mo":
+        cluster_multi_objective(directory)
 
 
 def cluster_run(directory, lose_after=6):
@@ -159,6 +161,34 @@ def cluster_run(directory, lose_after=6):
         out["nodes"] = nodes
         out["killed"] = killed.get("at")
         out["gcs"] = cluster.address
+        print("SUMMARY " + json.dumps(out), flush=True)
+    finally:
+        ray.shutdown()
+        cluster.shutdown()
+
+
+def cluster_multi_objective(directory, max_total_epochs=45):
+    """A multi-objective search with an epoch budget on a 2-node loopback cluster."""
+    import ray
+    from ray.cluster_utils import Cluster
+
+    from bandit_tune import Objective
+
+    cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 1})
+    worker = cluster.add_node(num_cpus=1)
+    try:
+        cluster.wait_for_nodes()
+        tuner = hyperband(
+            directory,
+            address=cluster.address,
+            objective=["val_accuracy", Objective("params", "min")],
+            max_total_epochs=max_total_epochs,
+        )
+        out = summary(tuner)
+        out["nodes"] = {"head": cluster.head_node.node_id, "worker": worker.node_id}
+        out["ranks"] = [int(r) for r in tuner.results_["pareto_rank"]]
+        out["front"] = len(tuner.pareto_front())
+        out["policy"] = type(tuner.policy).__name__
         print("SUMMARY " + json.dumps(out), flush=True)
     finally:
         ray.shutdown()

@@ -472,3 +472,26 @@ def test_a_multi_objective_search_resumes_after_a_kill_with_its_front(tmp_path):
     assert out["front"] and out["ranks"][: len(out["front"])] == [1] * len(out["front"])
     assert out["ranks"] == sorted(out["ranks"])
 
+
+def test_a_multi_objective_search_with_a_budget_runs_on_a_two_node_cluster(tmp_path):
+    """Several objectives, max_total_epochs, two nodes: arms on both, the budget kept.
+
+    The budget re-plans Hyperband's brackets; it used to replace MOHyperband by a
+    single-objective Hyperband, which then refused the two objectives.
+    """
+    done = subprocess.run(
+        [sys.executable, SCRIPT, "cluster-mo", str(tmp_path)],
+        env=ENV,
+        capture_output=True,
+        text=True,
+        timeout=500,
+    )
+    out = _summary(done.stdout + done.stderr)
+    used = {seg[2] for segs in out["segments"].values() for seg in segs}
+    assert used == {out["nodes"]["head"], out["nodes"]["worker"]}
+    # whole brackets that fit the budget, still ranked by Pareto order
+    assert out["policy"] == "MOHyperband"
+    assert sum(out["epochs"].values()) == out["plan_budget"] <= 45
+    assert not out["errors"], out["errors"]
+    assert out["front"] >= 1 and out["ranks"] == sorted(out["ranks"])
+

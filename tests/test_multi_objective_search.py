@@ -116,3 +116,17 @@ def test_bad_multi_objective_inputs_fail_before_training(
         tuner.search(x, y, validation_data=(xv, yv))
     with pytest.raises(ValueError, match="cv= with several objectives"):
         tuner.search(x, y, cv=3)
+
+
+def test_an_epoch_budget_keeps_the_multi_objective_policy_and_its_settings(build_model, tmp_path):
+    tuner = bandit_tune.RandomSearch(
+        build_model,
+        objective=["val_accuracy", Objective("params", "min")],
+        policy=bandit_tune.policies.MOHyperband(9, scalarization="epsnet", seed=3),
+        max_total_epochs=30,
+        directory=str(tmp_path),
+    )
+    policy = tuner.policy
+    assert isinstance(policy, bandit_tune.policies.MOHyperband)
+    assert (policy.scalarization, policy.seed, policy.max_total_epochs) == ("epsnet", 3, 30)
+    assert policy.budget <= 30

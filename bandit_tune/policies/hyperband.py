@@ -62,6 +62,10 @@ class Hyperband(SynchronousHalving):
             plan = plan_brackets(max_t, eta, min_t, max_total_epochs)
             super().__init__(plan, cycle=False)
 
+    def planned_for(self, max_total_epochs: int) -> Hyperband:
+        """A fresh policy of this kind and settings whose brackets fit ``max_total_epochs``."""
+        return Hyperband(self.max_t, self.eta, self.min_t, max_total_epochs=max_total_epochs)
+
     def replan_epochs(self, epochs_left: int) -> None:
         """Re-plan the unopened brackets to fit ``epochs_left`` more epochs in all.
 

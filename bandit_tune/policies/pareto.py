@@ -306,6 +306,7 @@ class MOHyperband(_ParetoRanking, Hyperband):
         scalarization: ``"pareto"``, ``"epsnet"`` or ``"random_weights"`` (weights
             per bracket).
         seed: seed of the random weights.
+        max_total_epochs: as Hyperband's: whole brackets that fit this many epochs.
     """
 
     def __init__(
@@ -315,9 +316,21 @@ class MOHyperband(_ParetoRanking, Hyperband):
         min_t: int = 1,
         scalarization: str = "pareto",
         seed: int = 0,
+        max_total_epochs: int | None = None,
     ) -> None:
         self._check_scalarization(scalarization, seed)
-        super().__init__(max_t, eta, min_t)
+        super().__init__(max_t, eta, min_t, max_total_epochs=max_total_epochs)
+
+    def planned_for(self, max_total_epochs: int) -> MOHyperband:
+        """A fresh MOHyperband with these settings whose brackets fit ``max_total_epochs``."""
+        return MOHyperband(
+            self.max_t,
+            self.eta,
+            self.min_t,
+            scalarization=self.scalarization,
+            seed=self.seed,
+            max_total_epochs=max_total_epochs,
+        )
 
 
 class MOASHA(ASHA):
