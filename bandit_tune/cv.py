@@ -89,10 +89,13 @@ def train_arm_cv(
     checkpoint_epochs: list[int] | None,
     cpus: int,
     input_key: str | None = None,
+    latency: bool = False,
 ) -> None:
     """Ray Tune function trainable for one cross-validated arm.
 
-    ``input_key`` (one per search): see :func:`bandit_tune.arm.train_arm`.
+    ``input_key`` (one per search): see :func:`bandit_tune.arm.train_arm`. Every
+    report carries the model's ``params`` (and ``latency_ms`` with ``latency``),
+    measured on the first fold's model.
     """
     from ray import tune
 
@@ -145,6 +148,7 @@ def train_arm_cv(
         for k in range(len(folds))
     ]
     ends = sorted({s for s in (checkpoint_epochs or []) if s < max_epochs} | {max_epochs})
+    sizes: dict[str, float] = {}
     while epoch < max_epochs:
         end = epoch + 1 if checkpoint_epochs is None else next(s for s in ends if s > epoch)
         per_fold, stopped = [], False
@@ -170,9 +174,17 @@ def train_arm_cv(
         trained = min(len(logs) for logs in per_fold)
         if trained == 0:
             return
+        if not sizes:
+            from bandit_tune.keras import forward_latency_ms
+
+            weights = models[0].trainable_weights
+            sizes["params"] = int(sum(int(np.prod(w.shape)) for w in weights))
+            if latency:
+                sizes["latency_ms"] = forward_latency_ms(models[0])
         for i in range(trained):
             done = epoch + i + 1
             metrics = summarise([logs[i] for logs in per_fold])
+            metrics.update(sizes)
             diverged = mark_divergence(metrics, list(metrics))  # the fold logs only
             metrics[EPOCH_KEY] = done
             last = i == trained - 1 or diverged

@@ -483,11 +483,12 @@ class BanditTuner:
             mode=self.objective.direction,
         )
         if cv is not None:
-            if len(self.objectives) > 1:
+            bad = [o.name for o in self.objectives if not o.name.startswith("val_")]
+            bad = [n for n in bad if n not in ("params", "latency_ms")]
+            if len(self.objectives) > 1 and bad:
                 raise ValueError(
-                    "cv= with several objectives is not supported yet: run the "
-                    "multi-objective search on a validation split, or cross-validate one "
-                    "objective"
+                    f"with cv every objective is a validation metric (or the built-in params "
+                    f"and latency_ms); got {bad}"
                 )
             if validation_split is not None or validation_data is not None:
                 raise ValueError(
@@ -615,13 +616,11 @@ class BanditTuner:
                 checkpoint_epochs=None if steps is None else list(steps),
                 cpus=max(1, int(self.cpus_per_arm)),
                 input_key=uuid.uuid4().hex if self.fast_input else None,
+                latency=any(o.name == "latency_ms" for o in self.objectives),
                 **(
                     {}
                     if cv is not None
-                    else {
-                        "objective": (self.objective.name, self.objective.direction),
-                        "latency": any(o.name == "latency_ms" for o in self.objectives),
-                    }
+                    else {"objective": (self.objective.name, self.objective.direction)}
                 ),
             ),
             {"cpu": self.cpus_per_arm, "gpu": self.gpus_per_arm},

@@ -104,6 +104,15 @@ def test_bad_multi_objective_inputs_fail_before_training(
             max_epochs=3,
             directory=str(tmp_path),
         )
+    with pytest.raises(ValueError, match="with cv every objective is a validation metric"):
+        bandit_tune.Hyperband(
+            build_model,
+            objective=["val_accuracy", Objective("accuracy", "max")],
+            max_epochs=3,
+            directory=str(tmp_path),
+            project_name="cvbad",
+            verbose=0,
+        ).search(x, y, cv=3)
     tuner = bandit_tune.Hyperband(
         build_model,
         objective=["val_accuracy", Objective("val_f1", "max")],
@@ -114,8 +123,6 @@ def test_bad_multi_objective_inputs_fail_before_training(
     )
     with pytest.raises(ValueError, match="no objective 'val_f1'.*val_accuracy"):
         tuner.search(x, y, validation_data=(xv, yv))
-    with pytest.raises(ValueError, match="cv= with several objectives"):
-        tuner.search(x, y, cv=3)
 
 
 def test_an_epoch_budget_keeps_the_multi_objective_policy_and_its_settings(build_model, tmp_path):
@@ -130,3 +137,23 @@ def test_an_epoch_budget_keeps_the_multi_objective_policy_and_its_settings(build
     assert isinstance(policy, bandit_tune.policies.MOHyperband)
     assert (policy.scalarization, policy.seed, policy.max_total_epochs) == ("epsnet", 3, 30)
     assert policy.budget <= 30
+
+
+def test_a_cross_validated_multi_objective_search(ray_local, digits_small, build_model, tmp_path):
+    (x, y), _, _ = digits_small
+    tuner = bandit_tune.Hyperband(
+        build_model,
+        objective=["val_accuracy", Objective("params", "min")],
+        max_epochs=3,
+        factor=3,
+        seed=0,
+        directory=str(tmp_path),
+        project_name="mocv",
+        verbose=0,
+    )
+    tuner.search(x[:300], y[:300], cv=3)
+    rows = tuner.results_
+    assert tuner.n_splits_ == 3 and len(rows) == tuner.policy.n_arms
+    assert (rows["params"] == 64 * rows["units"] + rows["units"] + rows["units"] * 10 + 10).all()
+    assert rows["pareto_rank"].is_monotonic_increasing and len(tuner.pareto_front()) >= 1
+    assert "split2_test_score" in tuner.cv_results_
