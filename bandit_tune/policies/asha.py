@@ -87,12 +87,14 @@ class ASHA(ArmPolicy):
         """Promote at once when in the top ``1/eta`` of the rung, else pause (or stop)."""
         record = self._arms.get(arm_id)
         if record is None:
-            raise KeyError(f"ASHA: arm {arm_id!r} reported a result but was never added")
+            raise KeyError(
+                f"{type(self).__name__}: arm {arm_id!r} reported a result but was never added"
+            )
         level = record.level
         if record.state is _DONE:
             return Decision.STOP
         record.state = _RUNNING
-        if not math.isfinite(score):
+        if not self._finite(score):
             record.state = _DONE
             return Decision.STOP
         if step < self.rungs[level]:
@@ -100,6 +102,16 @@ class ASHA(ArmPolicy):
         if level == len(self.rungs) - 1:
             record.state = _DONE
             return Decision.STOP
+        return self._arrive(level, arm_id, score)
+
+    @staticmethod
+    def _finite(score: Any) -> bool:
+        """Whether ``score`` can be ranked (a diverged arm's cannot: it stops)."""
+        return math.isfinite(score)
+
+    def _arrive(self, level: int, arm_id: str, score: Any) -> Decision:
+        """The arm reached rung ``level`` with ``score``: promote it, pause it or stop it."""
+        record = self._arms[arm_id]
         key = sort_key(score, self._seq)
         self._seq += 1
         rung = self._recorded[level]

@@ -211,6 +211,33 @@ def _hv(values: np.ndarray, ref: np.ndarray) -> float:
     return total
 
 
+def check_scalarization(scalarization: str) -> None:
+    """Raise ``ValueError`` unless ``scalarization`` is one of :data:`SCALARIZATIONS`."""
+    if scalarization not in SCALARIZATIONS:
+        raise ValueError(f"scalarization must be one of {SCALARIZATIONS}, got {scalarization!r}")
+
+
+def rung_order(
+    points: Sequence[Sequence[float]],
+    seqs: Sequence[int],
+    scalarization: str,
+    seed: int,
+    index: int,
+) -> list[int]:
+    """Indices of one rung's ``points`` best first, by ``scalarization``.
+
+    ``index`` (the bracket, or ASHA's rung) draws the random weights of
+    ``"random_weights"``.
+    """
+    if not points:
+        return []
+    if scalarization == "random_weights":
+        return tchebycheff_order(points, _weights(seed, index, len(points[0])), seqs)
+    if scalarization == "epsnet":
+        return epsnet_order(points, seqs)
+    return pareto_order(points, seqs)
+
+
 def _finite_point(score: Any) -> bool:
     try:
         values = tuple(score)
@@ -229,10 +256,7 @@ class _ParetoRanking:
     seed: int
 
     def _check_scalarization(self, scalarization: str, seed: int) -> None:
-        if scalarization not in SCALARIZATIONS:
-            raise ValueError(
-                f"scalarization must be one of {SCALARIZATIONS}, got {scalarization!r}"
-            )
+        check_scalarization(scalarization)
         self.scalarization, self.seed = scalarization, int(seed)
 
     @staticmethod
@@ -244,14 +268,7 @@ class _ParetoRanking:
     ) -> list[tuple[str, tuple[Any, int]]]:
         points = [tuple(score) for _, (score, _) in arrived]
         seqs = [seq for _, (_, seq) in arrived]
-        if not points:
-            return []
-        if self.scalarization == "random_weights":
-            order = tchebycheff_order(points, _weights(self.seed, bracket, len(points[0])), seqs)
-        elif self.scalarization == "epsnet":
-            order = epsnet_order(points, seqs)
-        else:
-            order = pareto_order(points, seqs)
+        order = rung_order(points, seqs, self.scalarization, self.seed, bracket)
         return [arrived[i] for i in order]
 
 
@@ -363,10 +380,7 @@ class MOASHA(ASHA):
         scalarization: str = "pareto",
         seed: int = 0,
     ) -> None:
-        if scalarization not in SCALARIZATIONS:
-            raise ValueError(
-                f"scalarization must be one of {SCALARIZATIONS}, got {scalarization!r}"
-            )
+        check_scalarization(scalarization)
         self.scalarization, self.seed = scalarization, int(seed)
         super().__init__(max_t, eta, min_t, mode="promotion")
 
@@ -380,31 +394,16 @@ class MOASHA(ASHA):
         arms = list(self._points[level])
         points = [self._points[level][a][0] for a in arms]
         seqs = [self._points[level][a][1] for a in arms]
-        if self.scalarization == "random_weights":
-            order = tchebycheff_order(points, _weights(self.seed, level, len(points[0])), seqs)
-        elif self.scalarization == "epsnet":
-            order = epsnet_order(points, seqs)
-        else:
-            order = pareto_order(points, seqs)
+        order = rung_order(points, seqs, self.scalarization, self.seed, level)
         return [arms[i] for i in order]
 
-    def on_result(self, arm_id: str, step: int, score: Any) -> Decision:
+    @staticmethod
+    def _finite(score: Any) -> bool:
+        return _finite_point(score)
+
+    def _arrive(self, level: int, arm_id: str, score: Any) -> Decision:
         """Promote at once when among the first ``floor(n/eta)`` in Pareto order, else pause."""
-        record = self._arms.get(arm_id)
-        if record is None:
-            raise KeyError(f"MOASHA: arm {arm_id!r} reported a result but was never added")
-        level = record.level
-        if record.state is _DONE:
-            return Decision.STOP
-        record.state = _RUNNING
-        if not _finite_point(score):
-            record.state = _DONE
-            return Decision.STOP
-        if step < self.rungs[level]:
-            return Decision.CONTINUE
-        if level == len(self.rungs) - 1:
-            record.state = _DONE
-            return Decision.STOP
+        record = self._arms[arm_id]
         self._points[level][arm_id] = (tuple(float(v) for v in score), self._seq)
         self._seq += 1
         quota = int(len(self._points[level]) // self.eta)
