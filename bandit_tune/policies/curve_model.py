@@ -14,7 +14,7 @@ import math
 from typing import Any
 
 from bandit_tune.policies.asha import ASHA
-from bandit_tune.policies.base import ArmState
+from bandit_tune.policies.base import ArmState, Decision
 
 #: The ensemble's members: ``y(t) = c + b * h(t)`` with ``b >= 0`` and ``h`` one of
 #: these saturating (or slowly growing) shapes: power laws ``-t**-a``, exponentials
@@ -179,18 +179,15 @@ class CurveEnsemble(ASHA):
         if fit is None:
             fit = self._fits[arm_id] = CurveFit()
         fit.add(step, score)
-        record = self._arms.get(arm_id)
-        if (
-            record is None
-            or record.state is ArmState.STOPPED
-            or not math.isfinite(score)
-            or step < self.rungs[record.level]
-            or record.level == len(self.rungs) - 1
-        ):
-            return super().on_result(arm_id, step, score)
-        mean, spread = fit.predict(self.max_t, self.min_points)
+        return super().on_result(arm_id, step, score)
+
+    def _arrive(self, level: int, arm_id: str, score: Any) -> Any:
+        mean, spread = self._fits[arm_id].predict(self.max_t, self.min_points)
         ranked = mean + self.kappa * spread if math.isfinite(spread) else mean
-        return super().on_result(arm_id, step, ranked)
+        if not math.isfinite(ranked):
+            self._arms[arm_id].state = ArmState.STOPPED
+            return Decision.STOP
+        return super()._arrive(level, arm_id, ranked)
 
     def state_dict(self) -> dict[str, Any]:
         """ASHA's state with each arm's recorded curve."""
