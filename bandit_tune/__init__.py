@@ -38,10 +38,13 @@ _LAZY = {
     "RandomSearch": "bandit_tune.tuners",
     "BayesianOptimization": "bandit_tune.tuners",
     "GridSearch": "bandit_tune.tuners",
+    "run_arms": "bandit_tune.pool",
+    "PoolResult": "bandit_tune.pool",
 }
 
 if TYPE_CHECKING:  # pragma: no cover
     from bandit_tune.hypermodel import HyperModel
+    from bandit_tune.pool import PoolResult, run_arms
     from bandit_tune.scheduler import BanditScheduler
     from bandit_tune.search import BanditTuner, Objective
     from bandit_tune.tuners import (
@@ -103,6 +106,7 @@ __all__ = [
     "Int",
     "Objective",
     "PolicyError",
+    "PoolResult",
     "RandomSearch",
     "SearchSpace",
     "SimulationResult",
@@ -111,5 +115,6 @@ __all__ = [
     "compare",
     "load_curves",
     "record_space",
+    "run_arms",
     "simulate",
 ]

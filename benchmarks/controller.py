@@ -10,7 +10,12 @@ per arm index for every scheduler. Each scheduler runs in a fresh Python process
 - ``ray_asha``: Ray Tune's ``ASHAScheduler(max_t, grace_period=1, reduction_factor=3)``;
 - ``bandit_asha``, ``bandit_asha_stopping``, ``bandit_hyperband``:
   ``BanditScheduler`` with bandit_tune's ASHA (promotion or stopping) or Hyperband,
-  dropped into the same plain ``ray.tune.Tuner``.
+  dropped into the same plain ``ray.tune.Tuner``;
+- ``pool_asha``, ``pool_hyperband``: the same policies through
+  :func:`bandit_tune.run_arms`, which multiplexes the arms over long-lived Ray
+  workers (one per slot) instead of a Ray Tune trial per arm. The arm is the same
+  curve as a class (Ray Tune's class API); its checkpoint is written when it
+  pauses.
 
 Printed per scheduler and arm count: results reported, wall seconds, results per
 second, driver CPU milliseconds per result (user + system time of the driver
@@ -37,7 +42,10 @@ import tempfile
 import time
 from typing import Any
 
-SCHEDULERS = ["ray_fifo", "ray_asha", "bandit_asha", "bandit_asha_stopping", "bandit_hyperband"]
+SCHEDULERS = [
+    "ray_fifo", "ray_asha", "bandit_asha", "bandit_asha_stopping", "bandit_hyperband",
+    "pool_asha", "pool_hyperband",
+]
 METRIC = "score"
 
 
@@ -76,6 +84,58 @@ def trainable(config: dict[str, Any]) -> None:
             )
 
 
+class CurveArm:
+    """The same arm for :func:`bandit_tune.run_arms`: one epoch of its curve per step."""
+
+    def setup(self, config: dict[str, Any]) -> None:
+        self.arm, self.epoch_s, self.epoch = int(config["arm"]), float(config["epoch_s"]), 0
+
+    def step(self) -> dict[str, Any]:
+        if self.epoch_s:
+            time.sleep(self.epoch_s)
+        self.epoch += 1
+        return {METRIC: curve(self.arm, self.epoch), "epoch": self.epoch}
+
+    def save_checkpoint(self, folder: str) -> None:
+        with open(os.path.join(folder, "state.json"), "w") as f:
+            json.dump({"epoch": self.epoch}, f)
+
+    def load_checkpoint(self, folder: str) -> None:
+        with open(os.path.join(folder, "state.json")) as f:
+            self.epoch = json.load(f)["epoch"]
+
+
+def _run_pool(scheduler_name: str, arms: int, args: argparse.Namespace) -> dict[str, Any]:
+    import ray
+
+    from bandit_tune import run_arms
+    from bandit_tune.policies import ASHA, Hyperband
+    from bandit_tune.runtime import ensure_ray
+
+    ensure_ray()
+    max_t = args.max_t
+    policy: Any = Hyperband(max_t, 3) if scheduler_name == "pool_hyperband" else ASHA(max_t, 3)
+    configs = [{"arm": i, "epoch_s": args.epoch_s} for i in range(arms)]
+    rss0, cpu0 = _rss_mb(), resource.getrusage(resource.RUSAGE_SELF)
+    start = time.perf_counter()
+    found = run_arms(CurveArm, configs, policy, metric=METRIC, cpus_per_arm=args.cpus_per_arm,
+                     directory=tempfile.mkdtemp(prefix="bandit_tune_controller_"))
+    wall = time.perf_counter() - start
+    cpu1 = resource.getrusage(resource.RUSAGE_SELF)
+    rss1 = _rss_mb()
+    cpu = (cpu1.ru_utime - cpu0.ru_utime) + (cpu1.ru_stime - cpu0.ru_stime)
+    logs = os.path.join(ray._private.worker._global_node.get_session_dir_path(), "logs")
+    workers = len([f for f in os.listdir(logs) if f.startswith("worker-") and f.endswith(".out")])
+    ray.shutdown()
+    return {
+        "scheduler": scheduler_name, "arms": arms, "results": found.epochs, "wall_s": wall,
+        "results_per_s": found.epochs / wall,
+        "driver_cpu_ms_per_result": 1000 * cpu / max(found.epochs, 1),
+        "driver_kb_per_arm": 1024 * (rss1 - rss0) / arms, "best": found.best_score,
+        "worker_processes": workers,
+    }
+
+
 def _rss_mb() -> float:
     with open("/proc/self/status") as f:
         for line in f:
@@ -89,6 +149,8 @@ def run_one(scheduler_name: str, arms: int, args: argparse.Namespace) -> dict[st
     os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
+    if scheduler_name.startswith("pool_"):
+        return _run_pool(scheduler_name, arms, args)
     import ray
     from ray import tune
 
