@@ -113,6 +113,7 @@ def train_arm(
 
     from ray import tune
 
+    from bandit_tune import session
     from bandit_tune.runtime import import_keras_lean, unpack
 
     import_keras_lean()  # before anything imports Keras in this worker
@@ -129,11 +130,11 @@ def train_arm(
 
     entered = time.perf_counter()
     hypermodel, callbacks = unpack(hypermodel), unpack(callbacks)
-    key = tune.get_context().get_trial_id() or ""
+    key = session.arm_key()
     initial_epoch, _resumed_here, hp, best = 0, False, None, None
     saved_states: list[Any] = []
     model = None
-    checkpoint = tune.get_checkpoint()
+    checkpoint = session.get_checkpoint()
     from bandit_tune.driver.arms import RESERVED_PREFIX, plain_config
 
     resume_from = config.get(RESERVED_PREFIX + "checkpoint")
@@ -207,7 +208,7 @@ def train_arm(
         # checkpoint: save the model as it ends.
         with tempfile.TemporaryDirectory() as directory:
             save_arm(model, directory, reporter.last_epoch, reporter.last_logs, reporter.best)
-            tune.report(
+            session.report(
                 dict(reporter.last_logs), checkpoint=tune.Checkpoint.from_directory(directory)
             )
 
@@ -221,8 +222,7 @@ def report_finished(logs: dict[str, float], epoch: int) -> None:
     metric from every trial, so the checkpoint's own logs are reported again (the
     scheduler takes a step it has seen as a repeat), and the arm ends as finished.
     """
-    from ray import tune
-
+    from bandit_tune import session
     from bandit_tune.keras import EPOCH_KEY
 
-    tune.report({**logs, EPOCH_KEY: epoch, "completed": True})
+    session.report({**logs, EPOCH_KEY: epoch, "completed": True})

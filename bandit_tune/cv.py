@@ -99,6 +99,7 @@ def train_arm_cv(
     """
     from ray import tune
 
+    from bandit_tune import session
     from bandit_tune.runtime import import_keras_lean, unpack
 
     import_keras_lean()  # before anything imports Keras in this worker
@@ -121,11 +122,11 @@ def train_arm_cv(
     from bandit_tune.driver.arms import RESERVED_PREFIX, plain_config
 
     resume_from = config.get(RESERVED_PREFIX + "checkpoint")
-    arm_name = str(config.get(RESERVED_PREFIX + "arm_id") or tune.get_context().get_trial_id())
+    arm_name = str(config.get(RESERVED_PREFIX + "arm_id") or session.arm_key())
     config = plain_config(config)
     epoch = 0
     states: dict[int, list[Any]] = {}
-    checkpoint = tune.get_checkpoint()
+    checkpoint = session.get_checkpoint()
     if checkpoint is None and resume_from:
         checkpoint = tune.Checkpoint(resume_from)  # an arm of an interrupted search
     if checkpoint is not None:
@@ -201,11 +202,11 @@ def train_arm_cv(
                         save_arm(
                             model, os.path.join(directory, f"fold{k}"), done, logs, None, own[k]
                         )
-                    tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(directory))
+                    session.report(metrics, checkpoint=tune.Checkpoint.from_directory(directory))
                 if diverged:
                     return
             else:
-                tune.report(metrics)
+                session.report(metrics)
         if trained < end - epoch or stopped:
             return  # the folds ended early (EarlyStopping or a fit with fewer epochs)
         epoch = end

@@ -225,6 +225,8 @@ class ReportCallback(keras.callbacks.Callback):
         """Report this epoch (1-based ``epoch`` key) and maybe a checkpoint."""
         from ray import tune
 
+        from bandit_tune import session
+
         done = epoch + 1
         plain = _plain_logs(logs or {})
         metrics = {**plain, **self.extra, **self._model_size(), EPOCH_KEY: done}
@@ -252,9 +254,9 @@ class ReportCallback(keras.callbacks.Callback):
                 self.last_checkpoint = done
                 if self.on_checkpoint is not None and done != self._final_epoch():
                     self.on_checkpoint(done)
-                tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(directory))
+                session.report(metrics, checkpoint=tune.Checkpoint.from_directory(directory))
         else:
-            tune.report(metrics)
+            session.report(metrics)
 
     def _model_size(self) -> dict[str, float]:
         """``params`` (and ``latency_ms`` when asked): measured once per model."""

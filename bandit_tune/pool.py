@@ -184,6 +184,11 @@ def report(metrics: dict[str, Any], checkpoint: Any = None) -> None:
     session.report(metrics, checkpoint)
 
 
+def current_arm() -> FunctionArm | None:
+    """The function arm this thread runs (``None`` outside :func:`run_arms`' function arms)."""
+    return getattr(_SESSION, "arm", None)
+
+
 def get_checkpoint() -> str | None:
     """In a function arm: the checkpoint folder it starts from (``None``: from scratch)."""
     session = getattr(_SESSION, "arm", None)
@@ -235,6 +240,10 @@ class FunctionArm:
         self._go = threading.Semaphore(0)
         self._stop = False
         self._thread: threading.Thread | None = None
+        #: The arm's id (what the function's ``trial id`` is under Ray Tune).
+        self.arm_id = ""
+        #: The metric holding the arm's own epoch count (``None``: count the reports).
+        self.step_key: str | None = None
 
     def _main(self) -> None:
         _SESSION.arm = self
@@ -253,7 +262,10 @@ class FunctionArm:
             raise _Stopped
         if not isinstance(metrics, dict):
             raise TypeError(f"report takes a dict of metrics, got {type(metrics).__name__}")
-        self.steps += 1
+        if self.step_key is not None and self.step_key in metrics:
+            self.steps = int(metrics[self.step_key])  # the arm counts its own epochs
+        else:
+            self.steps += 1
         path = None
         if checkpoint is not None:
             source = os.fspath(getattr(checkpoint, "path", checkpoint))
@@ -299,9 +311,16 @@ class ArmWorker:
         self.cls: type | None = None
         self.root = ""
         self.parameters: dict[str, Any] = {}
+        self.step_key: str | None = None
         self.arms: dict[str, list[Any]] = {}  # arm -> [object, step]
 
-    def reset(self, cls: type, root: str, parameters: dict[str, Any] | None = None) -> bool:
+    def reset(
+        self,
+        cls: Any,
+        root: str,
+        parameters: dict[str, Any] | None = None,
+        step_key: str | None = None,
+    ) -> bool:
         """Drop every arm of an earlier search; take this search's class, folder, parameters.
 
         ``parameters`` maps names to object references: fetched once here, passed
@@ -311,7 +330,7 @@ class ArmWorker:
 
         for arm_id in list(self.arms):
             self.drop(arm_id)
-        self.cls, self.root = cls, root
+        self.cls, self.root, self.step_key = cls, root, step_key
         self.parameters = {k: ray.get(v) for k, v in (parameters or {}).items()}
         return True
 
@@ -331,6 +350,7 @@ class ArmWorker:
                         obj._iteration = _checkpoint_step(checkpoint)
             else:
                 obj = FunctionArm(self.cls, config, checkpoint, self.parameters, folder)
+                obj.arm_id, obj.step_key = arm_id, self.step_key
             self.arms[arm_id] = [obj, _checkpoint_step(checkpoint)]
         entry = self.arms[arm_id]
         started = time.perf_counter()
@@ -348,7 +368,7 @@ class ArmWorker:
                 f"{type(entry[0]).__name__}.step() must return a dict of metrics, got "
                 f"{type(result).__name__}"
             )
-        entry[1] += 1
+        entry[1] = entry[0].steps if isinstance(entry[0], FunctionArm) else entry[1] + 1
         if hasattr(entry[0], "_iteration"):
             entry[0]._iteration = entry[1]
         kept = {k: v for k, v in result.items() if _scalar(v)}
@@ -380,6 +400,19 @@ class ArmWorker:
         """The arms this worker holds in memory."""
         return list(self.arms)
 
+    def warm(self, keras: bool) -> bool:
+        """Import what arms need before the first arm comes (Keras, when asked)."""
+        if keras:
+            from bandit_tune.runtime import import_keras_lean
+
+            import_keras_lean()
+            import keras as _  # noqa: F401
+        return True
+
+    def call(self, function: Any, *args: Any) -> Any:
+        """Run ``function(*args)`` here (the tuner records its search space in a warm worker)."""
+        return function(*args)
+
 
 def _scalar(value: Any) -> bool:
     return isinstance(value, (bool, int, float, str)) or (
@@ -403,6 +436,31 @@ def _workers(count: int, cpus: float, gpus: float) -> list[Any]:
     while len(shelf) < count:
         shelf.append(remote.remote())
     return shelf[:count]
+
+
+def start_workers(count: int, cpus: float, gpus: float, keras: bool = False) -> list[Any]:
+    """Start (or reuse) ``count`` workers now and let them import what arms need.
+
+    Called by a tuner as soon as Ray is up, so the workers' imports overlap what
+    the driver does before the first arm (recording the search space).
+    """
+    workers = _workers(count, cpus, gpus)
+    for worker in workers:
+        worker.warm.remote(keras)
+    return workers
+
+
+def warm_worker(cpus: float, gpus: float) -> Any:
+    """A worker an earlier search of this process left alive (``None``: none, or no Ray)."""
+    import sys
+
+    ray = sys.modules.get("ray")
+    if ray is None or not ray.is_initialized():
+        return None
+    if _POOL["job"] != ray.get_runtime_context().get_job_id():
+        return None
+    shelf = _POOL["workers"].get((cpus, gpus)) or []
+    return shelf[0] if shelf else None
 
 
 def _replace(worker: Any, cpus: float, gpus: float) -> Any:
@@ -597,19 +655,11 @@ def run_arms(
             project.clear()
         state_path = os.path.join(project.path, STATE_FILE)
         saved = read_state(state_path) if os.path.exists(state_path) else None
-        search = _PoolSearch(
-            trainable,
-            configs,
+        runner = Runner(
             policy,
-            metrics,
-            modes,
-            float(cpus_per_arm),
-            float(gpus_per_arm),
-            max_concurrent,
-            project.path,
-            max_failures,
-            keep_paused,
-            None
+            mode=modes,
+            metric=metrics[0],
+            budget=None
             if seconds is None and max_total_epochs is None
             else Budget(
                 seconds=seconds,
@@ -618,6 +668,19 @@ def run_arms(
                 clock=time.monotonic,
             ),
         )
+        search = PoolSearch(
+            trainable,
+            configs,
+            runner,
+            metrics,
+            float(cpus_per_arm),
+            float(gpus_per_arm),
+            max_concurrent,
+            project.path,
+            max_failures,
+            keep_paused,
+        )
+        runner.extra_state = search.extra_state
         search.parameters = dict(parameters or {})
         if saved is not None:
             search.restore(saved)
@@ -626,52 +689,68 @@ def run_arms(
         return search.run(address)
 
 
-class _PoolSearch:
-    """One :func:`run_arms` call: the runner, the workers and the loop between them."""
+class PoolSearch:
+    """The loop between a :class:`~bandit_tune.driver.Runner` and the pool's workers.
+
+    :func:`run_arms` makes one per call; ``BanditTuner(backend="pool")`` drives its
+    own runner (its scheduler's) through one. New arms take ``configs`` in order
+    (:attr:`next_config` is the position a snapshot keeps).
+    """
 
     def __init__(
         self,
-        cls: type,
+        cls: Any,
         configs: list[dict[str, Any]],
-        policy: ArmPolicy,
+        runner: Runner,
         metrics: list[str],
-        modes: Any,
         cpus: float,
         gpus: float,
         max_concurrent: int | None,
         path: str,
         max_failures: int,
         keep_paused: int,
-        budget: Any,
+        step_key: str | None = None,
     ) -> None:
         self.cls, self.configs, self.metrics = cls, configs, metrics
         self.cpus, self.gpus, self.max_concurrent = cpus, gpus, max_concurrent
         self.path, self.arms_dir = path, os.path.join(path, "arms")
         self.max_failures, self.keep = max_failures, keep_paused
-        self.runner = Runner(policy, mode=modes, metric=metrics[0], budget=budget)
-        self.runner.state_path = os.path.join(path, "state.json")
-        self.runner.root = path
-        self.runner.extra_state = self._extra
+        self.step_key = step_key
+        self.runner = runner
+        runner.state_path = os.path.join(path, "state.json")
+        runner.root = path
         self.next_config = 0
         self.finished = False
+        #: Arms that ended with an error: their last traceback lines.
         self.errors: dict[str, str] = {}
         self.epochs = 0
         self.succeeded = False
+        #: Keyword arguments for every arm's ``setup`` (or function), put into Ray once.
         self.parameters: dict[str, Any] = {}
         self.parameter_refs: dict[str, Any] = {}
+        self.workers: list[Any] = []
         self.fingerprint = {
             "n_configs": len(configs),
-            "policy": type(policy).__name__,
+            "policy": type(runner.policy).__name__,
             "metric": metrics,
             "class": getattr(cls, "__name__", type(cls).__name__),
         }
 
-    def _extra(self) -> dict[str, Any]:
+    def position(self) -> dict[str, Any]:
+        """What a snapshot keeps of this loop: the next configuration, the errors."""
+        return {"next_config": self.next_config, "errors": self.errors}
+
+    def set_position(self, extra: dict[str, Any]) -> None:
+        """Take up :meth:`position` from a snapshot's ``extra``."""
+        self.next_config = int(extra.get("next_config", 0))
+        self.errors = dict(extra.get("errors") or {})
+
+    def extra_state(self) -> dict[str, Any]:
+        """:func:`run_arms`' part of the snapshot."""
         return {
-            "next_config": self.next_config,
+            **self.position(),
             "finished": self.finished,
             "fingerprint": self.fingerprint,
-            "errors": self.errors,
         }
 
     def restore(self, state: dict[str, Any]) -> None:
@@ -689,9 +768,8 @@ class _PoolSearch:
                 f"cannot resume the search in {self.path}: {exc}; pass "
                 "overwrite=True to start afresh"
             ) from exc
-        self.next_config = int(extra.get("next_config", 0))
+        self.set_position(extra)
         self.finished = bool(extra.get("finished"))
-        self.errors = dict(extra.get("errors") or {})
 
     # -- the loop ----------------------------------------------------------------------
     def run(self, address: str | None) -> PoolResult:
@@ -707,9 +785,14 @@ class _PoolSearch:
         self.runner.slots = slots
         os.makedirs(self.arms_dir, exist_ok=True)
         workers = _workers(slots, self.cpus, self.gpus)
-        cls_ref = ray.put(self.cls)
+        self.cls_ref = ray.put(self.cls)
         self.parameter_refs = {k: ray.put(v) for k, v in self.parameters.items()}
-        ray.get([w.reset.remote(cls_ref, self.arms_dir, self.parameter_refs) for w in workers])
+        ray.get(
+            [
+                w.reset.remote(self.cls_ref, self.arms_dir, self.parameter_refs, self.step_key)
+                for w in workers
+            ]
+        )
         self.workers = list(workers)
         self.free = collections.deque(range(slots))
         self.held: list[collections.OrderedDict[str, None]] = [
@@ -789,6 +872,7 @@ class _PoolSearch:
         else:
             self.succeeded = True
             self.epochs += 1
+            result.setdefault("time_this_iter_s", payload["seconds"])
             value = self._value(arm_id, result)
             decision, ended = runner.report(
                 arm_id,
@@ -909,7 +993,11 @@ class _PoolSearch:
         self.workers[w] = _replace(dead, self.cpus, self.gpus)
         import ray
 
-        ray.get(self.workers[w].reset.remote(ray.put(self.cls), self.arms_dir, self.parameter_refs))
+        ray.get(
+            self.workers[w].reset.remote(
+                self.cls_ref, self.arms_dir, self.parameter_refs, self.step_key
+            )
+        )
         for ref, (k, x, other) in list(self.pending.items()):
             if x == w:  # every other call to the dead worker fails too
                 del self.pending[ref]
@@ -920,7 +1008,8 @@ class _PoolSearch:
             self.running.pop(arm_id, None)
             self.where.pop(arm_id, None)
             if arm is not None:
-                retry = arm.failures < self.max_failures
+                # a lost worker is not the arm's fault: placed again a few times
+                retry = arm.failures < max(self.max_failures, 3)
                 if not retry:
                     self.errors[arm_id] = f"its worker died: {exc}"
                 self._end(self.runner.arm_failed(arm_id, retry=retry))

@@ -309,11 +309,13 @@ def arm_table(
     names: Sequence[str],
     max_epochs: int,
     steps: Sequence[int] | None,
+    errors: dict[str, str] | None = None,
 ) -> tuple[Any, dict[str, Any]]:
     """``results_``: one row per arm of the search, best first; and each arm's history.
 
     Reads the driver's arm records (complete also when Ray's result files lag
-    behind a fault) and Ray's result grid (errors, final checkpoints).
+    behind a fault) and Ray's result grid (errors, final checkpoints), or
+    ``errors`` (arm -> error) where no grid exists (the pool's arms).
     """
     import os
 
@@ -348,6 +350,8 @@ def arm_table(
             else (result.metrics_dataframe if result is not None else None)
         )
         error = None if result is None or result.error is None else str(result.error)
+        if result is None and errors:
+            error = errors.get(arm_id)
         checkpoint = arm.checkpoint if arm is not None else None
         if result is not None and result.checkpoint is not None:
             checkpoint = result.checkpoint.path

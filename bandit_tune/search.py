@@ -13,7 +13,7 @@ import contextlib
 import math
 import os
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -63,9 +63,7 @@ def objectives_of(objective: Any) -> list[Objective]:
     seen: dict[str, str] = {}
     for o in objectives:
         if o.name in seen:
-            what = (
-                "conflicting directions" if seen[o.name] != o.direction else "the same direction"
-            )
+            what = "conflicting directions" if seen[o.name] != o.direction else "the same direction"
             raise ValueError(
                 f"objective {o.name!r} is named twice, with {what} ({seen[o.name]!r} and "
                 f"{o.direction!r}); name each metric once"
@@ -204,6 +202,14 @@ class BanditTuner:
             every epoch as Keras does; about twice as fast per epoch for small
             models). ``False`` hands the arrays to ``model.fit`` as they are. See
             :mod:`bandit_tune.inputs` for what is left to Keras.
+        backend: ``"tune"`` runs every arm as a Ray Tune trial (the default);
+            ``"pool"`` runs the arms on long-lived Ray workers that bandit_tune
+            owns (:func:`bandit_tune.run_arms`): no trial per arm, and the workers
+            (with Keras imported) stay alive for the next search of the process.
+            ``"pool"`` takes the tuners whose arms are a sample fixed before the
+            search (Hyperband, SuccessiveHalving, ASHA, RandomSearch, GridSearch);
+            its checkpoints live in the project folder (``directory``), which on
+            several nodes must be shared by them.
 
     Attributes (after :meth:`search`):
         results_: pandas DataFrame, one row per arm.
@@ -235,6 +241,7 @@ class BanditTuner:
         target_score: float | None = None,
         storage_path: str | None = None,
         fast_input: bool = True,
+        backend: str = "tune",
         tune_new_entries: bool = True,
         allow_new_entries: bool = True,
         executions_per_trial: int = 1,
@@ -341,6 +348,20 @@ class BanditTuner:
             "untitled_project" if project_name is None else project_name
         )
         self.overwrite = overwrite
+        if backend not in ("tune", "pool"):
+            raise ValueError(f"backend must be 'tune' or 'pool', got {backend!r}")
+        if backend == "pool" and type(self)._searcher is not BanditTuner._searcher:
+            raise ValueError(
+                f"backend='pool' runs arms from a sample fixed before the search; "
+                f"{type(self).__name__} proposes each arm from the results so far: use "
+                "backend='tune'"
+            )
+        if backend == "pool" and storage_path is not None:
+            raise ValueError(
+                "storage_path is Ray Tune's; backend='pool' keeps checkpoints in "
+                "directory/project_name (shared by the nodes of a cluster)"
+            )
+        self.backend = backend
         self.cpus_per_arm = _resource_share("cpus_per_arm", cpus_per_arm, zero=False)
         self.gpus_per_arm = _resource_share("gpus_per_arm", gpus_per_arm, zero=True)
         self.max_concurrent = max_concurrent
@@ -556,9 +577,25 @@ class BanditTuner:
         # the data (~7 s of CPU) while Ray starts and Ray Tune is imported here (~4 s
         # each); ray.init must stay on the main thread. Ray Tune is imported only now:
         # its ~3 s then overlap the recording.
-        recording = SpaceRecording(self.hypermodel, sample(data))
+        recording: Any = None
+        if self.backend == "pool":
+            from bandit_tune._recorder import WorkerRecording
+            from bandit_tune.pool import warm_worker
+
+            warm = warm_worker(self.cpus_per_arm, self.gpus_per_arm)
+            if warm is not None:  # a second search of this process: Keras is imported there
+                recording = WorkerRecording(warm, self.hypermodel, sample(data))
+        if recording is None:
+            recording = SpaceRecording(self.hypermodel, sample(data))
         try:
             resources = ensure_ray(self.address)
+            if self.backend == "pool":
+                from bandit_tune.pool import start_workers
+
+                # the workers import Keras while the space is recorded
+                start_workers(
+                    self._slots(resources), self.cpus_per_arm, self.gpus_per_arm, keras=True
+                )
             from ray import tune
 
             from bandit_tune.callbacks import absolute_paths
@@ -605,24 +642,34 @@ class BanditTuner:
             from bandit_tune.cv import train_arm_cv as arm_function
         else:
             arm_function = train_arm
-        trainable = tune.with_resources(
-            tune.with_parameters(
-                arm_function,
-                hypermodel=Packed(self.hypermodel),
-                data=data,
-                fit_kwargs=fit_args,
-                callbacks=Packed(absolute_paths(list(callbacks or []))),
-                max_epochs=max_epochs,
-                checkpoint_epochs=None if steps is None else list(steps),
-                cpus=max(1, int(self.cpus_per_arm)),
-                input_key=uuid.uuid4().hex if self.fast_input else None,
-                latency=any(o.name == "latency_ms" for o in self.objectives),
-                **(
-                    {}
-                    if cv is not None
-                    else {"objective": (self.objective.name, self.objective.direction)}
-                ),
+        arm_kwargs = dict(
+            hypermodel=Packed(self.hypermodel),
+            data=data,
+            fit_kwargs=fit_args,
+            callbacks=Packed(absolute_paths(list(callbacks or []))),
+            max_epochs=max_epochs,
+            checkpoint_epochs=None if steps is None else list(steps),
+            cpus=max(1, int(self.cpus_per_arm)),
+            input_key=uuid.uuid4().hex if self.fast_input else None,
+            latency=any(o.name == "latency_ms" for o in self.objectives),
+            **(
+                {}
+                if cv is not None
+                else {"objective": (self.objective.name, self.objective.direction)}
             ),
+        )
+        self.scheduler_ = scheduler
+        if self.backend == "pool":
+            source.parameters = arm_kwargs
+            source.cls = arm_function
+            self.result_grid_ = None
+            self._fit(
+                lambda: source.run(self.address), scheduler, policy, limits, slots, max_epochs
+            )
+            self._arm_errors = dict(source.errors)
+            return self._finish_search(scheduler, limits, max_epochs, steps)
+        trainable = tune.with_resources(
+            tune.with_parameters(arm_function, **arm_kwargs),
             {"cpu": self.cpus_per_arm, "gpu": self.gpus_per_arm},
         )
         tuner = tune.Tuner(
@@ -646,8 +693,13 @@ class BanditTuner:
                 failure_config=tune.FailureConfig(max_failures=self.max_retries_per_trial),
             ),
         )
-        self.scheduler_ = scheduler
-        self.result_grid_ = self._fit(tuner, scheduler, policy, limits, slots, max_epochs)
+        self.result_grid_ = self._fit(tuner.fit, scheduler, policy, limits, slots, max_epochs)
+        return self._finish_search(scheduler, limits, max_epochs, steps)
+
+    def _finish_search(
+        self, scheduler: Any, limits: Any, max_epochs: int, steps: Sequence[int] | None
+    ) -> BanditTuner:
+        """After the arms: save the finished state, build ``results_``, say the best."""
         self._finished = True  # a later search() of this project reloads it, training nothing
         scheduler.snapshot(force=True)
         self._save_arms(scheduler)
@@ -713,6 +765,24 @@ class BanditTuner:
         scheduler.max_consecutive_failures = self.max_consecutive_failed_trials
         scheduler.state_path = os.path.join(self.project_dir, STATE_FILE)
         scheduler.runner.root = self.project_dir
+        if self.backend == "pool":
+            from bandit_tune.pool import PoolSearch
+
+            # the arms' function and its arguments are set once the search knows them
+            source = PoolSearch(
+                None,
+                configs,
+                scheduler.runner,
+                [o.name for o in self.objectives],
+                self.cpus_per_arm,
+                self.gpus_per_arm,
+                slots,
+                self.project_dir,
+                self.max_retries_per_trial,
+                keep_paused=8,
+                step_key="epoch",
+            )
+            return scheduler, source
         return scheduler, self._searcher(configs, scheduler)
 
     def _remember(
@@ -736,6 +806,7 @@ class BanditTuner:
             "max_epochs": max_epochs,
             "n_splits": getattr(self, "n_splits_", 1),
             "finished": self._finished,
+            "backend": self.backend,
             **source.position(),
         }
         return fingerprint
@@ -746,6 +817,12 @@ class BanditTuner:
         """Take up the interrupted search's snapshot, if it is the same search."""
         extra = resume.get("extra", {})
         self._check_unchanged(extra.get("fingerprint"), fingerprint)
+        if extra.get("backend", "tune") != self.backend and not extra.get("finished"):
+            raise ValueError(
+                f"the search in {self.project_dir} ran with "
+                f"backend={extra.get('backend', 'tune')!r} and is unfinished; resume it with "
+                "the same backend, or pass overwrite=True"
+            )
         try:
             scheduler.restore_snapshot(resume)
         except (ValueError, KeyError) as exc:
@@ -757,7 +834,7 @@ class BanditTuner:
 
     def _fit(
         self,
-        tuner: Any,
+        run: Callable[[], Any],
         scheduler: Any,
         policy: ArmPolicy,
         limits: Any,
@@ -790,14 +867,15 @@ class BanditTuner:
             scheduler.listeners.append(progress)
             #: The live display of the last search (its ``best`` is ``results_``' first arm).
             self.progress_ = progress
+        pool = self.backend == "pool"
         try:
             with (
                 progress,
-                _pending_trials(slots),
-                tune_actors_on_idle_workers(),
-                interruptible(scheduler),
+                contextlib.nullcontext() if pool else _pending_trials(slots),
+                contextlib.nullcontext() if pool else tune_actors_on_idle_workers(),
+                contextlib.nullcontext() if pool else interruptible(scheduler),
             ):
-                return tuner.fit()
+                return run()
         except KeyboardInterrupt:
             # Ctrl-C: the scheduler froze the search's state at the interrupt; the arms
             # that were training resume from their checkpoints when the call is repeated
@@ -862,7 +940,13 @@ class BanditTuner:
         names = list(self.space_.params)
         objective = (self.objective.name, self.objective.direction)
         self.results_, self._histories = arm_table(
-            self.scheduler_, self.result_grid_, objective, names, max_epochs, steps
+            self.scheduler_,
+            self.result_grid_,
+            objective,
+            names,
+            max_epochs,
+            steps,
+            errors=getattr(self, "_arm_errors", None),
         )
         if len(self.objectives) > 1:
             from bandit_tune.results import add_pareto

@@ -10,10 +10,10 @@ configuration (retrained from scratch for R epochs, the same way for every
 system), and bandit_tune Hyperband's wall-clock ratio to each system.
 ``bandit_tune_hyperband_second`` times a second search in the same process (a
 notebook's second run: an untimed first search with another seed ran before it).
-``bandit_tune_pool_hyperband`` (and ``_second``) runs the same Hyperband through
-:func:`bandit_tune.run_arms`: the arms multiplexed over long-lived Ray workers
-that keep Keras imported between searches, one ``model.fit`` epoch per step (the
-design the start-up targets point to; ``BanditTuner`` does not use it yet).
+``bandit_tune_hyperband_pool`` (and ``_second``) runs the same tuner with
+``backend="pool"``: the arms multiplexed over long-lived Ray workers that
+bandit_tune owns (kept, with Keras imported, for the next search of the process)
+instead of a Ray Tune trial per arm.
 
     .venv/bin/python benchmarks/peers.py --seeds 0 1 2            # all systems
     .venv/bin/python benchmarks/peers.py --systems bandit_tune_hyperband ray_hyperband
@@ -40,8 +40,8 @@ SYSTEMS = [
     "bandit_tune_hyperband",
     "bandit_tune_hyperband_second",
     "bandit_tune_hyperband_keras_input",
-    "bandit_tune_pool_hyperband",
-    "bandit_tune_pool_hyperband_second",
+    "bandit_tune_hyperband_pool",
+    "bandit_tune_hyperband_pool_second",
     "bandit_tune_asha",
     "ray_hyperband",
     "ray_hyperband_defaults",
@@ -131,7 +131,9 @@ def _test_accuracy(units: int, learning_rate: float, seed: int) -> float:
 
 
 # -- the systems ------------------------------------------------------------------------
-def run_bandit_tune(kind: str, seed: int, workdir: str, fast_input: bool = True) -> dict[str, Any]:
+def run_bandit_tune(
+    kind: str, seed: int, workdir: str, fast_input: bool = True, backend: str = "tune"
+) -> dict[str, Any]:
     import bandit_tune
 
     (x, y), (xv, yv), _ = _data()
@@ -145,6 +147,7 @@ def run_bandit_tune(kind: str, seed: int, workdir: str, fast_input: bool = True)
         overwrite=True,
         verbose=0,
         fast_input=fast_input,
+        backend=backend,
     )
     if kind == "hyperband":
         tuner = bandit_tune.Hyperband(build_model, factor=ETA, **common)
@@ -164,69 +167,6 @@ def run_bandit_tune(kind: str, seed: int, workdir: str, fast_input: bool = True)
         "slots": tuner.scheduler_.slots,
         "best_val": tuner.best_score_,
         "best": [best["units"], best["learning_rate"]],
-    }
-
-
-class DigitsArm:
-    """The workload's arm for :func:`bandit_tune.run_arms`: one Keras epoch per step."""
-
-    def setup(self, config: dict[str, Any], data: Any = None) -> None:
-
-        _threads(1)
-        (self.x, self.y), (self.xv, self.yv) = data
-        self.model = _model(int(config["units"]), float(config["learning_rate"]))
-        self.clock = _epoch_clock()()
-        self.epoch = 0
-
-    def step(self) -> dict[str, Any]:
-        before = len(type(self.clock).seconds)
-        history = self.model.fit(
-            self.x, self.y, validation_data=(self.xv, self.yv), batch_size=BATCH,
-            epochs=self.epoch + 1, initial_epoch=self.epoch, verbose=0, callbacks=[self.clock],
-        )
-        self.epoch += 1
-        seconds = sum(type(self.clock).seconds[before:])
-        return {"val_accuracy": float(history.history["val_accuracy"][-1]), "epoch_s": seconds}
-
-    def save_checkpoint(self, folder: str) -> None:
-        self.model.save(os.path.join(folder, "model.keras"))
-        with open(os.path.join(folder, "epoch"), "w") as f:
-            f.write(str(self.epoch))
-
-    def load_checkpoint(self, folder: str) -> None:
-        import keras
-
-        self.model = keras.models.load_model(os.path.join(folder, "model.keras"))
-        with open(os.path.join(folder, "epoch")) as f:
-            self.epoch = int(f.read())
-
-
-def run_pool(seed: int, workdir: str) -> dict[str, Any]:
-    """Hyperband through bandit_tune.run_arms (long-lived workers), same space and budget."""
-    import numpy as np
-
-    from bandit_tune import run_arms
-    from bandit_tune.policies import Hyperband
-
-    (x, y), (xv, yv), _ = _data()
-    rng = np.random.default_rng(seed)
-    configs = [
-        {"units": int(rng.choice(UNITS)), "learning_rate": float(rng.choice(RATES))}
-        for _ in range(HYPERBAND_ARMS)
-    ]
-    found = run_arms(
-        DigitsArm, configs, Hyperband(R, ETA), metric="val_accuracy", cpus_per_arm=1,
-        directory=workdir, project_name=f"pool_{seed}", overwrite=True,
-        parameters={"data": ((x, y), (xv, yv))},
-    )
-    rows = [r for rs in found.results.values() for r in rs]
-    best = found.best_config or {}
-    return {
-        "epochs": len(rows),
-        "epoch_seconds": sum(r["epoch_s"] for r in rows),
-        "slots": found.workers,
-        "best_val": found.best_score,
-        "best": [best.get("units"), best.get("learning_rate")],
     }
 
 
@@ -417,11 +357,12 @@ def run_one(system: str, seed: int) -> dict[str, Any]:
             # a notebook's second search: the first (another seed, untimed) ran in this
             # process, so Ray, its workers and the imports may be warm
             run_bandit_tune("hyperband", seed + 1000, os.path.join(workdir, "first"))
-        if system == "bandit_tune_pool_hyperband_second":
-            run_pool(seed + 1000, workdir)
+        if system == "bandit_tune_hyperband_pool_second":
+            run_bandit_tune("hyperband", seed + 1000, os.path.join(workdir, "first"),
+                            backend="pool")
         start = time.monotonic()
-        if system.startswith("bandit_tune_pool_hyperband"):
-            out = run_pool(seed, workdir)
+        if system.startswith("bandit_tune_hyperband_pool"):
+            out = run_bandit_tune("hyperband", seed, workdir, backend="pool")
         elif system == "bandit_tune_hyperband_keras_input":  # NumPy arrays straight to Keras
             out = run_bandit_tune("hyperband", seed, workdir, fast_input=False)
         elif system == "bandit_tune_hyperband_second":

@@ -94,6 +94,9 @@ def main():
     if mode == "search":
         tuner = hyperband(directory)
         print("SUMMARY " + json.dumps(summary(tuner)), flush=True)
+    elif mode == "search-pool":
+        tuner = hyperband(directory, backend="pool")
+        print("SUMMARY " + json.dumps(summary(tuner)), flush=True)
     elif mode == "search-mo":
         from bandit_tune import Objective
 

@@ -1,0 +1,92 @@
+"""BanditTuner(backend="pool"): Keras arms on the pool's long-lived workers (real Ray, Keras)."""
+
+import json
+import signal
+
+import pytest
+from conftest import small_build_model
+from test_faults import (
+    _assert_plan_met,
+    _between_rungs,
+    _finish,
+    _kill_tree,
+    _retrained_within_checkpoints,
+    _run_until,
+)
+
+import bandit_tune
+
+
+def _tuner(tmp_path, name, **kwargs):
+    return bandit_tune.Hyperband(
+        small_build_model, objective="val_accuracy", max_epochs=9, factor=3, seed=0,
+        directory=str(tmp_path), project_name=name, verbose=0, backend="pool", **kwargs,
+    )
+
+
+def test_a_pool_search_meets_the_plan_and_a_second_search_reuses_the_workers(
+    ray_local, digits_small, tmp_path
+):
+    (x, y), (xv, yv), (xt, yt) = digits_small
+    tuner = _tuner(tmp_path, "first")
+    tuner.search(x, y, validation_data=(xv, yv), batch_size=50)
+    rows = tuner.results_
+    assert len(rows) == 17 and int(rows["epochs"].sum()) == 69  # Hyperband(9, 3)'s plan
+    assert set(rows["status"]) <= {"completed", "stopped"} and rows["error"].isna().all()
+    assert tuner.best_score_ > 0.5
+    model = tuner.get_best_models(1)[0]  # restored from its checkpoint in the project
+    assert model.predict(xt[:2], verbose=0).shape == (2, 10)
+    # optimizer state went on through pauses: Adam's step counter matches the epochs
+    results = tuner.scheduler_.results
+    for arm_id, arm_rows in results.items():
+        last = arm_rows[-1]
+        assert last["optimizer_iterations"] == 12 * last["epoch"], arm_id  # 600 / 50
+    from bandit_tune.pool import _POOL
+
+    workers = [w._actor_id for shelf in _POOL["workers"].values() for w in shelf]
+    second = _tuner(tmp_path, "second")
+    second.search(x, y, validation_data=(xv, yv), batch_size=50)
+    assert [w._actor_id for shelf in _POOL["workers"].values() for w in shelf] == workers
+    pids = {r["worker_pid"] for rs in second.scheduler_.results.values() for r in rs}
+    first_pids = {r["worker_pid"] for rs in results.values() for r in rs}
+    assert pids == first_pids  # the same processes: Keras was imported already
+    # a finished project reloads without training
+    again = _tuner(tmp_path, "first")
+    again.search(x, y, validation_data=(xv, yv), batch_size=50)
+    assert list(again.results_["arm_id"]) == list(rows["arm_id"])
+
+
+def test_the_pool_backend_refuses_what_it_cannot_run(tmp_path):
+    with pytest.raises(ValueError, match="backend must be 'tune' or 'pool'"):
+        _tuner(tmp_path, "p", backend="threads")
+    with pytest.raises(ValueError, match="BayesianOptimization proposes each arm"):
+        bandit_tune.BayesianOptimization(
+            small_build_model, objective="val_accuracy", max_trials=4, backend="pool",
+            directory=str(tmp_path),
+        )
+    with pytest.raises(ValueError, match="storage_path is Ray Tune's"):
+        _tuner(tmp_path, "p", storage_path=str(tmp_path / "s"))
+
+
+def test_a_killed_pool_driver_resumes_and_meets_the_plan(tmp_path):
+    """SIGKILL the driver of a pool search between rungs; the same search finishes it."""
+    driver, _ = _run_until(tmp_path, _between_rungs, mode="search-pool")
+    _kill_tree(driver.pid)
+    out, _ = _finish(tmp_path, mode="search-pool")
+    _assert_plan_met(out)
+    _retrained_within_checkpoints(out)
+
+
+def test_ctrl_c_stops_a_pool_search_and_the_same_call_resumes_it(tmp_path):
+    driver, _ = _run_until(tmp_path, _between_rungs, mode="search-pool")
+    driver.send_signal(signal.SIGINT)
+    try:
+        output, _ = driver.communicate(timeout=90)
+    finally:
+        _kill_tree(driver.pid)
+    assert driver.returncode != 0, output[-3000:]
+    assert "KeyboardInterrupt" in output and "run the same search again" in output, output[-3000:]
+    saved = json.loads((tmp_path / "p" / "state.json").read_text())
+    assert saved["extra"]["backend"] == "pool"
+    out, _ = _finish(tmp_path, mode="search-pool")
+    _assert_plan_met(out)
