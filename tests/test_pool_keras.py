@@ -18,9 +18,10 @@ import bandit_tune
 
 
 def _tuner(tmp_path, name, **kwargs):
+    kwargs.setdefault("backend", "pool")
     return bandit_tune.Hyperband(
         small_build_model, objective="val_accuracy", max_epochs=9, factor=3, seed=0,
-        directory=str(tmp_path), project_name=name, verbose=0, backend="pool", **kwargs,
+        directory=str(tmp_path), project_name=name, verbose=0, **kwargs,
     )
 
 
