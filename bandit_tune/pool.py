@@ -873,6 +873,7 @@ class PoolSearch:
             self.succeeded = True
             self.epochs += 1
             result.setdefault("time_this_iter_s", payload["seconds"])
+            result["driver_time"] = time.time()  # when the driver saw it (overhead analysis)
             value = self._value(arm_id, result)
             decision, ended = runner.report(
                 arm_id,
