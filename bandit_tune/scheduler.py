@@ -215,7 +215,15 @@ class BanditScheduler(TrialScheduler):
 
     # -- Ray's configuration -----------------------------------------------------
     def set_search_properties(self, metric: str | None, mode: str | None, **spec: Any) -> bool:
-        """Take ``metric`` and ``mode`` from ``TuneConfig`` unless given here."""
+        """Take ``metric`` and ``mode`` from ``TuneConfig`` unless given here.
+
+        Ray Tune calls this as its search starts: idle workers that
+        :func:`bandit_tune.run_arms` (or ``backend="pool"``) kept for a next search
+        are ended here, or they would hold the CPUs the trials need.
+        """
+        from bandit_tune.pool import shutdown_pool
+
+        shutdown_pool()
         if (self._metric and metric and metric != self._metric) or (
             self._mode and mode and mode != self._mode
         ):

@@ -668,6 +668,9 @@ class BanditTuner:
             )
             self._arm_errors = dict(source.errors)
             return self._finish_search(scheduler, limits, max_epochs, steps)
+        from bandit_tune.pool import shutdown_pool
+
+        shutdown_pool()  # idle pool workers of an earlier search would hold the CPUs
         trainable = tune.with_resources(
             tune.with_parameters(arm_function, **arm_kwargs),
             {"cpu": self.cpus_per_arm, "gpu": self.gpus_per_arm},

@@ -12,7 +12,7 @@ from typing import Any
 
 
 def _pool_arm() -> Any:
-    from bandit_tune.pool import current_arm
+    from bandit_tune.pool.worker import current_arm
 
     return current_arm()
 

@@ -107,11 +107,13 @@ def main():
         print("SUMMARY " + json.dumps(out), flush=True)
     elif mode == "cluster":
         cluster_run(directory)
+    elif mode == "cluster-pool":
+        cluster_run(directory, backend="pool")
     elif mode == "cluster-mo":
         cluster_multi_objective(directory)
 
 
-def cluster_run(directory, lose_after=6):
+def cluster_run(directory, lose_after=6, **kwargs):
     """A real 2-node Ray cluster on 127.0.0.1 (GCS + a raylet per node), a search on it.
 
     Each node advertises one GPU and the search packs arms: half a CPU and a quarter
@@ -154,7 +156,12 @@ def cluster_run(directory, lose_after=6):
 
         threading.Thread(target=watch, daemon=True).start()
         tuner = hyperband(
-            directory, address=cluster.address, retries=3, cpus_per_arm=0.5, gpus_per_arm=0.25
+            directory,
+            address=cluster.address,
+            retries=3,
+            cpus_per_arm=0.5,
+            gpus_per_arm=0.25,
+            **kwargs,
         )
         out = summary(tuner)
         placement = os.path.join(directory, "placement.jsonl")

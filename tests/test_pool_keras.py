@@ -42,7 +42,7 @@ def test_a_pool_search_meets_the_plan_and_a_second_search_reuses_the_workers(
     for arm_id, arm_rows in results.items():
         last = arm_rows[-1]
         assert last["optimizer_iterations"] == 12 * last["epoch"], arm_id  # 600 / 50
-    from bandit_tune.pool import _POOL
+    from bandit_tune.pool.lifecycle import _POOL
 
     workers = [w._actor_id for shelf in _POOL["workers"].values() for w in shelf]
     second = _tuner(tmp_path, "second")
@@ -91,3 +91,29 @@ def test_ctrl_c_stops_a_pool_search_and_the_same_call_resumes_it(tmp_path):
     assert saved["extra"]["backend"] == "pool"
     out, _ = _finish(tmp_path, mode="search-pool")
     _assert_plan_met(out)
+
+
+def test_a_pool_search_on_a_two_node_cluster_survives_losing_its_worker_node(tmp_path):
+    """The loopback 2-node cluster of the cluster tests, arms packed (0.5 CPU, 0.25 GPU):
+    the worker node is removed mid-search; its workers are replaced on the head node
+    and the plan is met."""
+    import subprocess
+    import sys
+
+    from test_faults import ENV, SCRIPT, _summary
+
+    done = subprocess.run(
+        [sys.executable, SCRIPT, "cluster-pool", str(tmp_path)],
+        env=ENV, capture_output=True, text=True, timeout=500,
+    )
+    out = _summary(done.stdout + done.stderr)
+    assert out["killed"], "the worker node was never removed"
+    used = {seg[2] for segs in out["segments"].values() for seg in segs}
+    assert used == {out["nodes"]["head"], out["nodes"]["worker"]}
+    assert set(out["status"].values()) <= {"completed", "stopped"}, out["status"]
+    assert out["arms"] == 17 and sum(out["epochs"].values()) == 69
+    for row in out["placement"]:  # every epoch held half a CPU and a quarter GPU
+        assert {k: v for k, v in row["resources"].items() if k in ("CPU", "GPU")} == {
+            "CPU": 0.5,
+            "GPU": 0.25,
+        }, row
