@@ -346,3 +346,24 @@ def test_a_killed_driver_resumes_with_the_same_decisions(tmp_path):
     # each arm's reported epochs follow on: a resumed arm continued from its checkpoint
     for arm_id, rows in out["results"].items():
         assert [r["epoch"] for r in rows] == list(range(1, len(rows) + 1)), arm_id
+
+
+def test_checkpoints_keep_the_last_two_and_a_resume_never_starts_past_the_snapshot(tmp_path):
+    """A worker may have written checkpoint 3 before the driver's snapshot (at step 2) saw
+    it: resuming from it would skip the decision at step 3, so step 1's is taken."""
+    from bandit_tune.pool.worker import _persist, latest_checkpoint
+
+    folder = str(tmp_path / "arm_00000")
+
+    def write(step):
+        return lambda d: (tmp_path / d / "epoch").write_text(str(step))
+
+    for step in (1, 3, 9):
+        _persist(folder, step, write(step))
+    assert sorted(os.listdir(folder)) == ["checkpoint_000003", "checkpoint_000009"]
+    assert latest_checkpoint(folder).endswith("checkpoint_000009")
+    assert latest_checkpoint(folder, at_most=8).endswith("checkpoint_000003")
+    assert latest_checkpoint(folder, at_most=2) is None  # from scratch, nothing skipped
+    assert latest_checkpoint(str(tmp_path / "none")) is None
+    os.makedirs(os.path.join(folder, "checkpoint_000012.partial"))  # a write cut short
+    assert latest_checkpoint(folder).endswith("checkpoint_000009")
