@@ -79,3 +79,16 @@ class RecordPlacement(keras.callbacks.Callback):
 
         with open(self.path, "a") as f:
             f.write(json.dumps({**self.row, "end": time.time()}) + "\n")
+
+
+class SlowEpochs(keras.callbacks.Callback):
+    """Sleeps ``seconds`` after every epoch: a fast search leaves a fault test time to act."""
+
+    def __init__(self, seconds):
+        super().__init__()
+        self.seconds = seconds
+
+    def on_epoch_end(self, epoch, logs=None):
+        import time
+
+        time.sleep(self.seconds)

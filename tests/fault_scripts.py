@@ -85,6 +85,10 @@ def hyperband(directory, address=None, retries=0, max_epochs=9, **kwargs):
         from fault_callbacks import RecordPlacement
 
         callbacks.append(RecordPlacement(os.path.join(directory, "placement.jsonl")))
+    if kwargs.get("backend") == "pool":
+        from fault_callbacks import SlowEpochs
+
+        callbacks.append(SlowEpochs(0.3))  # the pool is fast: leave a fault time to land
     tuner.search(x, y, validation_data=(xv, yv), batch_size=50, callbacks=callbacks)
     return tuner
 
