@@ -183,6 +183,8 @@ class PoolSearch:
         self.running: dict[str, int] = {}
         self.joining: dict[Any, int] = {}  # a replacement worker's reset -> its slot
         self.runner.snapshot(force=True)
+        self._interrupted = False
+        restore_sigint = self._catch_sigint()
         try:
             self._loop(ray)
         except KeyboardInterrupt:
@@ -196,12 +198,32 @@ class PoolSearch:
             self._settle_pending(ray)
             raise
         finally:
+            restore_sigint()
             for w in self.joining.values():  # never placed: they would hold a claim
                 discard(self.workers[w], self.cpus, self.gpus)
             self.joining.clear()
         self.finished = True
         self.runner.snapshot(force=True)
         return self.result(time.perf_counter() - started)
+
+    def _catch_sigint(self) -> Any:
+        """Ctrl-C sets a flag the loop reads between two results (never inside one).
+
+        Installed even where SIGINT was ignored (a background job's default), as the
+        Ray Tune path does; returns the function that puts the old handler back.
+        """
+        import signal
+        import threading
+
+        if threading.current_thread() is not threading.main_thread():
+            return lambda: None
+
+        def handler(signum: int, frame: Any) -> None:
+            self._interrupted = True
+
+        before = signal.getsignal(signal.SIGINT)
+        signal.signal(signal.SIGINT, handler)
+        return lambda: signal.signal(signal.SIGINT, before)
 
     def _settle_pending(self, ray: Any, timeout: float = 10.0) -> None:
         """After an error: collect the calls still in flight.
@@ -228,7 +250,11 @@ class PoolSearch:
         runner = self.runner
         self._fill()
         while self.pending or (self.joining and self._has_work() and not self.running):
-            ready, _ = ray.wait([*self.pending, *self.joining], num_returns=1)
+            ready, _ = ray.wait([*self.pending, *self.joining], num_returns=1, timeout=0.5)
+            if self._interrupted:
+                raise KeyboardInterrupt
+            if not ready:
+                continue
             ref = ready[0]
             if ref in self.joining:  # a replacement worker is up
                 w = self.joining.pop(ref)
