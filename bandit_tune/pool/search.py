@@ -275,9 +275,7 @@ class PoolSearch:
             except ray.exceptions.RayTaskError as exc:
                 if kind == "save":
                     self.saving.pop(arm_id, None)
-                    self._failed(w, arm_id, exc)
-                else:
-                    self._failed(w, arm_id, exc)
+                self._failed(w, arm_id, exc)
                 self._fill()
                 continue
             if kind == "save":
@@ -289,7 +287,6 @@ class PoolSearch:
                 continue
             self._result(w, arm_id, payload)
             self._fill()
-        runner.snapshot(force=True)
 
     def _value(self, arm_id: str, result: dict[str, Any]) -> Any:
         missing = [m for m in self.metrics if m not in result]
@@ -501,7 +498,7 @@ class PoolSearch:
             decisions={k: [tuple(d) for d in v] for k, v in runner.arms.decisions().items()},
             epochs=self.epochs,
             seconds=seconds,
-            workers=len(getattr(self, "workers", [])),
+            workers=len(self.workers),
             path=self.path,
             stop_reason=None if runner.budget is None else runner.budget.reason,
         )
