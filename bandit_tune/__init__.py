@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from bandit_tune.compare import Comparison, compare
 from bandit_tune.curves import Curves, as_curves, load_curves
-from bandit_tune.policies import ArmPolicy, Decision
+from bandit_tune.policies import ArmPolicy, Decision, Exploit, PopulationBasedTraining
 from bandit_tune.simulate import PolicyError, SimulationResult, simulate
 from bandit_tune.space import (
     Boolean,
@@ -96,6 +96,7 @@ __all__ = [
     "Comparison",
     "Curves",
     "Decision",
+    "Exploit",
     "Fixed",
     "Float",
     "GridSearch",
@@ -107,6 +108,7 @@ __all__ = [
     "Objective",
     "PolicyError",
     "PoolResult",
+    "PopulationBasedTraining",
     "RandomSearch",
     "SearchSpace",
     "SimulationResult",

@@ -126,6 +126,13 @@ def simulate(
     Returns:
         A :class:`SimulationResult` with the anytime trace and every decision.
     """
+    if getattr(policy, "mutable_keys", None) is not None:
+        raise ValueError(
+            f"{type(policy).__name__} moves weights between arms and changes their "
+            "hyperparameters during training; recorded learning curves cannot show what "
+            "an arm would have scored after that. Run it in a live search (a tuner's "
+            "policy=, or run_arms)"
+        )
     return Simulation(
         policy, curves, n_workers, budget, seconds, seed, max_arms, time_budget,
         worker_speed=worker_speed, worker_loss=worker_loss, worker_restart=worker_restart,

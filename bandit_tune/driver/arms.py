@@ -112,6 +112,10 @@ class Arm:
         failures: how many times its training failed (each retry counts).
         decided: whether the policy itself ended it (a STOP decision, or
             ``arms_to_stop``): then it is not told ``on_arm_finished``.
+        checkpoint_step: the step its last checkpoint was taken at, if known.
+        lineage: its exploits, oldest first: ``{"step", "donor", "donor_step",
+            "old", "new"}`` (the step it left, the arm and step it continued from,
+            the mutable values before and after).
     """
 
     arm_id: str
@@ -123,6 +127,8 @@ class Arm:
     decisions: list[tuple[int, float, str]] = field(default_factory=list)
     failures: int = 0
     decided: bool = False
+    checkpoint_step: int | None = None
+    lineage: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def worker(self) -> Any:
@@ -138,6 +144,8 @@ class Arm:
             "checkpoint": relative_to(self.checkpoint, root),
             "failures": self.failures,
             "decided": self.decided,
+            "checkpoint_step": self.checkpoint_step,
+            "lineage": self.lineage,
         }
 
 
@@ -236,6 +244,8 @@ class ArmTable:
                 arm.checkpoint,
                 failures=arm.failures,
                 decided=arm.decided,
+                checkpoint_step=arm.checkpoint_step,
+                lineage=arm.lineage,
             )
         table._paused = dict(self._paused)
         table._running = self._running
@@ -261,6 +271,9 @@ class ArmTable:
             arm.checkpoint = absolute_in(data.get("checkpoint") or None, root)
             arm.failures = int(data.get("failures", 0))
             arm.decided = bool(data.get("decided", False))
+            step = data.get("checkpoint_step")
+            arm.checkpoint_step = None if step is None else int(step)
+            arm.lineage = [dict(e) for e in data.get("lineage") or []]
             arm.results = [dict(r) for r in results.get(arm_id, [])]
             arm.decisions = [(int(s), _score(v), str(d)) for s, v, d in history.get(arm_id, [])]
             state = ArmState(data["state"])

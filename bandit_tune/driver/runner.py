@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import collections
 import math
+import os
 import time
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -28,6 +29,7 @@ from bandit_tune.policies.base import (
     ArmPolicy,
     ArmState,
     Decision,
+    Exploit,
     PolicyError,
     call_policy,
     check_policy,
@@ -43,6 +45,8 @@ NEW = "new"
 """:meth:`Runner.next_arm`: start a new arm."""
 WAIT = "wait"
 """:meth:`Runner.next_arm`: nothing to start now."""
+EXPLOIT = "EXPLOIT"
+"""The decision recorded in an arm's history when it continued from another arm."""
 
 
 def check_directions(policy: Any, mode: Any) -> None:
@@ -174,6 +178,11 @@ class Runner:
         #: Set when the search was interrupted: later events (Ray's clean-up) change
         #: nothing, so the last snapshot stays the state to resume from.
         self.frozen = False
+        #: Hyperparameters an exploit may change (``None``: the policy's ``mutable_keys``).
+        self.mutable: frozenset[str] | None = None
+        #: Arms that took an exploit since the backend last asked (:meth:`take_exploited`):
+        #: a copy of their model a worker holds is stale.
+        self.exploited: list[str] = []
         self._ended: list[str] = []
         self._decision_count = 0
         self._decision_seconds = 0.0
@@ -203,7 +212,7 @@ class Runner:
         seconds: float | None = None,
         checkpoint: str | None = None,
         in_flight: int = 0,
-    ) -> tuple[Decision | None, list[str]]:
+    ) -> tuple[Decision | Exploit | None, list[str]]:
         """Arm ``arm_id`` reached ``step`` with metric ``value``: decide.
 
         Args:
@@ -217,7 +226,9 @@ class Runner:
 
         Returns:
             ``(decision, ended)``: ``None`` for a step the arm reported already
-            (a resumed arm retrains from its checkpoint), and the arms to end.
+            (a resumed arm retrains from its checkpoint), and the arms to end. An
+            :class:`~bandit_tune.policies.base.Exploit` means: end the arm's current
+            run; it waits in :attr:`wake` to start again from its (new) checkpoint.
         """
         arm = self.arms[arm_id]
         if step <= arm.step or self.frozen:
@@ -226,6 +237,7 @@ class Runner:
         arm.step = step
         if checkpoint:
             arm.checkpoint = checkpoint
+            arm.checkpoint_step = step
         if result is not None:
             # kept before the policy runs: a result that breaks the policy is not lost
             arm.results.append(result)
@@ -251,10 +263,15 @@ class Runner:
                 ended = self.end_paused()
             else:
                 self._replan()
-        arm.decisions.append((step, score, decision.value))
-        self._apply(arm, decision)
+        if isinstance(decision, Exploit):
+            self._exploit(arm, decision, "on_result")
+            label = EXPLOIT
+        else:
+            label = decision.value
+            self._apply(arm, decision)
+        arm.decisions.append((step, score, label))
         for listener in self.listeners:
-            listener(arm_id, step, score, decision.value)
+            listener(arm_id, step, score, label)
         ended += self.drain()
         if self.state_path is not None:
             self.snapshot()
@@ -399,7 +416,23 @@ class Runner:
 
     # -- the policy's side --------------------------------------------------------------
     def drain(self) -> list[str]:
-        """End the paused arms the policy gave up on; returns them."""
+        """End the paused arms the policy gave up on; returns them. Applies its exploits."""
+        exploits = getattr(self.policy, "exploits", None)
+        if exploits is not None:
+            chosen = call_policy(self.policy, "exploits", None) or {}
+            if not isinstance(chosen, dict):
+                raise PolicyError(
+                    f"{type(self.policy).__name__}.exploits returned {type(chosen).__name__}; "
+                    "expected a dict {arm_id: Exploit}"
+                )
+            for arm_id, exploit in chosen.items():
+                arm = self.arms.get(arm_id)
+                if arm is None or arm.state is not ArmState.PAUSED:
+                    raise PolicyError(
+                        f"{type(self.policy).__name__}.exploits returned an Exploit for "
+                        f"{arm_id!r}, which is not a paused arm of this search"
+                    )
+                self._exploit(arm, exploit, "exploits")
         ended = []
         for arm_id in call_policy(self.policy, "arms_to_stop", None) or ():
             arm = self.arms.get(arm_id)
@@ -424,6 +457,49 @@ class Runner:
         if ended:
             self.snapshot(force=True)
         return ended
+
+    def _exploit(self, arm: Arm, exploit: Exploit, hook: str) -> None:
+        """Carry out an exploit: the arm continues from the donor's checkpoint with its config.
+
+        A running arm's current run ends (the backend sees the :class:`Exploit`) and
+        it waits in :attr:`wake`; a paused arm stays paused and resumes from the copy.
+        """
+        from bandit_tune.driver.exploit import adopt_checkpoint, check_exploit
+
+        mutable = self.mutable
+        if mutable is None:
+            keys = getattr(self.policy, "mutable_keys", None)
+            mutable = None if keys is None else frozenset(keys)
+        check_exploit(self.policy, hook, arm.arm_id, exploit, self.arms, mutable)
+        donor = self.arms[exploit.donor]
+        step = donor.checkpoint_step if donor.checkpoint_step is not None else donor.step
+        source = str(donor.checkpoint)
+        if self.root is not None and "://" not in source and os.path.isdir(source):
+            folder = os.path.join(self.root, "arms", arm.arm_id)
+            checkpoint = adopt_checkpoint(source, folder, step, donor.arm_id)
+        else:
+            checkpoint = source  # replay, or a checkpoint in remote storage: used where it is
+        arm.lineage.append(
+            {
+                "step": arm.step,
+                "donor": donor.arm_id,
+                "donor_step": step,
+                "old": {k: arm.config.get(k) for k in sorted(mutable or ())},
+                "new": {k: exploit.config.get(k) for k in sorted(mutable or ())},
+            }
+        )
+        arm.config = dict(exploit.config)
+        arm.checkpoint, arm.checkpoint_step, arm.step = checkpoint, step, step
+        self.exploited.append(arm.arm_id)
+        self.version += 1
+        if arm.state is ArmState.RUNNING:
+            self.wake.appendleft(arm.arm_id)
+        self.snapshot(force=True)
+
+    def take_exploited(self) -> list[str]:
+        """Arms that took an exploit since the last call (their workers' copies are stale)."""
+        exploited, self.exploited = self.exploited, []
+        return exploited
 
     def _apply(self, arm: Arm, decision: Decision) -> None:
         if decision is Decision.PAUSE:

@@ -16,6 +16,7 @@ from bandit_tune.policies.base import (
     ArmPolicy,
     ArmState,
     Decision,
+    Exploit,
     PolicyError,
     call_policy,
     check_policy,
@@ -34,6 +35,7 @@ from bandit_tune.policies.pareto import (
     pareto_order,
 )
 from bandit_tune.policies.pasha import PASHA
+from bandit_tune.policies.pbt import PopulationBasedTraining
 from bandit_tune.policies.successive_halving import SuccessiveHalving
 from bandit_tune.policies.topk import TopKAfterWarmup
 
@@ -47,6 +49,7 @@ __all__ = [
     "CurveEnsemble",
     "CurveFit",
     "Decision",
+    "Exploit",
     "PolicyError",
     "call_policy",
     "choose",
@@ -58,6 +61,7 @@ __all__ = [
     "MOHyperband",
     "MOSuccessiveHalving",
     "PASHA",
+    "PopulationBasedTraining",
     "SuccessiveHalving",
     "ThompsonSampling",
     "TopKAfterWarmup",

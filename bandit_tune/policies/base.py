@@ -12,6 +12,7 @@ from __future__ import annotations
 import enum
 import inspect
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 
@@ -27,6 +28,30 @@ class Decision(str, enum.Enum):
     """Checkpoint the arm and free its worker; the arm may be resumed later."""
     STOP = "STOP"
     """The arm is done: either it reached its last step or it lost."""
+
+
+@dataclass(frozen=True)
+class Exploit:
+    """A decision that continues an arm from another arm's weights with new hyperparameters.
+
+    Population-based training's exploit-and-explore step: the arm drops what it
+    trained, takes the ``donor`` arm's latest checkpoint (weights and optimizer
+    state, at the donor's step) and trains on from there with ``config``: the
+    donor's configuration with new values for the *mutable* hyperparameters (those
+    that can change without rebuilding the model, e.g. the learning rate). Return
+    it from :meth:`ArmPolicy.on_result` for the arm that reported, or from
+    :meth:`ArmPolicy.exploits` for a paused arm.
+
+    The runner refuses (a :class:`PolicyError` naming the policy, the hook and the
+    arm) an exploit of an unknown arm, of the arm itself, of a donor without a
+    checkpoint, or one whose ``config`` differs from the donor's in a hyperparameter
+    that is not mutable (another architecture).
+    """
+
+    donor: str
+    """The arm whose latest checkpoint the exploiting arm continues from."""
+    config: dict[str, Any] = field(default_factory=dict)
+    """The arm's configuration from now on (the donor's, with explored mutable values)."""
 
 
 class ArmState(str, enum.Enum):
@@ -108,6 +133,21 @@ class ArmPolicy:
         full; the search then ends when the arms it has are done.
         """
         return True
+
+    def exploits(self) -> dict[str, Exploit]:
+        """Return (and forget) exploits for paused arms: ``{arm_id: Exploit(donor, config)}``.
+
+        A synchronous population-based policy decides for every arm of a
+        generation when the last one reports; the arms that paused at the boundary
+        take their exploit here and continue from the donor's checkpoint when
+        resumed. Called by the runner after each hook, like :meth:`arms_to_stop`.
+        """
+        return {}
+
+    #: Hyperparameters an :class:`Exploit` may change (``None``: the policy exploits
+    #: nothing). Any other difference between an exploit's config and its donor's
+    #: is refused: weights move only between arms of one architecture.
+    mutable_keys: frozenset[str] | None = None
 
     def on_no_new_arms(self) -> None:
         """No arm is running and no new arm can start: settle with the arms at hand.
@@ -214,16 +254,16 @@ def call_policy(policy: ArmPolicy, hook: str, arm_id: str | None, *args: Any) ->
         ) from exc
 
 
-def decide(policy: ArmPolicy, arm_id: str, step: int, score: float) -> Decision:
-    """Ask ``policy.on_result`` and check that it answered with a :class:`Decision`."""
+def decide(policy: ArmPolicy, arm_id: str, step: int, score: float) -> Decision | Exploit:
+    """Ask ``policy.on_result``; check the answer is a :class:`Decision` or an :class:`Exploit`."""
     decision = call_policy(policy, "on_result", arm_id, arm_id, step, score)
-    if isinstance(decision, Decision):
+    if isinstance(decision, (Decision, Exploit)):
         return decision
     if isinstance(decision, str) and decision in Decision.__members__:
         return Decision(decision)
     raise PolicyError(
         f"{type(policy).__name__}.on_result returned {decision!r} for arm {arm_id!r}; "
-        "expected bandit_tune.Decision.CONTINUE, PAUSE or STOP"
+        "expected bandit_tune.Decision.CONTINUE, PAUSE or STOP (or an Exploit)"
     )
 
 

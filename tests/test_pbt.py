@@ -1,0 +1,280 @@
+"""Population-based training: the policy's decisions, the runner's exploit, bad input."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from pbt_toy import run, score, train
+
+from bandit_tune import simulate
+from bandit_tune.driver.exploit import adopt_checkpoint, exploited_from
+from bandit_tune.driver.runner import Runner
+from bandit_tune.policies import ArmPolicy, Decision, Exploit, PolicyError, PopulationBasedTraining
+from bandit_tune.space import Choice, Float, Int
+
+LRS = [0.9, 0.5, 0.3, 0.2, 0.1, 0.05, 0.02, 0.01]
+
+
+def pbt(**kwargs):
+    args = dict(
+        max_t=24,
+        hyperparam_mutations={"lr": LRS},
+        population_size=8,
+        perturbation_interval=4,
+        seed=0,
+    )
+    args.update(kwargs)
+    return PopulationBasedTraining(**args)
+
+
+def configs(n=8, lrs=LRS):
+    return [{"lr": lrs[i % len(lrs)], "units": 32} for i in range(n)]
+
+
+def best_fixed(epochs):
+    """The best final score a fixed learning rate of LRS reaches in ``epochs``."""
+    best = -1.0
+    for lr in LRS:
+        w = 0.0
+        for _ in range(epochs):
+            w = train(w, lr)
+        best = max(best, score(w, lr))
+    return best
+
+
+@pytest.mark.parametrize("synch", [False, True])
+def test_pbt_finds_a_schedule_no_fixed_value_has(synch):
+    out = run(pbt(synch=synch), configs(), workers=3)
+    runner = out["runner"]
+    finals = [a.decisions[-1][1] for a in runner.arms]
+    assert all(a.step == 24 for a in runner.arms)
+    assert max(finals) > best_fixed(24) + 0.01
+    exploited = [a for a in runner.arms if a.lineage]
+    assert exploited
+    for arm in exploited:
+        for entry in arm.lineage:
+            assert entry["donor"] != arm.arm_id
+            assert entry["donor_step"] % 4 == 0
+            assert entry["new"]["lr"] in LRS
+    # the best arm ends with a smaller learning rate than the best fixed value's
+    best = max(runner.arms, key=lambda a: a.decisions[-1][1])
+    assert best.lineage and best.config["lr"] < 0.2
+
+
+def test_an_exploited_arm_continues_from_the_donors_checkpoint_with_new_values():
+    out = run(pbt(), configs(), workers=8)
+    runner = out["runner"]
+    arm = next(a for a in runner.arms if a.lineage)
+    entry = arm.lineage[0]
+    donor = runner.arms[entry["donor"]]
+    # the donor's config, with only the mutable value explored
+    assert {k: v for k, v in arm.config.items() if k != "lr"} == {
+        k: v for k, v in donor.config.items() if k != "lr"
+    } or len(arm.lineage) > 1
+    # the arm's history goes back to the donor's step after the exploit
+    steps = [s for s, _, _ in arm.decisions]
+    at = steps.index(entry["step"])
+    assert arm.decisions[at][2] == "EXPLOIT"
+    assert steps[at + 1] == entry["donor_step"] + 1
+
+
+def test_the_bottom_quantile_exploits_the_top_exactly():
+    policy = pbt(population_size=4, quantile_fraction=0.25, seed=3, resample_probability=0)
+    for i in range(4):
+        policy.on_arm_added(f"a{i}", {"lr": LRS[i]})
+    # three arms report at the interval; the fourth then is worst and exploits the best
+    for arm_id, value in [("a0", 0.5), ("a1", 0.9), ("a2", 0.7)]:
+        assert policy.on_result(arm_id, 4, value) in (Decision.CONTINUE, Decision.PAUSE)
+    decision = policy.on_result("a3", 4, 0.1)
+    assert isinstance(decision, Exploit)
+    assert decision.donor == "a1"  # the top quantile of 4 at 0.25 is one arm
+    assert decision.config["lr"] in (LRS[0], LRS[2])  # a neighbour of a1's 0.5
+    # the best arm itself never exploits
+    assert policy.on_result("a1", 8, 0.95) in (Decision.CONTINUE, Decision.PAUSE)
+
+
+def test_ties_and_nan_rank_last():
+    policy = pbt(population_size=4, seed=1)
+    for i in range(4):
+        policy.on_arm_added(f"a{i}", {"lr": LRS[i]})
+    policy.on_result("a0", 4, 0.5)
+    policy.on_result("a1", 4, 0.5)
+    policy.on_result("a2", 4, 0.6)
+    decision = policy.on_result("a3", 4, float("nan"))  # diverged: the worst
+    assert isinstance(decision, Exploit) and decision.donor == "a2"
+
+
+def test_the_same_seed_gives_the_same_lineage_and_a_saved_state_resumes_it():
+    first = run(pbt(seed=7), configs(), workers=2)["runner"]
+    second = run(pbt(seed=7), configs(), workers=2)["runner"]
+    assert [a.lineage for a in first.arms] == [a.lineage for a in second.arms]
+    assert [a.decisions for a in first.arms] == [a.decisions for a in second.arms]
+    # a driver killed after 60 results resumes from its snapshot to the same end
+    runner = Runner(pbt(seed=7), mode="max")
+    out = run(runner.policy, configs(), workers=2, runner=runner, stop_after=60)
+    assert out["interrupted"]
+    state = json.loads(json.dumps(runner.state()))
+    resumed = Runner(pbt(seed=7), mode="max")
+    resumed.restore(state)
+    done = run(resumed.policy, configs(), workers=2, runner=resumed)["runner"]
+    assert all(a.step == 24 for a in done.arms)
+    assert sum(len(a.lineage) for a in done.arms) > 0
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    seed=st.integers(0, 1000),
+    workers=st.integers(1, 8),
+    synch=st.booleans(),
+    quantile=st.sampled_from([0.125, 0.25, 0.5]),
+)
+def test_every_arm_trains_max_t_and_every_exploit_is_valid(seed, workers, synch, quantile):
+    out = run(pbt(seed=seed, synch=synch, quantile_fraction=quantile), configs(), workers)
+    runner = out["runner"]
+    assert len(runner.arms) == 8
+    for arm in runner.arms:
+        assert arm.step == 24
+        assert arm.config["lr"] in LRS and arm.config["units"] == 32
+        for entry in arm.lineage:
+            assert entry["donor"] in runner.arms and entry["donor"] != arm.arm_id
+
+
+def test_perturbations_stay_in_the_space():
+    policy = pbt(
+        hyperparam_mutations={
+            "lr": Float("lr", 1e-4, 1e-1, sampling="log"),
+            "batch": Int("batch", 16, 256),
+            "opt": Choice("opt", ["sgd", "adam"]),
+        },
+        resample_probability=0.3,
+    )
+    rng = np.random.default_rng(0)
+    config = {"lr": 0.1, "batch": 256, "opt": "sgd", "units": 8}
+    for _ in range(200):
+        config = policy.explore(config, rng)
+        assert 1e-4 <= config["lr"] <= 1e-1
+        assert 16 <= config["batch"] <= 256 and isinstance(config["batch"], int)
+        assert config["opt"] in ("sgd", "adam") and config["units"] == 8
+
+
+def test_a_custom_explore_function_is_applied_and_checked():
+    policy = pbt(custom_explore_fn=lambda c: {**c, "lr": 0.01})
+    assert policy.explore({"lr": 0.5, "units": 32}, np.random.default_rng(0))["lr"] == 0.01
+    outside = pbt(custom_explore_fn=lambda c: {**c, "lr": 7.0})
+    with pytest.raises(ValueError, match="outside its range"):
+        outside.explore({"lr": 0.5, "units": 32}, np.random.default_rng(0))
+    architecture = pbt(custom_explore_fn=lambda c: {**c, "units": 64})
+    with pytest.raises(ValueError, match="'units'.*not in hyperparam_mutations"):
+        architecture.explore({"lr": 0.5, "units": 32}, np.random.default_rng(0))
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"perturbation_interval": 24}, "not shorter than max_t=24"),
+        ({"perturbation_interval": 0}, "positive integer"),
+        ({"population_size": 1}, "population_size"),
+        ({"quantile_fraction": 0.7}, "quantile_fraction"),
+        ({"resample_probability": 2}, "resample_probability"),
+        ({"perturbation_factors": (1.2, -1)}, "perturbation_factors"),
+        ({"hyperparam_mutations": {}}, "at least one"),
+        ({"hyperparam_mutations": {"lr": []}}, "empty list"),
+        ({"hyperparam_mutations": {"lr": 3}}, "must be a list"),
+        ({"custom_explore_fn": 3}, "custom_explore_fn"),
+    ],
+)
+def test_bad_arguments_are_refused(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        pbt(**kwargs)
+
+
+def test_a_mutation_the_space_lacks_is_refused():
+    with pytest.raises(ValueError, match="does not declare"):
+        pbt(hyperparam_mutations={"momentum": None}).with_space({"lr": Float("lr", 0.01, 1)})
+
+
+def test_replay_refuses_pbt_with_a_reason():
+    with pytest.raises(ValueError, match="recorded learning curves cannot"):
+        simulate(pbt(), np.zeros((8, 24)))
+
+
+class _Bad(ArmPolicy):
+    """Exploits whatever it is told to, to check the runner's refusals."""
+
+    mutable_keys = frozenset({"lr"})
+
+    def __init__(self, exploit):
+        self.exploit = exploit
+
+    def on_result(self, arm_id, step, score):
+        if arm_id == "b":
+            return self.exploit
+        return Decision.CONTINUE
+
+
+@pytest.mark.parametrize(
+    ("exploit", "message"),
+    [
+        (Exploit("nobody", {"lr": 0.1, "units": 32}), "not an arm of this search"),
+        (Exploit("b", {"lr": 0.1, "units": 32}), "the arm itself"),
+        (Exploit("a", {"lr": 0.1, "units": 64}), "changes 'units'.*not mutable"),
+        (Exploit("c", {"lr": 0.1, "units": 32}), "no checkpoint"),
+        (Exploit("a", [("lr", 0.1)]), "not a dict"),
+    ],
+)
+def test_a_bad_exploit_names_the_policy_the_hook_and_the_arm(exploit, message):
+    runner = Runner(_Bad(exploit))
+    runner.add_arm("a", {"lr": 0.5, "units": 32})
+    runner.add_arm("c", {"lr": 0.5, "units": 32})
+    runner.add_arm("b", {"lr": 0.3, "units": 32})
+    runner.report("a", 1, 0.5, checkpoint="mem://a/1")
+    with pytest.raises(PolicyError, match=rf"_Bad\.on_result .*arm 'b'.*|{message}") as info:
+        runner.report("b", 1, 0.1)
+    assert "_Bad.on_result" in str(info.value) and "'b'" in str(info.value)
+    assert __import__("re").search(message, str(info.value))
+
+
+def test_a_policy_without_mutable_keys_cannot_exploit():
+    bad = _Bad(Exploit("a", {"lr": 0.1}))
+    bad.mutable_keys = None
+    runner = Runner(bad)
+    runner.add_arm("a", {"lr": 0.5})
+    runner.add_arm("b", {"lr": 0.3})
+    runner.report("a", 1, 0.5, checkpoint="mem://a/1")
+    with pytest.raises(PolicyError, match="declares no mutable_keys"):
+        runner.report("b", 1, 0.1)
+
+
+def test_the_donors_checkpoint_is_copied_into_the_arms_folder(tmp_path):
+    donor = tmp_path / "trial" / "checkpoint_000001"
+    donor.mkdir(parents=True)
+    (donor / "weights.h5").write_bytes(b"donor")
+    own = tmp_path / "arms" / "b"
+    for step in (4, 8):
+        (own / f"checkpoint_{step:06d}").mkdir(parents=True)
+    copy = adopt_checkpoint(str(donor), str(own), 4, "a")
+    assert sorted(os.listdir(own)) == ["checkpoint_000004"]  # its own 4 and 8 are gone
+    assert (own / "checkpoint_000004" / "weights.h5").read_bytes() == b"donor"
+    assert exploited_from(copy) == {"donor": "a", "step": 4}
+    assert exploited_from(str(donor)) is None
+
+    runner = Runner(_Bad(Exploit("a", {"lr": 0.1})))
+    runner.root = str(tmp_path)
+    runner.add_arm("a", {"lr": 0.5})
+    runner.add_arm("b", {"lr": 0.3})
+    runner.report("a", 4, 0.5, checkpoint=str(donor))
+    decision, _ = runner.report("b", 6, 0.1)
+    assert isinstance(decision, Exploit)
+    arm = runner.arms["b"]
+    assert arm.checkpoint == str(own / "checkpoint_000004") and arm.step == 4
+    assert list(runner.wake) == ["b"] and runner.take_exploited() == ["b"]
+    assert arm.lineage == [
+        {"step": 6, "donor": "a", "donor_step": 4, "old": {"lr": 0.3}, "new": {"lr": 0.1}}
+    ]
+    saved = runner.state()["arms"]["b"]
+    assert saved["checkpoint"] == "./arms/b/checkpoint_000004" and saved["lineage"]
