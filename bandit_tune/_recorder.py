@@ -23,12 +23,13 @@ from collections.abc import Callable
 from typing import Any
 
 
-def _record_and_check(hypermodel: Any, sample: Any) -> tuple[Any, str | None]:
+def _record_and_check(hypermodel: Any, sample: Any, mutable: Any = ()) -> tuple[Any, str | None]:
     from bandit_tune.fit_check import check_fit
-    from bandit_tune.hypermodel import record_hypermodel
+    from bandit_tune.hypermodel import check_mutable, record_hypermodel
 
     space = record_hypermodel(hypermodel, sample)
-    return space, check_fit(hypermodel, space, sample)
+    problem = check_mutable(hypermodel, space, mutable) if mutable else None
+    return space, problem or check_fit(hypermodel, space, sample)
 
 
 class SpaceRecording:
@@ -36,18 +37,21 @@ class SpaceRecording:
 
     With ``sample`` (:func:`bandit_tune.fit_check.sample` of the data) the helper
     also tries one model on it; :meth:`result` returns ``(space, problem)``.
+    ``mutable``: hyperparameters that must not change the model's variables
+    (population-based training's), checked by :func:`bandit_tune.hypermodel.check_mutable`.
     """
 
-    def __init__(self, hypermodel: Any, sample: Any = None) -> None:
+    def __init__(self, hypermodel: Any, sample: Any = None, mutable: Any = ()) -> None:
         self.hypermodel = hypermodel
         self.sample = sample
+        self.mutable = list(mutable)
         self._process: subprocess.Popen[bytes] | None = None
         self._thread: Any = None
         self._directory = tempfile.mkdtemp(prefix="bandit_tune_space_")
         self._result = os.path.join(self._directory, "space.pkl")
         if "keras" in sys.modules:
             # Keras is loaded here already: recording costs a fraction of a second
-            self._thread = _Background(_record_and_check, hypermodel, sample)
+            self._thread = _Background(_record_and_check, hypermodel, sample, self.mutable)
             return
         try:
             from ray import cloudpickle
@@ -57,6 +61,7 @@ class SpaceRecording:
                     "path": list(sys.path),
                     "hypermodel": cloudpickle.dumps(hypermodel),
                     "sample": sample,
+                    "mutable": self.mutable,
                 }
             )
         except Exception:  # noqa: BLE001 — recorded in this process instead
@@ -87,7 +92,7 @@ class SpaceRecording:
             if self._process is not None and self._process.wait() == 0:
                 with open(self._result, "rb") as f:
                     return pickle.load(f)  # type: ignore[no-any-return]
-            return _record_and_check(self.hypermodel, self.sample)
+            return _record_and_check(self.hypermodel, self.sample, self.mutable)
         finally:
             import shutil
 
@@ -107,9 +112,9 @@ class WorkerRecording:
     recorded in this process, where an error in ``build_model`` is raised as it is.
     """
 
-    def __init__(self, worker: Any, hypermodel: Any, sample: Any = None) -> None:
-        self.hypermodel, self.sample = hypermodel, sample
-        self._ref = worker.call.remote(_record_and_check, hypermodel, sample)
+    def __init__(self, worker: Any, hypermodel: Any, sample: Any = None, mutable: Any = ()) -> None:
+        self.hypermodel, self.sample, self.mutable = hypermodel, sample, list(mutable)
+        self._ref = worker.call.remote(_record_and_check, hypermodel, sample, self.mutable)
 
     def result(self) -> tuple[Any, str | None]:
         """See :meth:`SpaceRecording.result`."""
@@ -118,7 +123,7 @@ class WorkerRecording:
         try:
             return ray.get(self._ref)  # type: ignore[no-any-return]
         except Exception:  # noqa: BLE001 — recorded here, where the error is raised as it is
-            return _record_and_check(self.hypermodel, self.sample)
+            return _record_and_check(self.hypermodel, self.sample, self.mutable)
 
     def cancel(self) -> None:
         """Nothing to stop: the worker goes on serving arms."""
@@ -160,7 +165,9 @@ def main(argv: list[str]) -> int:
     from bandit_tune.runtime import import_keras_lean
 
     import_keras_lean()  # before the hypermodel: unpickling it may import Keras
-    recorded = _record_and_check(pickle.loads(payload["hypermodel"]), payload.get("sample"))
+    recorded = _record_and_check(
+        pickle.loads(payload["hypermodel"]), payload.get("sample"), payload.get("mutable") or ()
+    )
     partial = target + ".partial"
     with open(partial, "wb") as f:
         pickle.dump(recorded, f)

@@ -114,6 +114,7 @@ def train_arm(
     from ray import tune
 
     from bandit_tune import session
+    from bandit_tune.driver.exploit import exploited_from
     from bandit_tune.runtime import import_keras_lean, unpack
 
     import_keras_lean()  # before anything imports Keras in this worker
@@ -149,13 +150,16 @@ def train_arm(
             if initial_epoch >= max_epochs:  # nothing left to train: build nothing
                 report_finished(checkpoint_logs(directory), initial_epoch)
                 return
-            best = checkpoint_best(directory)
+            # another arm's checkpoint (population-based training's exploit): the
+            # model is built anew with the new values, and the donor's best is not ours
+            exploited = exploited_from(directory) is not None
+            best = None if exploited else checkpoint_best(directory)
             saved_states = checkpoint_callbacks(directory)
-            model = take_paused_model(key, initial_epoch)  # paused here: no rebuild
+            model = take_paused_model(key, -1 if exploited else initial_epoch)
             _resumed_here = model is not None
             if model is None:
                 hp, (model,) = build_arm(config, hypermodel, cpus, 1)
-                initial_epoch = restore_arm(model, directory)
+                initial_epoch = restore_arm(model, directory, keep_learning_rate=exploited)
             else:
                 hp = HyperParameters(config)
     if model is None:

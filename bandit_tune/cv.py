@@ -137,8 +137,11 @@ def train_arm_cv(
                 report_finished(checkpoint_logs(fold0), epoch)
                 return
             hp, models = build_arm(config, hypermodel, cpus, len(folds))
+            from bandit_tune.driver.exploit import exploited_from
+
+            exploited = exploited_from(directory) is not None  # another arm's, new values
             for k, model in enumerate(models):
-                restore_arm(model, os.path.join(directory, f"fold{k}"))
+                restore_arm(model, os.path.join(directory, f"fold{k}"), exploited)
                 states[k] = checkpoint_callbacks(os.path.join(directory, f"fold{k}"))
     else:
         hp, models = build_arm(config, hypermodel, cpus, len(folds))

@@ -290,6 +290,61 @@ def record_hypermodel(hypermodel: HyperModel, sample: Any = None) -> SearchSpace
         keras.backend.clear_session()
 
 
+MUTABLE_PROBLEM = "hyperparam_mutations: "
+"""Prefix of :func:`check_mutable`'s answer (the tuner raises it as a ``ValueError``)."""
+
+
+def _variable_shapes(hypermodel: HyperModel, values: dict[str, Any]) -> list[tuple[int, ...]]:
+    model = hypermodel.build(HyperParameters(values))
+    return [tuple(int(d) for d in v.shape) for v in model.weights]
+
+
+def _alternatives(param: Any) -> list[Any]:
+    if hasattr(param, "min_value"):
+        return [param.min_value, param.max_value]
+    return list(param.values)[:6]
+
+
+def check_mutable(hypermodel: HyperModel, space: SearchSpace, names: Any) -> str | None:
+    """Whether each of ``names`` can change during training without rebuilding the model.
+
+    Builds the model with the space's defaults and again with other values of each
+    name (its bounds, or its choices); a value that changes the model's variables
+    (their number or a shape) makes the name an architecture hyperparameter.
+    Returns a problem (prefixed with :data:`MUTABLE_PROBLEM`) or ``None``.
+    """
+    import keras
+
+    names = list(names)
+    missing = [n for n in names if n not in space.params]
+    if missing:
+        return (
+            f"{MUTABLE_PROBLEM}{missing[0]!r} is not a hyperparameter build_model declares "
+            f"(it declares {sorted(space.params)})"
+        )
+    try:
+        base = space.defaults()
+        shapes = _variable_shapes(hypermodel, base)
+        for name in names:
+            for value in _alternatives(space.params[name]):
+                if value == base.get(name):
+                    continue
+                other = _variable_shapes(hypermodel, {**base, name: value})
+                if other != shapes:
+                    return (
+                        f"{MUTABLE_PROBLEM}{name!r} changes the model's variables "
+                        f"({name}={base.get(name)!r}: {len(shapes)} variables, "
+                        f"{name}={value!r}: {len(other)}, shapes differ), so it cannot change "
+                        "during training: an exploit copies weights between arms of one "
+                        "architecture. Leave it out of hyperparam_mutations (learning rate, "
+                        "weight decay, dropout rate, batch size, loss weights and augmentation "
+                        "strength can change)"
+                    )
+    finally:
+        keras.backend.clear_session()
+    return None
+
+
 def _recording_fit_kwargs(user: Any, sample: Any) -> dict[str, Any]:
     """Arguments for recording a ``fit`` override: the sample's rows, as a search passes them."""
     import inspect

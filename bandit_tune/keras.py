@@ -90,14 +90,31 @@ def restore_best(model: keras.Model, directory: str) -> int | None:
     return best[0]
 
 
-def restore_arm(model: keras.Model, directory: str) -> int:
-    """Load what :func:`save_arm` wrote into a freshly built ``model``; return its epoch."""
+def restore_arm(model: keras.Model, directory: str, keep_learning_rate: bool = False) -> int:
+    """Load what :func:`save_arm` wrote into a freshly built ``model``; return its epoch.
+
+    ``keep_learning_rate``: the model was built with new hyperparameters and takes
+    another arm's state (population-based training's exploit): the optimizer's
+    moments and step count come from the checkpoint, its learning rate stays the
+    one the new configuration built it with (Keras saves it among the optimizer's
+    variables). Every other new value is in the freshly built model already.
+    """
     optimizer = getattr(model, "optimizer", None)
     if optimizer is not None and not optimizer.built:
         # Build the optimizer first so its saved variables have somewhere to go.
         optimizer.build(model.trainable_variables)
+    rate = _learning_rate_variable(optimizer) if keep_learning_rate else None
+    value = None if rate is None else rate.numpy()
     model.load_weights(os.path.join(directory, _WEIGHTS))
+    if rate is not None:
+        rate.assign(value)
     return checkpoint_epoch(directory)
+
+
+def _learning_rate_variable(optimizer: Any) -> Any:
+    """The optimizer's learning-rate variable (``None``: a schedule, or no optimizer)."""
+    rate = getattr(optimizer, "_learning_rate", None)
+    return rate if hasattr(rate, "assign") and hasattr(rate, "numpy") else None
 
 
 def _checkpoint_state(directory: str) -> dict[str, Any]:

@@ -23,7 +23,7 @@ from ray.tune.schedulers import TrialScheduler
 
 from bandit_tune.driver.arms import RESERVED_PREFIX
 from bandit_tune.driver.runner import NEW, RESUME, WAIT, Runner
-from bandit_tune.policies.base import ArmPolicy, Decision, PolicyError
+from bandit_tune.policies.base import ArmPolicy, Decision, Exploit, PolicyError
 
 
 def _trial_error(trial: Trial) -> str:
@@ -135,6 +135,8 @@ class BanditScheduler(TrialScheduler):
         self.busy = 0
         #: Set by a Ctrl-C that came while a hook ran: raised as the hook returns.
         self.interrupt_requested = False
+        # trials ended because their arm took an exploit: the arm goes on as a new trial
+        self._retired: set[str] = set()
 
     # -- what the tuner sets and reads (the runner's) --------------------------------
     @property
@@ -265,6 +267,8 @@ class BanditScheduler(TrialScheduler):
 
     def _on_trial_result(self, tune_controller: Any, trial: Trial, result: dict[str, Any]) -> str:
         """Score the result and return the policy's decision."""
+        if trial.trial_id in self._retired:
+            return TrialScheduler.STOP  # its arm goes on as a new trial
         arm_id = self._arm(trial)
         if self._chosen is trial:
             self._chosen = None  # it runs again: later choices go back to the policy
@@ -324,6 +328,12 @@ class BanditScheduler(TrialScheduler):
             in_flight=in_flight,
         )
         self._stop(tune_controller, ended)
+        if isinstance(decision, Exploit):
+            # the arm goes on from the donor's checkpoint as a new trial (re-created
+            # from the runner's wake list); this trial ends here
+            self._note_freed(arm_id)
+            self._retire_exploited(tune_controller)
+            return TrialScheduler.STOP
         if decision is None:
             return TrialScheduler.CONTINUE
         if decision is not Decision.CONTINUE:
@@ -349,6 +359,8 @@ class BanditScheduler(TrialScheduler):
         retries left. With :attr:`recreates_arms` such an arm is re-created from
         its last checkpoint as a new trial, up to the same number of retries.
         """
+        if trial.trial_id in self._retired:
+            return  # its arm took an exploit and goes on as a new trial
         arm_id = self._arm(trial)
         arm = self.runner.arms[arm_id]
         recovers = getattr(trial, "should_recover", None)
@@ -518,7 +530,28 @@ class BanditScheduler(TrialScheduler):
             elif trial.status != Trial.RUNNING:
                 self._stop_when_paused.discard(trial)
 
+    def _retire_exploited(self, tune_controller: Any) -> None:
+        """End the Ray trials of arms that took an exploit; each goes on as a new trial.
+
+        A running one ends with the STOP its result hook returns; a paused or
+        pending one is stopped here, and re-created from its new checkpoint when the
+        policy resumes it.
+        """
+        tune_controller = tune_controller or self._controller
+        for arm_id in self.runner.take_exploited():
+            trial = self._trials.pop(arm_id, None)
+            if trial is None:
+                continue
+            self._retired.add(trial.trial_id)
+            self._stop_when_paused.discard(trial)
+            if self._chosen is trial:
+                self._chosen = None
+            if trial.status in (Trial.PAUSED, Trial.PENDING) and tune_controller is not None:
+                tune_controller.stop_trial(trial)
+
     def _finish(self, tune_controller: Any, trial: Trial) -> None:
+        if trial.trial_id in self._retired:
+            return  # its arm took an exploit and goes on as a new trial
         arm_id = self._arm(trial)
         self._note_freed(arm_id)
         if self._chosen is trial:
@@ -616,7 +649,10 @@ class BanditScheduler(TrialScheduler):
             self._controller = args[0]
         self.busy += 1
         try:
-            return hook(*args)
+            answer = hook(*args)
+            if self.runner.exploited:
+                self._retire_exploited(self._controller)
+            return answer
         except (PolicyError, ValueError, TooManyFailures) as exc:
             self.policy_error = exc
             raise

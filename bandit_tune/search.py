@@ -401,6 +401,8 @@ class BanditTuner:
             self.policy = policy = policy_by_name(policy, max_epochs)
         if policy is not None:
             check_policy(policy)
+        if getattr(policy, "mutable_keys", None) is not None:
+            _check_population(policy, max_trials, max_epochs)
         if (
             isinstance(policy, policies.Hyperband)
             and policy.cycle
@@ -578,15 +580,16 @@ class BanditTuner:
         # each); ray.init must stay on the main thread. Ray Tune is imported only now:
         # its ~3 s then overlap the recording.
         recording: Any = None
+        mutable = sorted(getattr(policy, "mutable_keys", None) or ())
         if self.backend == "pool":
             from bandit_tune._recorder import WorkerRecording
             from bandit_tune.pool import warm_worker
 
             warm = warm_worker(self.cpus_per_arm, self.gpus_per_arm)
             if warm is not None:  # a second search of this process: Keras is imported there
-                recording = WorkerRecording(warm, self.hypermodel, sample(data))
+                recording = WorkerRecording(warm, self.hypermodel, sample(data), mutable)
         if recording is None:
-            recording = SpaceRecording(self.hypermodel, sample(data))
+            recording = SpaceRecording(self.hypermodel, sample(data), mutable)
         try:
             resources = ensure_ray(self.address)
             if self.backend == "pool":
@@ -604,6 +607,12 @@ class BanditTuner:
             recording.cancel()
             raise
         space, problem = recording.result()
+        from bandit_tune.hypermodel import MUTABLE_PROBLEM
+
+        if problem is not None and problem.startswith(MUTABLE_PROBLEM):
+            raise ValueError(problem)
+        if mutable:
+            _prepare_population(policy, space)
         if problem is not None:
             raise ValueError(
                 f"the data does not fit the model build_model makes (tried with the default "
@@ -1377,6 +1386,39 @@ class BanditTuner:
 
 #: ``cv`` of a search whose arms train ``executions_per_trial`` models on one split.
 EXECUTIONS = "executions"
+
+
+def _prepare_population(policy: Any, space: SearchSpace) -> None:
+    """Give a population-based policy its mutations' ranges; try its explore step once."""
+    with_space = getattr(policy, "with_space", None)
+    if callable(with_space):
+        with_space(space.params)
+    explore = getattr(policy, "explore", None)
+    if callable(explore):
+        config = space.defaults()
+        try:
+            explore(config, np.random.default_rng(0))
+        except ValueError as exc:
+            name = type(policy).__name__
+            raise ValueError(f"{name}: {exc} (tried before any training)") from None
+
+
+def _check_population(policy: Any, max_trials: int | None, max_epochs: int) -> None:
+    """Refuse, before any training, a population-based policy the search cannot run."""
+    name = type(policy).__name__
+    population = getattr(policy, "population_size", None)
+    if population is not None and max_trials is not None and population > max_trials:
+        raise ValueError(
+            f"{name}(population_size={population}) is larger than max_trials={max_trials}: "
+            f"the population would never be complete; pass max_trials={population} (or "
+            "leave it out) or a smaller population_size"
+        )
+    max_t = getattr(policy, "max_t", None)
+    if max_t is not None and max_t != max_epochs:
+        raise ValueError(
+            f"{name}(max_t={max_t}) trains each arm {max_t} epochs but the tuner's "
+            f"max_epochs={max_epochs}; pass max_epochs={max_t}"
+        )
 
 
 def _at_least_one(label: str, value: Any, optional: bool = False) -> Any:

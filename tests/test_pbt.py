@@ -222,7 +222,7 @@ class _Bad(ArmPolicy):
     [
         (Exploit("nobody", {"lr": 0.1, "units": 32}), "not an arm of this search"),
         (Exploit("b", {"lr": 0.1, "units": 32}), "the arm itself"),
-        (Exploit("a", {"lr": 0.1, "units": 64}), "changes 'units'.*not mutable"),
+        (Exploit("a", {"lr": 0.1, "units": 64}), "differs from .* in .units..*not mutable"),
         (Exploit("c", {"lr": 0.1, "units": 32}), "no checkpoint"),
         (Exploit("a", [("lr", 0.1)]), "not a dict"),
     ],
@@ -274,7 +274,55 @@ def test_the_donors_checkpoint_is_copied_into_the_arms_folder(tmp_path):
     assert arm.checkpoint == str(own / "checkpoint_000004") and arm.step == 4
     assert list(runner.wake) == ["b"] and runner.take_exploited() == ["b"]
     assert arm.lineage == [
-        {"step": 6, "donor": "a", "donor_step": 4, "old": {"lr": 0.3}, "new": {"lr": 0.1}}
+        {
+            "order": 0,
+            "step": 6,
+            "donor": "a",
+            "donor_step": 4,
+            "old": {"lr": 0.3},
+            "new": {"lr": 0.1},
+        }
     ]
     saved = runner.state()["arms"]["b"]
     assert saved["checkpoint"] == "./arms/b/checkpoint_000004" and saved["lineage"]
+
+
+def test_an_exploit_from_another_architecture_is_refused():
+    runner = Runner(_Bad(Exploit("a", {"lr": 0.1, "units": 64})))
+    runner.add_arm("a", {"lr": 0.5, "units": 64})
+    runner.add_arm("b", {"lr": 0.3, "units": 32})
+    runner.report("a", 1, 0.5, checkpoint="mem://a/1")
+    with pytest.raises(PolicyError, match=r"differs from the arm in 'units' \(32 -> 64\)"):
+        runner.report("b", 1, 0.1)
+
+
+def test_pbt_exploits_only_arms_of_the_same_architecture():
+    mixed = [{"lr": LRS[i], "units": 32 if i % 2 else 64} for i in range(8)]
+    runner = run(pbt(seed=2), mixed, workers=4)["runner"]
+    exploited = [a for a in runner.arms if a.lineage]
+    assert exploited
+    for arm in runner.arms:
+        assert arm.config["units"] == (32 if int(arm.arm_id[-1]) % 2 else 64)
+        for entry in arm.lineage:
+            assert runner.arms[entry["donor"]].config["units"] == arm.config["units"]
+
+
+@pytest.mark.parametrize("synch", [False, True])
+@pytest.mark.parametrize("seed", [0, 5])
+def test_retraining_with_an_arms_schedule_gives_its_model(synch, seed):
+    from bandit_tune.lineage import lineage_rows, schedule
+
+    out = run(pbt(seed=seed, synch=synch), configs(), workers=3)
+    runner, weights = out["runner"], out["weights"]
+    arms = runner.arms.to_json()["arms"]
+    assert len(lineage_rows(arms)) == sum(len(a.lineage) for a in runner.arms) > 0
+    for arm in runner.arms:
+        plan = schedule(arms, arm.arm_id)
+        assert plan[0]["from_epoch"] == 0 and plan[-1]["to_epoch"] == 24
+        w = 0.0
+        for segment in plan:
+            for _ in range(segment["from_epoch"], segment["to_epoch"]):
+                w = train(w, segment["lr"])
+        assert w == weights[arm.arm_id]  # exactly the arm's model
+        if arm.lineage:
+            assert len(plan) >= 1

@@ -479,8 +479,10 @@ class Runner:
             checkpoint = adopt_checkpoint(source, folder, step, donor.arm_id)
         else:
             checkpoint = source  # replay, or a checkpoint in remote storage: used where it is
+        order = sum(len(a.lineage) for a in self.arms)  # exploits before this one
         arm.lineage.append(
             {
+                "order": order,
                 "step": arm.step,
                 "donor": donor.arm_id,
                 "donor_step": step,

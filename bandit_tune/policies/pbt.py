@@ -157,6 +157,8 @@ class PopulationBasedTraining(ArmPolicy):
         self.max_t = int(max_t)
         self.mutations: dict[str, Any] = dict(hyperparam_mutations)
         self.population_size = int(population_size)
+        #: Arms the search starts (a tuner's default ``max_trials``).
+        self.n_arms = self.population_size
         self.perturbation_interval = int(perturbation_interval)
         self.quantile_fraction = float(quantile_fraction)
         self.resample_probability = float(resample_probability)
@@ -322,6 +324,11 @@ class PopulationBasedTraining(ArmPolicy):
         self._waiting.clear()
         return decision
 
+    def _architecture(self, arm_id: str) -> str:
+        """The arm's fixed (not mutable) values: weights move only between equal ones."""
+        config = self._config[arm_id]
+        return repr(sorted((k, repr(v)) for k, v in config.items() if k not in self.mutations))
+
     def _ranked(self) -> list[str]:
         """Live arms with a checkpoint, worst first (ties: the later-added first)."""
         order = {a: i for i, a in enumerate(self._config)}
@@ -329,13 +336,18 @@ class PopulationBasedTraining(ArmPolicy):
         return sorted(arms, key=lambda a: (self._score[a], -order[a]))
 
     def _exploit_or_none(self, arm_id: str, ranked: list[str]) -> Exploit | None:
-        # quantiles of fewer than half the population say little: wait for more scores
-        if len(ranked) < max(2, math.ceil(self.population_size / 2)) or arm_id not in ranked:
+        if arm_id not in ranked:
+            return None
+        # ranked among the arms of its architecture (all of them when only mutable
+        # values differ); quantiles of fewer than half the population say little
+        mine = self._architecture(arm_id)
+        ranked = [a for a in ranked if self._architecture(a) == mine]
+        if len(ranked) < max(2, math.ceil(self.population_size / 2)):
             return None
         n = max(1, math.ceil(len(ranked) * self.quantile_fraction))
         n = min(n, len(ranked) // 2)
         bottom, top = ranked[:n], ranked[-n:]
-        if arm_id not in bottom:
+        if arm_id not in bottom or self._score[top[-1]] <= self._score[arm_id]:
             return None
         rng = np.random.default_rng([self.seed if self.seed is not None else 0, self._draws])
         self._draws += 1

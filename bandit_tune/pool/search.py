@@ -12,7 +12,7 @@ from typing import Any
 from bandit_tune.driver.runner import NEW, RESUME, Runner
 from bandit_tune.policies.base import ArmState, Decision
 from bandit_tune.pool.lifecycle import _replace, _workers, discard
-from bandit_tune.pool.worker import latest_checkpoint
+from bandit_tune.pool.worker import checkpoint_step, latest_checkpoint
 
 
 @dataclass
@@ -90,6 +90,12 @@ class PoolSearch:
         self.max_failures, self.keep = max_failures, keep_paused
         self.step_key = step_key
         self.runner = runner
+        # a population-based policy exploits checkpoints at its decision steps
+        policy = runner.policy
+        exploits = getattr(policy, "mutable_keys", None) is not None
+        self.save_at = list(policy.decision_steps() or ()) if exploits else []
+        #: Arms whose pause's checkpoint write was overtaken by an exploit's copy.
+        self.stale: set[str] = set()
         runner.state_path = os.path.join(path, "state.json")
         runner.root = path
         self.next_config = 0
@@ -168,7 +174,9 @@ class PoolSearch:
         self.parameter_refs = {k: ray.put(v) for k, v in self.parameters.items()}
         ray.get(
             [
-                w.reset.remote(self.cls_ref, self.arms_dir, self.parameter_refs, self.step_key)
+                w.reset.remote(
+                    self.cls_ref, self.arms_dir, self.parameter_refs, self.step_key, self.save_at
+                )
                 for w in workers
             ]
         )
@@ -282,8 +290,10 @@ class PoolSearch:
                 if self.saving.get(arm_id) is ref:
                     del self.saving[arm_id]
                 arm = runner.arms.get(arm_id)
-                if arm is not None:
+                if arm is not None and arm_id not in self.stale:
                     arm.checkpoint = payload
+                    arm.checkpoint_step = checkpoint_step(payload)
+                self.stale.discard(arm_id)
                 continue
             self._result(w, arm_id, payload)
             self._fill()
@@ -363,8 +373,22 @@ class PoolSearch:
         self.running[arm_id] = w
         self.pending[ref] = ("step", w, arm_id)
 
+    def _forget_exploited(self) -> None:
+        """Arms that took an exploit go on from the donor's checkpoint, not from a worker's copy."""
+        for arm_id in self.runner.take_exploited():
+            if arm_id in self.saving:
+                self.stale.add(arm_id)  # its pause's save must not replace the copy
+                del self.saving[arm_id]
+            if arm_id in self.running:
+                continue  # its step's result is being handled: the worker drops it then
+            w = self.where.pop(arm_id, None)
+            if w is not None:
+                self.held[w].pop(arm_id, None)
+                self.workers[w].drop.remote(arm_id)
+
     def _fill(self) -> None:
         runner = self.runner
+        self._forget_exploited()
         while self.free:
             w = self.free[0]
             if runner.wake:
@@ -457,7 +481,9 @@ class PoolSearch:
             self.free.remove(w)
         fresh = _replace(self.workers[w], self.cpus, self.gpus)
         self.workers[w] = fresh
-        ref = fresh.reset.remote(self.cls_ref, self.arms_dir, self.parameter_refs, self.step_key)
+        ref = fresh.reset.remote(
+            self.cls_ref, self.arms_dir, self.parameter_refs, self.step_key, self.save_at
+        )
         self.joining[ref] = w
 
     # -- what was found ------------------------------------------------------------------

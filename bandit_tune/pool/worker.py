@@ -84,7 +84,8 @@ def _make(
     return obj
 
 
-def _checkpoint_step(path: str | None) -> int:
+def checkpoint_step(path: str | None) -> int:
+    """The step a pool checkpoint folder (``checkpoint_<step>``) was written at (0: unknown)."""
     if not path:
         return 0
     name = os.path.basename(os.path.normpath(path))
@@ -197,7 +198,7 @@ class FunctionArm:
     ) -> None:
         self.fn, self.config, self.parameters, self.folder = fn, config, parameters, folder
         self.start_checkpoint = checkpoint
-        self.steps = _checkpoint_step(checkpoint)
+        self.steps = checkpoint_step(checkpoint)
         self.last_checkpoint: str | None = checkpoint
         self._out: queue.Queue[tuple[str, Any, Any]] = queue.Queue()
         self._go = threading.Semaphore(0)
@@ -275,6 +276,7 @@ class ArmWorker:
         self.root = ""
         self.parameters: dict[str, Any] = {}
         self.step_key: str | None = None
+        self.save_at: set[int] = set()
         self.arms: dict[str, list[Any]] = {}  # arm -> [object, step]
 
     def reset(
@@ -283,17 +285,21 @@ class ArmWorker:
         root: str,
         parameters: dict[str, Any] | None = None,
         step_key: str | None = None,
+        save_at: list[int] | None = None,
     ) -> bool:
         """Drop every arm of an earlier search; take this search's class, folder, parameters.
 
         ``parameters`` maps names to object references: fetched once here, passed
-        to every arm's ``setup`` as keyword arguments.
+        to every arm's ``setup`` as keyword arguments. ``save_at``: steps after
+        which an arm class writes its checkpoint (a population-based policy's
+        donors need one at each of its decision steps).
         """
         import ray
 
         for arm_id in list(self.arms):
             self.drop(arm_id)
         self.cls, self.root, self.step_key = cls, root, step_key
+        self.save_at = set(save_at or ())
         self.parameters = {k: ray.get(v) for k, v in (parameters or {}).items()}
         return True
 
@@ -310,11 +316,11 @@ class ArmWorker:
                 if checkpoint:
                     obj.load_checkpoint(checkpoint)
                     if hasattr(obj, "_iteration"):
-                        obj._iteration = _checkpoint_step(checkpoint)
+                        obj._iteration = checkpoint_step(checkpoint)
             else:
                 obj = FunctionArm(self.cls, config, checkpoint, self.parameters, folder)
                 obj.arm_id, obj.step_key = arm_id, self.step_key
-            self.arms[arm_id] = [obj, _checkpoint_step(checkpoint)]
+            self.arms[arm_id] = [obj, checkpoint_step(checkpoint)]
         entry = self.arms[arm_id]
         started = time.perf_counter()
         path = None
@@ -334,6 +340,8 @@ class ArmWorker:
         entry[1] = entry[0].steps if isinstance(entry[0], FunctionArm) else entry[1] + 1
         if hasattr(entry[0], "_iteration"):
             entry[0]._iteration = entry[1]
+        if path is None and entry[1] in self.save_at and not isinstance(entry[0], FunctionArm):
+            path = _persist(os.path.join(self.root, arm_id), entry[1], entry[0].save_checkpoint)
         kept = {k: v for k, v in result.items() if _scalar(v)}
         return {
             "result": kept,
@@ -351,7 +359,11 @@ class ArmWorker:
         obj, step = self.arms[arm_id]
         if isinstance(obj, FunctionArm):
             return obj.last_checkpoint
-        return _persist(os.path.join(self.root, arm_id), step, obj.save_checkpoint)
+        folder = os.path.join(self.root, arm_id)
+        written = dict(_checkpoints(folder)).get(step)
+        if written is not None and step in self.save_at:
+            return written  # written at this step already (or an exploit's copy since)
+        return _persist(folder, step, obj.save_checkpoint)
 
     def drop(self, arm_id: str) -> None:
         """Forget the arm here (its checkpoint on disk stays)."""
