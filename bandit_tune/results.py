@@ -223,8 +223,8 @@ def plot_arms(arms: dict[str, Any], path: str, rungs: list[int] | None = None) -
         top = max(rungs) if rungs else None
         for step, _, decision in arms["decisions"].get(arm_id, []):
             completed = decision == "STOP" and step == top
-            if decision in ("PAUSE", "STOP") and step in epochs and not completed:
-                marker = "o" if decision == "PAUSE" else "x"
+            if decision in ("PAUSE", "STOP", "EXPLOIT") and step in epochs and not completed:
+                marker = {"PAUSE": "o", "STOP": "x", "EXPLOIT": "^"}[decision]
                 value = values[epochs.index(step)]
                 curves.scatter([step], [value], marker=marker, s=22, color="black", zorder=4)
     for rung in rungs or []:
@@ -242,6 +242,58 @@ def plot_arms(arms: dict[str, Any], path: str, rungs: list[int] | None = None) -
     spent.set_yticklabels(board["arm_id"], fontsize=6)
     spent.set_xlabel("epochs trained")
     spent.set_title(f"epochs per arm ({int(board['epochs'].sum())} in all), best first")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def plot_schedules(frame: Any, path: str) -> str:
+    """Draw each mutable hyperparameter's schedule over epochs, one line per arm; save it.
+
+    Population-based training's view: ``frame`` is ``results_`` with its
+    ``schedule`` column (the values each arm's model trained with, through the
+    arms it copied). The best arm is the thick red line.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    schedules = [s for s in frame["schedule"] if s]
+    names = sorted({k for s in schedules for seg in s for k in seg} - {"from_epoch", "to_epoch"})
+    if not names:
+        raise ValueError("the search has no mutable hyperparameters to draw")
+    fig, axes = plt.subplots(1, len(names), figsize=(5.5 * len(names), 4.2), squeeze=False)
+    best = frame["schedule"].iloc[0]
+    for ax, name in zip(axes[0], names):
+        values: list[float] = []
+        for plan in frame["schedule"]:
+            if not plan:
+                continue
+            xs = [seg["from_epoch"] for seg in plan] + [plan[-1]["to_epoch"]]
+            ys = [seg[name] for seg in plan] + [plan[-1][name]]
+            if not all(_finite(y) for y in ys):
+                continue
+            values += [float(y) for y in ys]
+            is_best = plan is best
+            ax.step(
+                xs,
+                ys,
+                where="post",
+                color="tab:red" if is_best else "tab:blue",
+                alpha=1.0 if is_best else 0.35,
+                linewidth=2.5 if is_best else 1.0,
+                zorder=3 if is_best else 2,
+                label="best arm" if is_best else None,
+            )
+        if values and min(values) > 0 and max(values) / min(values) > 10:
+            ax.set_yscale("log")
+        ax.set_xlabel("epoch")
+        ax.set_ylabel(name)
+        ax.set_title(f"{name} schedule per arm")
+        if best:
+            ax.legend(loc="best")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
@@ -364,8 +416,12 @@ def arm_table(
                 history["epoch"].to_numpy() if "epoch" in history else np.arange(1, len(values) + 1)
             )
             finite = np.isfinite(values)
+            own = _since_last_exploit(arm, len(values))
+            if own:  # an exploited arm's model holds only its epochs since then
+                finite[:own] = False
             if finite.any():
-                pick = np.nanargmax(values) if direction == "max" else np.nanargmin(values)
+                masked = np.where(finite, values, np.nan)
+                pick = np.nanargmax(masked) if direction == "max" else np.nanargmin(masked)
                 score, best_epoch = float(values[pick]), int(epochs[pick])
                 if companion is not None and companion in history:
                     best_loss = float(history[companion].to_numpy(dtype=float)[pick])
@@ -405,11 +461,30 @@ def arm_table(
                 "curve_seconds": curve_seconds or None,
             }
         )
+    exploiting = getattr(scheduler.runner.policy, "mutable_keys", None) is not None
+    if exploiting or any(a.lineage for a in arms):
+        from bandit_tune.lineage import schedule
+
+        saved = {a.arm_id: a.to_json() for a in arms}
+        for row in rows:
+            arm = arms.get(row["arm_id"])
+            row["exploits"] = len(arm.lineage) if arm is not None else 0
+            row["schedule"] = schedule(saved, row["arm_id"]) if arm is not None else None
     frame = pd.DataFrame(rows)
     frame = order_arms(frame, direction).reset_index(drop=True)
     frame.attrs.update(objective=(objective_name, direction), params=list(names))
     add_diagnosis(frame, histories, objective_name, direction)
     return frame, histories
+
+
+def _since_last_exploit(arm: Any, n: int) -> int:
+    """How many of the arm's ``n`` results came before its last exploit (0: none)."""
+    if arm is None or not getattr(arm, "lineage", None):
+        return 0
+    labels = [d[2] for d in arm.decisions]
+    if "EXPLOIT" not in labels or len(labels) != n:
+        return 0
+    return n - labels[::-1].index("EXPLOIT")
 
 
 def cv_table(

@@ -993,6 +993,18 @@ class BanditTuner:
         best = self.results_.loc[self.best_index_]
         self.best_params_ = {k: _plain(best[k]) for k in names}
         self.best_score_ = float(best["best_score"])
+        if "schedule" in self.results_:
+            import pandas as pd
+
+            from bandit_tune.lineage import lineage_rows
+
+            arms = self.scheduler_.runner.arms
+            #: Population-based training: every exploit (who copied whom, when, old
+            #: and new values), in order.
+            self.lineage_ = pd.DataFrame(lineage_rows({a.arm_id: a.to_json() for a in arms}))
+            #: The best arm's schedule: the values its model trained with, epoch range
+            #: by epoch range (through the arms it copied); retrain with it.
+            self.best_schedule_ = list(best["schedule"])
 
     @property
     def oracle(self) -> Any:
@@ -1055,15 +1067,19 @@ class BanditTuner:
         """Save the arms' validation curves and epochs per arm as a PNG; return its path.
 
         A multi-objective search also saves its front (:meth:`plot_front`) beside
-        it, as ``<path without .png>_front.png``.
+        it, as ``<path without .png>_front.png``; population-based training each
+        mutable hyperparameter's schedule per arm, as ``<path without .png>_schedule.png``
+        (an exploit is a triangle on the curves).
         """
-        from bandit_tune.results import load_arms, plot_arms
+        from bandit_tune.results import load_arms, plot_arms, plot_schedules
 
         self._require_results()
         arms = load_arms(self.project_dir)
         saved = plot_arms(arms, path, arms.get("rungs"))
         if len(self.objectives) > 1:
             self.plot_front(os.path.splitext(path)[0] + "_front.png")
+        if "schedule" in self.results_ and self.results_["exploits"].sum():
+            plot_schedules(self.results_, os.path.splitext(path)[0] + "_schedule.png")
         return saved
 
     def plot_front(self, path: str = "front.png") -> str:
