@@ -27,8 +27,14 @@ def score(w: float, lr: float) -> float:
     return w - lr / 2
 
 
-def run(policy: Any, configs: list[dict[str, Any]], workers: int = 2, root: str | None = None,
-        runner: Runner | None = None, stop_after: int | None = None) -> dict[str, Any]:
+def run(
+    policy: Any,
+    configs: list[dict[str, Any]],
+    workers: int = 2,
+    root: str | None = None,
+    runner: Runner | None = None,
+    stop_after: int | None = None,
+) -> dict[str, Any]:
     """Run ``configs`` through ``policy``; returns weights, scores, runner and the event log.
 
     ``stop_after``: stop after this many results (a killed driver); ``runner``: a
@@ -92,8 +98,9 @@ def run(policy: Any, configs: list[dict[str, Any]], workers: int = 2, root: str 
             if step in steps:
                 checkpoint = f"mem://{arm_id}/{step}/{len(run.store)}"
                 run.store[checkpoint] = (w, step)
-            decision, _ = runner.report(arm_id, step, score(w, lr), {"score": score(w, lr)},
-                                        checkpoint=checkpoint)
+            decision, _ = runner.report(
+                arm_id, step, score(w, lr), {"score": score(w, lr)}, checkpoint=checkpoint
+            )
             results += 1
             label = "EXPLOIT" if isinstance(decision, Exploit) else getattr(decision, "value", "")
             log.append((arm_id, step, label))

@@ -96,7 +96,8 @@ def test_an_exploited_arm_starts_from_exactly_the_donors_state_with_its_new_valu
     # the arm's first epoch after the exploit, seen from inside its fit
     lr = np.float32(arm.config["learning_rate"])
     starts = [
-        d for d in _dumps(dumps)
+        d
+        for d in _dumps(dumps)
         if int(d["epoch"]) == 2 and np.isclose(d["opt1"], lr, rtol=0, atol=0)
     ]
     assert len(starts) == 1, [float(d["opt1"]) for d in _dumps(dumps)]

@@ -424,9 +424,7 @@ class PopulationBasedTraining(ArmPolicy):
         check_state(self, state)
         self._config = {a: dict(c) for a, c in state["config"].items()}
         self._step = {a: int(s) for a, s in state["step"].items()}
-        self._score = {
-            a: (-math.inf if s is None else float(s)) for a, s in state["score"].items()
-        }
+        self._score = {a: (-math.inf if s is None else float(s)) for a, s in state["score"].items()}
         self._live = dict.fromkeys(state["live"])
         self._paused = dict.fromkeys(state["paused"])
         self._waiting = dict.fromkeys(state["waiting"])
