@@ -93,8 +93,75 @@ def hyperband(directory, address=None, retries=0, max_epochs=9, **kwargs):
     return tuner
 
 
+def pbt(directory, address=None, retries=0, backend="tune", **kwargs):
+    """Population-based training of 4 arms for 8 epochs (synchronous: an exploit at 2, 4, 6)."""
+    from fault_callbacks import SlowEpochs
+    from pbt_parts import build_model
+
+    import bandit_tune
+
+    (x, y), (xv, yv) = _data()
+    hp = bandit_tune.HyperParameters()
+    hp.Fixed("units", 32)
+    policy = bandit_tune.PopulationBasedTraining(
+        max_t=8,
+        population_size=4,
+        perturbation_interval=2,
+        hyperparam_mutations={"learning_rate": None, "dropout": None},
+        synch=True,
+        seed=0,
+    )
+    tuner = bandit_tune.RandomSearch(
+        build_model,
+        objective="val_accuracy",
+        max_epochs=8,
+        policy=policy,
+        hyperparameters=hp,
+        seed=0,
+        directory=directory,
+        project_name="p",
+        verbose=0,
+        address=address,
+        max_retries_per_trial=retries,
+        backend=backend,
+        **kwargs,
+    )
+    callbacks = [SlowEpochs(0.3)]  # leave a fault time to land
+    if "gpus_per_arm" in kwargs:
+        from fault_callbacks import RecordPlacement
+
+        callbacks.append(RecordPlacement(os.path.join(directory, "placement.jsonl")))
+    tuner.search(x, y, validation_data=(xv, yv), batch_size=50, callbacks=callbacks)
+    return tuner
+
+
+def pbt_summary(tuner):
+    """What the PBT fault tests assert on."""
+    runner = tuner.scheduler_.runner
+    return {
+        "arms": len(tuner.results_),
+        "epochs": {a.arm_id: a.step for a in runner.arms},
+        "status": {r["arm_id"]: r["status"] for _, r in tuner.results_.iterrows()},
+        "lineage": {a.arm_id: a.lineage for a in runner.arms},
+        "schedules": {r["arm_id"]: r["schedule"] for _, r in tuner.results_.iterrows()},
+        "segments": {arm: _segments(rs) for arm, rs in tuner.scheduler_.results.items()},
+        "best_schedule": tuner.best_schedule_,
+        "best_model_outputs": list(
+            tuner.get_best_models(1)[0].predict(_data()[1][0][:2], verbose=0).shape
+        ),
+    }
+
+
 def main():
     mode, directory = sys.argv[1], sys.argv[2]
+    if mode.startswith("search-pbt"):
+        backend = "pool" if mode.endswith("pool") else "tune"
+        print("SUMMARY " + json.dumps(pbt_summary(pbt(directory, backend=backend))), flush=True)
+        return
+    if mode.startswith("cluster-pbt"):
+        backend = "pool" if mode.endswith("pool") else "tune"
+        cluster_run(directory, lose_after=4, search=pbt, summarize=pbt_summary, backend=backend)
+        return
     if mode == "search":
         tuner = hyperband(directory)
         print("SUMMARY " + json.dumps(summary(tuner)), flush=True)
@@ -117,7 +184,7 @@ def main():
         cluster_multi_objective(directory)
 
 
-def cluster_run(directory, lose_after=6, **kwargs):
+def cluster_run(directory, lose_after=6, search=None, summarize=None, **kwargs):
     """A real 2-node Ray cluster on 127.0.0.1 (GCS + a raylet per node), a search on it.
 
     Each node advertises one GPU and the search packs arms: half a CPU and a quarter
@@ -159,7 +226,7 @@ def cluster_run(directory, lose_after=6, **kwargs):
                     killed["at"] = len(on_worker)
 
         threading.Thread(target=watch, daemon=True).start()
-        tuner = hyperband(
+        tuner = (search or hyperband)(
             directory,
             address=cluster.address,
             retries=3,
@@ -167,7 +234,7 @@ def cluster_run(directory, lose_after=6, **kwargs):
             gpus_per_arm=0.25,
             **kwargs,
         )
-        out = summary(tuner)
+        out = (summarize or summary)(tuner)
         placement = os.path.join(directory, "placement.jsonl")
         if os.path.exists(placement):
             with open(placement) as f:

@@ -161,3 +161,53 @@ def test_a_population_the_search_cannot_run_is_refused_at_once(tmp_path, kwargs,
     args.update(kwargs)
     with pytest.raises(ValueError, match=message):
         bt.RandomSearch(build_model, **args)
+
+
+def _lineage_done(snapshot):
+    """An exploit happened and most of the 32 epochs are still to train."""
+    exploits = sum(len(a.get("lineage") or []) for a in snapshot.get("arms", {}).values())
+    done = sum(len(rows) for rows in snapshot.get("results", {}).values())
+    return exploits >= 1 and done <= 20
+
+
+def _assert_population_complete(out):
+    assert out["arms"] == 4, out
+    assert set(out["epochs"].values()) == {8}, out["epochs"]
+    assert set(out["status"].values()) == {"completed"}, out["status"]
+    # synchronous, 4 arms, a quarter exploits at epochs 2, 4 and 6 (when scores differ)
+    exploits = [e for entries in out["lineage"].values() for e in entries]
+    assert 1 <= len(exploits) <= 3
+    assert sorted(e["order"] for e in exploits) == list(range(len(exploits)))
+    for arm_id, plan in out["schedules"].items():
+        assert plan[0]["from_epoch"] == 0 and plan[-1]["to_epoch"] == 8, (arm_id, plan)
+    assert out["best_model_outputs"] == [2, 10]
+
+
+@pytest.mark.parametrize("mode", ["search-pbt", "search-pbt-pool"])
+def test_a_killed_pbt_driver_resumes_with_its_population_and_lineage(tmp_path, mode):
+    from test_faults import _finish, _kill_tree, _run_until
+
+    driver, snapshot = _run_until(tmp_path, _lineage_done, mode=mode)
+    _kill_tree(driver.pid)
+    before = {a: d.get("lineage") or [] for a, d in snapshot["arms"].items()}
+    out, _ = _finish(tmp_path, mode=mode)
+    _assert_population_complete(out)
+    for arm_id, entries in before.items():  # no arm and no exploit lost
+        assert out["lineage"][arm_id][: len(entries)] == entries
+
+
+def test_pbt_runs_unchanged_on_a_two_node_cluster_that_loses_a_node(tmp_path):
+    import subprocess
+    import sys
+
+    from test_faults import ENV, SCRIPT, _summary
+
+    done = subprocess.run(
+        [sys.executable, SCRIPT, "cluster-pbt", str(tmp_path)],
+        env=ENV, capture_output=True, text=True, timeout=500,
+    )
+    out = _summary(done.stdout + done.stderr)
+    assert out["killed"], "the worker node was never removed"
+    used = {seg[2] for segs in out["segments"].values() for seg in segs}
+    assert used == {out["nodes"]["head"], out["nodes"]["worker"]}
+    _assert_population_complete(out)
