@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from bandit_tune.compare import Comparison, compare
 from bandit_tune.curves import Curves, as_curves, load_curves
-from bandit_tune.policies import ArmPolicy, Decision, Exploit, PopulationBasedTraining
+from bandit_tune.policies import PB2, ArmPolicy, Decision, Exploit, PopulationBasedTraining
 from bandit_tune.simulate import PolicyError, SimulationResult, simulate
 from bandit_tune.space import (
     Boolean,
@@ -106,6 +106,7 @@ __all__ = [
     "Hyperband",
     "Int",
     "Objective",
+    "PB2",
     "PolicyError",
     "PoolResult",
     "PopulationBasedTraining",

@@ -326,3 +326,47 @@ def test_retraining_with_an_arms_schedule_gives_its_model(synch, seed):
         assert w == weights[arm.arm_id]  # exactly the arm's model
         if arm.lineage:
             assert len(plan) >= 1
+
+
+def _pb2(**kwargs):
+    from bandit_tune.policies import PB2
+
+    args = dict(
+        max_t=24,
+        hyperparam_mutations={"lr": Float("lr", 0.01, 0.9, sampling="log")},
+        population_size=8,
+        perturbation_interval=4,
+        seed=0,
+    )
+    args.update(kwargs)
+    return PB2(**args)
+
+
+def test_pb2_picks_the_values_its_gp_says_gain_most_now():
+    policy = _pb2(kappa=0.0)
+    for i in range(8):
+        policy.on_arm_added(f"a{i}", {"lr": 0.1, "units": 32})
+        policy._step[f"a{i}"] = 20
+    # gains peak at u = 0.2 late in training, at u = 0.9 early
+    for u in np.linspace(0, 1, 11):
+        policy._gains.append([20.0, float(u), -((u - 0.2) ** 2)])
+        policy._gains.append([4.0, float(u), -((u - 0.9) ** 2)])
+    new = policy.explore({"lr": 0.5, "units": 32}, np.random.default_rng(0))
+    u = (np.log(new["lr"]) - np.log(0.01)) / (np.log(0.9) - np.log(0.01))
+    assert abs(u - 0.2) < 0.1 and new["units"] == 32
+
+
+@pytest.mark.parametrize("synch", [False, True])
+def test_pb2_runs_a_population_reproducibly_and_resumes(synch):
+    lrs = [0.9, 0.5, 0.3, 0.2, 0.1, 0.05, 0.02, 0.01]
+    first = run(_pb2(synch=synch), configs(lrs=lrs), workers=3)["runner"]
+    second = run(_pb2(synch=synch), configs(lrs=lrs), workers=3)["runner"]
+    assert [a.lineage for a in first.arms] == [a.lineage for a in second.arms]
+    assert all(a.step == 24 for a in first.arms)
+    for arm in first.arms:
+        assert 0.01 <= arm.config["lr"] <= 0.9
+    assert len(first.policy._gains) >= 4
+    state = json.loads(json.dumps(first.policy.state_dict()))
+    again = _pb2(synch=synch)
+    again.load_state_dict(state)
+    assert again._gains == first.policy._gains and again._previous == first.policy._previous

@@ -211,3 +211,25 @@ def test_pbt_runs_unchanged_on_a_two_node_cluster_that_loses_a_node(tmp_path):
     used = {seg[2] for segs in out["segments"].values() for seg in segs}
     assert used == {out["nodes"]["head"], out["nodes"]["worker"]}
     _assert_population_complete(out)
+
+
+def test_pb2_searches_keras_arms_on_the_pool(tmp_path, digits_small):
+    (x, y), (xv, yv), _ = digits_small
+    policy = bt.PB2(
+        max_t=6,
+        population_size=4,
+        perturbation_interval=2,
+        hyperparam_mutations={"learning_rate": None, "dropout": None},
+        synch=True,
+        seed=0,
+    )
+    tuner = bt.RandomSearch(
+        build_model, objective="val_accuracy", max_epochs=6, policy=policy,
+        hyperparameters=_fixed_units(), directory=str(tmp_path), project_name="pb2",
+        backend="pool", seed=3, verbose=False,
+    )
+    tuner.search(x, y, validation_data=(xv, yv))
+    assert set(tuner.results_["epochs"]) == {6}
+    assert len(tuner.lineage_) >= 1 and len(policy._gains) >= 4
+    for plan in tuner.results_["schedule"]:
+        assert all(1e-3 <= seg["learning_rate"] <= 0.5 for seg in plan)

@@ -35,7 +35,7 @@ from bandit_tune.policies.pareto import (
     pareto_order,
 )
 from bandit_tune.policies.pasha import PASHA
-from bandit_tune.policies.pbt import PopulationBasedTraining
+from bandit_tune.policies.pbt import PB2, PopulationBasedTraining
 from bandit_tune.policies.successive_halving import SuccessiveHalving
 from bandit_tune.policies.topk import TopKAfterWarmup
 
@@ -61,6 +61,7 @@ __all__ = [
     "MOHyperband",
     "MOSuccessiveHalving",
     "PASHA",
+    "PB2",
     "PopulationBasedTraining",
     "SuccessiveHalving",
     "ThompsonSampling",
