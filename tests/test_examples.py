@@ -149,3 +149,19 @@ def test_multi_objective_example(ray_local, tmp_path, monkeypatch, capsys):
     front = tuner.pareto_front()
     assert chosen.count_params() in set(front["params"])
     assert (tmp_path / "front.png").exists()
+
+
+def test_population_based_training_example(ray_local, tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    tuner = _run(
+        "population_based_training.py",
+        ["--max-epochs", "6", "--interval", "2", "--population", "4",
+         "--directory", str(tmp_path)],
+        monkeypatch,
+    )
+    out = capsys.readouterr().out
+    assert "exploits; who copied whom" in out and "the best model's schedule" in out
+    assert "test accuracy of the best model" in out
+    assert set(tuner.results_["epochs"]) == {6}
+    assert tuner.best_schedule_[-1]["to_epoch"] == 6
+    assert (tmp_path / "pbt_curves.png").exists()
