@@ -248,12 +248,13 @@ def plot_arms(arms: dict[str, Any], path: str, rungs: list[int] | None = None) -
     return path
 
 
-def plot_schedules(frame: Any, path: str) -> str:
+def plot_schedules(frame: Any, path: str, log: Sequence[str] = ()) -> str:
     """Draw each mutable hyperparameter's schedule over epochs, one line per arm; save it.
 
     Population-based training's view: ``frame`` is ``results_`` with its
     ``schedule`` column (the values each arm's model trained with, through the
-    arms it copied). The best arm is the thick red line.
+    arms it copied). The best arm is the thick red line. ``log``: the
+    hyperparameters drawn on a log scale (those sampled on one).
     """
     import matplotlib
 
@@ -287,7 +288,7 @@ def plot_schedules(frame: Any, path: str) -> str:
                 zorder=3 if is_best else 2,
                 label="best arm" if is_best else None,
             )
-        if values and min(values) > 0 and max(values) / min(values) > 10:
+        if name in log and values and min(values) > 0:
             ax.set_yscale("log")
         ax.set_xlabel("epoch")
         ax.set_ylabel(name)

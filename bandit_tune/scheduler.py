@@ -251,6 +251,14 @@ class BanditScheduler(TrialScheduler):
             raise ValueError(
                 "BanditScheduler needs a metric: pass metric= to BanditScheduler or TuneConfig"
             )
+        exploits = getattr(self.runner.policy, "mutable_keys", None) is not None
+        if exploits and not self.recreates_arms:
+            raise ValueError(
+                f"{type(self.runner.policy).__name__} continues arms from other arms' "
+                "checkpoints as new trials, which only bandit_tune's arm source creates; run "
+                "it as a tuner's policy= (RandomSearch(..., policy=...)) or with "
+                "bandit_tune.run_arms, not in a plain ray.tune.Tuner"
+            )
         arm_id = self._arm(trial)
         if arm_id in self._trials:
             # Ray adds a trial again when it recovers it after a failure (a lost node)

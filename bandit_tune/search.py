@@ -1079,7 +1079,8 @@ class BanditTuner:
         if len(self.objectives) > 1:
             self.plot_front(os.path.splitext(path)[0] + "_front.png")
         if "schedule" in self.results_ and self.results_["exploits"].sum():
-            plot_schedules(self.results_, os.path.splitext(path)[0] + "_schedule.png")
+            log = [p.name for p in self.space_ if getattr(p, "sampling", None) == "log"]
+            plot_schedules(self.results_, os.path.splitext(path)[0] + "_schedule.png", log)
         return saved
 
     def plot_front(self, path: str = "front.png") -> str:

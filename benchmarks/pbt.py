@@ -9,10 +9,14 @@ matters: its space is the learning rate (1e-3 to 1, log) and the dropout rate
 - ``Hyperband(max_epochs=--max-t, factor=3)`` with ``max_total_epochs`` = the
   population's epochs: every arm keeps its values for all its epochs.
 
-Printed per seed: each search's best validation accuracy, the test accuracy of its
-best model, the epochs and seconds it spent, and the best PBT arm's schedule::
+``--variants`` picks the population-based policies: ``pbt`` (asynchronous, the
+default), ``pbt_synch`` (synchronous) and ``pb2`` (GP-bandit explore). Printed per
+seed and variant: each search's best validation accuracy, the test accuracy of its
+best model, the epochs and seconds it spent, and the best arm's schedule; then the
+means over seeds::
 
-    .venv/bin/python benchmarks/pbt.py --seeds 0 1 2 --plot docs/img/pbt_schedule.png
+    .venv/bin/python benchmarks/pbt.py --seeds 0 1 2 3 4 --variants pbt pbt_synch pb2 \
+        --plot docs/img/pbt_schedule.png
 """
 
 from __future__ import annotations
@@ -48,22 +52,38 @@ def build_model(hp: Any) -> Any:
     return model
 
 
+VARIANTS = {
+    "pbt": lambda **kw: _policy("PopulationBasedTraining", **kw),
+    "pbt_synch": lambda **kw: _policy("PopulationBasedTraining", synch=True, **kw),
+    "pb2": lambda **kw: _policy("PB2", **kw),
+}
+
+
+def _policy(name: str, **kwargs: Any) -> Any:
+    import bandit_tune
+
+    return getattr(bandit_tune, name)(
+        hyperparam_mutations={"learning_rate": None, "dropout": None}, **kwargs
+    )
+
+
 def run(
-    seed: int, max_t: int, interval: int, population: int, plot: str | None = None
+    seed: int,
+    max_t: int,
+    interval: int,
+    population: int,
+    variant: str = "pbt",
+    plot: str | None = None,
 ) -> dict[str, Any]:
-    """One seed: PBT and Hyperband with the same epochs; their scores."""
+    """One seed and one PBT variant: its search's scores (Hyperband's: :func:`hyperband`)."""
     import bandit_tune
     from bandit_tune.demo import load_digits_split
 
     (x, y), (xv, yv), (xt, yt) = load_digits_split(seed)
-    out: dict[str, Any] = {"seed": seed}
+    out: dict[str, Any] = {"seed": seed, "variant": variant}
     with tempfile.TemporaryDirectory() as directory:
-        policy = bandit_tune.PopulationBasedTraining(
-            max_t=max_t,
-            population_size=population,
-            perturbation_interval=interval,
-            hyperparam_mutations={"learning_rate": None, "dropout": None},
-            seed=seed,
+        policy = VARIANTS[variant](
+            max_t=max_t, population_size=population, perturbation_interval=interval, seed=seed
         )
         started = time.perf_counter()
         pbt = bandit_tune.RandomSearch(
@@ -90,6 +110,17 @@ def run(
 
             pbt.plot(os.path.join(directory, "curves.png"))
             shutil.copy(os.path.join(directory, "curves_schedule.png"), plot)
+    return out
+
+
+def hyperband(seed: int, max_t: int, epochs: int) -> dict[str, Any]:
+    """Hyperband(max_t, 3) with ``epochs`` in all on the seed's split: its scores."""
+    import bandit_tune
+    from bandit_tune.demo import load_digits_split
+
+    (x, y), (xv, yv), (xt, yt) = load_digits_split(seed)
+    out: dict[str, Any] = {}
+    with tempfile.TemporaryDirectory() as directory:
         started = time.perf_counter()
         hyperband = bandit_tune.Hyperband(
             build_model,
@@ -119,36 +150,41 @@ def main() -> None:
     parser.add_argument("--max-t", type=int, default=27)
     parser.add_argument("--interval", type=int, default=3)
     parser.add_argument("--population", type=int, default=8)
+    parser.add_argument("--variants", nargs="+", default=["pbt"], choices=sorted(VARIANTS))
     parser.add_argument("--plot", default=None, help="save the first seed's PBT schedules here")
     args = parser.parse_args()
     print(
-        f"{'seed':>4} | {'PBT epochs':>10} {'val':>7} {'test':>7} {'exploits':>8} {'s':>5} | "
-        f"{'HB epochs':>9} {'arms':>4} {'val':>7} {'test':>7} {'s':>5} | PBT - HB val"
+        f"{'seed':>4} {'variant':>9} | {'epochs':>6} {'val':>7} {'test':>7} {'exploits':>8} "
+        f"{'s':>4} | {'HB epochs':>9} {'arms':>4} {'val':>7} {'test':>7} {'s':>4} | val - HB"
     )
     rows = []
+    epochs = args.population * args.max_t
     for seed in args.seeds:
-        plot = args.plot if seed == args.seeds[0] else None
-        r = run(seed, args.max_t, args.interval, args.population, plot)
-        rows.append(r)
+        hb = hyperband(seed, args.max_t, epochs)
+        for variant in args.variants:
+            plot = args.plot if seed == args.seeds[0] and variant == args.variants[0] else None
+            r = {**run(seed, args.max_t, args.interval, args.population, variant, plot), **hb}
+            rows.append(r)
+            print(
+                f"{seed:>4} {variant:>9} | {r['pbt_epochs']:>6} {r['pbt_val']:>7.4f} "
+                f"{r['pbt_test']:>7.4f} {r['pbt_exploits']:>8} {r['pbt_seconds']:>4.0f} | "
+                f"{r['hb_epochs']:>9} {r['hb_arms']:>4} {r['hb_val']:>7.4f} {r['hb_test']:>7.4f} "
+                f"{r['hb_seconds']:>4.0f} | {r['pbt_val'] - r['hb_val']:+.4f}",
+                flush=True,
+            )
+            print(f"     best {variant} schedule: {r['pbt_schedule']}", flush=True)
+        print(f"     best Hyperband arm: {hb['hb_params']}", flush=True)
+    for variant in args.variants:
+        mine = [r for r in rows if r["variant"] == variant]
+        val, hb_val = np.mean([r["pbt_val"] for r in mine]), np.mean([r["hb_val"] for r in mine])
+        test = np.mean([r["pbt_test"] for r in mine])
+        hb_test = np.mean([r["hb_test"] for r in mine])
+        wins = sum(r["pbt_val"] >= r["hb_val"] for r in mine)
         print(
-            f"{seed:>4} | {r['pbt_epochs']:>10} {r['pbt_val']:>7.4f} {r['pbt_test']:>7.4f} "
-            f"{r['pbt_exploits']:>8} {r['pbt_seconds']:>5.0f} | {r['hb_epochs']:>9} "
-            f"{r['hb_arms']:>4} {r['hb_val']:>7.4f} {r['hb_test']:>7.4f} {r['hb_seconds']:>5.0f}"
-            f" | {r['pbt_val'] - r['hb_val']:+.4f}",
-            flush=True,
+            f"{variant}: mean val accuracy {val:.4f} (Hyperband {hb_val:.4f}), mean test "
+            f"accuracy {test:.4f} (Hyperband {hb_test:.4f}); >= Hyperband's val on {wins} of "
+            f"{len(mine)} seeds"
         )
-        print(f"     best PBT schedule: {r['pbt_schedule']}", flush=True)
-        print(f"     best Hyperband arm: {r['hb_params']}", flush=True)
-    pbt_val = np.mean([r["pbt_val"] for r in rows])
-    hb_val = np.mean([r["hb_val"] for r in rows])
-    pbt_test = np.mean([r["pbt_test"] for r in rows])
-    hb_test = np.mean([r["hb_test"] for r in rows])
-    wins = sum(r["pbt_val"] >= r["hb_val"] for r in rows)
-    print(
-        f"mean val accuracy: PBT {pbt_val:.4f}, Hyperband {hb_val:.4f}; "
-        f"mean test accuracy: PBT {pbt_test:.4f}, Hyperband {hb_test:.4f}; "
-        f"PBT >= Hyperband on {wins} of {len(rows)} seeds"
-    )
 
 
 if __name__ == "__main__":

@@ -136,3 +136,24 @@ def main(directory):
 if __name__ == "__main__":
     sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
     main(sys.argv[1])
+
+
+class LrArm:
+    """The PBT toy's arm (tests/pbt_toy.py): weights ``w``, one epoch per step at ``lr``."""
+
+    def setup(self, config):
+        self.lr, self.w = float(config["lr"]), 0.0
+
+    def step(self):
+        from pbt_toy import score, train
+
+        self.w = train(self.w, self.lr)
+        return {"score": score(self.w, self.lr), "w": self.w}
+
+    def save_checkpoint(self, folder):
+        with open(os.path.join(folder, "state.json"), "w") as f:
+            json.dump({"w": self.w}, f)
+
+    def load_checkpoint(self, folder):
+        with open(os.path.join(folder, "state.json")) as f:
+            self.w = json.load(f)["w"]

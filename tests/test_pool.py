@@ -367,3 +367,32 @@ def test_checkpoints_keep_the_last_two_and_a_resume_never_starts_past_the_snapsh
     assert latest_checkpoint(str(tmp_path / "none")) is None
     os.makedirs(os.path.join(folder, "checkpoint_000012.partial"))  # a write cut short
     assert latest_checkpoint(folder).endswith("checkpoint_000009")
+
+
+@pytest.mark.parametrize("synch", [False, True])
+def test_population_based_training_with_arm_classes(ray_local, tmp_path, synch):
+    """run_arms with PBT: every arm's final weights are what its schedule retrains to."""
+    from pbt_toy import train
+    from pool_arms import LrArm
+
+    from bandit_tune.lineage import schedule
+    from bandit_tune.policies import PopulationBasedTraining
+
+    lrs = [0.9, 0.5, 0.3, 0.2, 0.1, 0.05, 0.02, 0.01]
+    policy = PopulationBasedTraining(
+        max_t=12, hyperparam_mutations={"lr": lrs}, population_size=8,
+        perturbation_interval=3, synch=synch, seed=0,
+    )
+    found = run_arms(
+        LrArm, [{"lr": lr} for lr in lrs], policy, metric="score", mode="max",
+        cpus_per_arm=0.5, directory=str(tmp_path), project_name="pbt",
+    )
+    assert found.lineage and set(r["epochs"] for r in found.arms) == {12}
+    with open(os.path.join(found.path, "state.json")) as f:
+        arms = json.load(f)["arms"]
+    for arm_id, rows in found.results.items():
+        w = 0.0
+        for segment in schedule(arms, arm_id):
+            for _ in range(segment["from_epoch"], segment["to_epoch"]):
+                w = train(w, segment["lr"])
+        assert w == rows[-1]["w"], arm_id  # the donor's weights, then its own new lr

@@ -694,3 +694,26 @@ def test_a_tf_data_dataset_is_searched_like_arrays(ray_local, digits_small, buil
     assert row["epochs"] == 4 and row["best_score"] > 0.15
     rows = tuner.scheduler_.results[row["arm_id"]]
     assert rows[-1]["optimizer_iterations"] == 4 * 12  # 600 samples in batches of 50
+
+
+def test_a_population_based_policy_in_a_plain_tuner_is_refused(ray_local, tmp_path):
+    from ray import tune
+
+    from bandit_tune.policies import PopulationBasedTraining
+
+    policy = PopulationBasedTraining(
+        max_t=9, hyperparam_mutations={"quality": [0.2, 0.5, 0.8]}, population_size=2,
+        perturbation_interval=3,
+    )
+    scheduler = BanditScheduler(policy)
+    tuner = tune.Tuner(
+        _recorded_trainable,
+        param_space={"quality": tune.choice([0.2, 0.5, 0.8])},
+        tune_config=tune.TuneConfig(
+            scheduler=scheduler, metric="val_loss", mode="min", num_samples=2
+        ),
+        run_config=tune.RunConfig(storage_path=str(tmp_path), name="pbt", verbose=0),
+    )
+    with pytest.raises(Exception):  # noqa: B017 - Ray wraps the scheduler's error
+        tuner.fit()
+    assert "only bandit_tune's arm source creates" in str(scheduler.policy_error)

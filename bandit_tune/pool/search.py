@@ -33,6 +33,9 @@ class PoolResult:
         workers: worker actors the search used.
         path: the project folder (state, checkpoints).
         stop_reason: why a budget ended the search (``None``: the policy finished).
+        lineage: a population-based policy's exploits per arm (see
+            :class:`~bandit_tune.driver.Arm`); :func:`bandit_tune.lineage.schedule`
+            turns them into each arm's schedule.
     """
 
     best_arm: str | None
@@ -46,6 +49,7 @@ class PoolResult:
     workers: int = 0
     path: str = ""
     stop_reason: str | None = None
+    lineage: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
 
     def dataframe(self) -> Any:
         """The arms as a pandas DataFrame, best first."""
@@ -527,4 +531,5 @@ class PoolSearch:
             workers=len(self.workers),
             path=self.path,
             stop_reason=None if runner.budget is None else runner.budget.reason,
+            lineage={a.arm_id: list(a.lineage) for a in runner.arms if a.lineage},
         )
