@@ -514,7 +514,8 @@ class PB2(PopulationBasedTraining):
         kappa: weight of the GP's standard deviation in the bound.
         window: gains the model is fitted to (the most recent).
         candidates: random points the bound is maximised over.
-        *args, **kwargs: as :class:`PopulationBasedTraining`.
+
+    The other arguments are :class:`PopulationBasedTraining`'s.
     """
 
     def __init__(
