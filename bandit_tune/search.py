@@ -1001,7 +1001,9 @@ class BanditTuner:
             arms = self.scheduler_.runner.arms
             #: Population-based training: every exploit (who copied whom, when, old
             #: and new values), in order.
-            self.lineage_ = pd.DataFrame(lineage_rows({a.arm_id: a.to_json() for a in arms}))
+            rows = lineage_rows({a.arm_id: a.to_json() for a in arms})
+            columns = ["order", "arm_id", "left_at", "donor", "donor_step"]
+            self.lineage_ = pd.DataFrame(rows, columns=None if rows else columns)
             #: The best arm's schedule: the values its model trained with, epoch range
             #: by epoch range (through the arms it copied); retrain with it.
             self.best_schedule_ = list(best["schedule"])
