@@ -623,6 +623,12 @@ class BanditTuner:
         configs = self._configs(space)
         if resume is not None and "configs" in resume.get("extra", {}):
             configs = list(resume["extra"]["configs"])
+        check_population = getattr(policy, "check_population", None)
+        if mutable and callable(check_population):
+            import warnings
+
+            for warning in check_population(configs):
+                warnings.warn(warning, UserWarning, stacklevel=3)
 
         slots = self._slots(resources)
         scheduler, source = self._scheduler(policy, limits, slots, configs)

@@ -370,3 +370,14 @@ def test_pb2_runs_a_population_reproducibly_and_resumes(synch):
     again = _pb2(synch=synch)
     again.load_state_dict(state)
     assert again._gains == first.policy._gains and again._previous == first.policy._previous
+
+
+def test_a_population_that_could_never_exploit_is_refused_and_a_partial_one_warned():
+    policy = pbt(population_size=4)
+    lone = [{"lr": 0.1, "dropout": d} for d in (0.1, 0.2, 0.3, 0.4)]
+    with pytest.raises(ValueError, match=r"no two arms .* share their values of \['dropout'\]"):
+        policy.check_population(lone)
+    mixed = [{"lr": 0.1, "units": u} for u in (32, 32, 64, 16)]
+    (warning,) = policy.check_population(mixed)
+    assert "2 of 4 arms" in warning and "['units']" in warning
+    assert policy.check_population([{"lr": lr, "units": 32} for lr in LRS[:4]]) == []

@@ -233,3 +233,18 @@ def test_pb2_searches_keras_arms_on_the_pool(tmp_path, digits_small):
     assert len(tuner.lineage_) >= 1 and len(policy._gains) >= 4
     for plan in tuner.results_["schedule"]:
         assert all(1e-3 <= seg["learning_rate"] <= 0.5 for seg in plan)
+
+
+def test_a_population_whose_arms_share_no_fixed_values_fails_before_training(
+    tmp_path, digits_small
+):
+    (x, y), (xv, yv), _ = digits_small
+    tuner = bt.RandomSearch(
+        build_model, objective="val_accuracy", max_epochs=4,
+        policy=_pbt(hyperparam_mutations={"learning_rate": None}),  # dropout varies per arm
+        hyperparameters=_fixed_units(), directory=str(tmp_path), project_name="lone",
+        backend="pool", verbose=False,
+    )
+    with pytest.raises(ValueError, match=r"share their values of \['dropout'\]"):
+        tuner.search(x, y, validation_data=(xv, yv))
+    assert not glob.glob(os.path.join(tuner.project_dir, "arms", "*"))

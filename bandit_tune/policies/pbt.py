@@ -326,8 +326,44 @@ class PopulationBasedTraining(ArmPolicy):
 
     def _architecture(self, arm_id: str) -> str:
         """The arm's fixed (not mutable) values: weights move only between equal ones."""
-        config = self._config[arm_id]
+        return self._fixed_values(self._config[arm_id])
+
+    def _fixed_values(self, config: dict[str, Any]) -> str:
         return repr(sorted((k, repr(v)) for k, v in config.items() if k not in self.mutations))
+
+    def check_population(self, configs: Sequence[dict[str, Any]]) -> list[str]:
+        """Check the configurations the population will start from; returns warnings.
+
+        Arms exploit only arms with the same values outside ``hyperparam_mutations``.
+        Raises ``ValueError`` when no two of the first ``population_size`` share them
+        (no arm could ever exploit another); warns when some arm shares them with none.
+        """
+        population = list(configs)[: self.population_size]
+        groups: dict[str, int] = {}
+        for config in population:
+            key = self._fixed_values(config)
+            groups[key] = groups.get(key, 0) + 1
+        fixed = sorted({k for c in population for k in c if k not in self.mutations})
+        varying = [k for k in fixed if len({repr(c.get(k)) for c in population}) > 1]
+        way = (
+            "add them to hyperparam_mutations if they leave the model's variables alone, "
+            "or fix them (hyperparameters= with hp.Fixed)"
+        )
+        if len(population) > 1 and max(groups.values()) < 2:
+            raise ValueError(
+                f"{type(self).__name__}: no two arms of the population share their values of "
+                f"{varying}, which are not in hyperparam_mutations, so no arm could ever "
+                f"exploit another (weights move only between arms with equal values of the "
+                f"hyperparameters that do not change); {way}"
+            )
+        alone = sum(1 for n in groups.values() if n == 1)
+        if alone:
+            return [
+                f"{type(self).__name__}: {alone} of {len(population)} arms share their values "
+                f"of {varying} (not in hyperparam_mutations) with no other arm and will never "
+                f"exploit or be exploited; {way}"
+            ]
+        return []
 
     def _ranked(self) -> list[str]:
         """Live arms with a checkpoint, worst first (ties: the later-added first)."""
