@@ -40,6 +40,11 @@ def keep_paused_model(key: str, model: Any, epoch: int) -> None:
         _PAUSED_MODELS.popitem(last=False)
 
 
+def forget_paused_model(key: str) -> None:
+    """The model kept for ``key`` trains on: it no longer holds its checkpoint's epoch."""
+    _PAUSED_MODELS.pop(key, None)
+
+
 def take_paused_model(key: str, epoch: int) -> Any:
     """The model kept for ``key`` if it is exactly at ``epoch`` (else ``None``); forgets it."""
     kept = _PAUSED_MODELS.pop(key, None)
@@ -183,6 +188,9 @@ def train_arm(
         max_epochs,
         extra=setup,
         on_checkpoint=lambda epoch: keep_paused_model(key, model, epoch),
+        # a retry after an error in this process must not take the model, trained on
+        # since, for its checkpoint's epoch
+        on_train_on=lambda: forget_paused_model(key),
         objective=objective,
         best=best,
         companions=own,

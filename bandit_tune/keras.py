@@ -179,6 +179,8 @@ class ReportCallback(keras.callbacks.Callback):
         extra: constant keys added to every report.
         on_checkpoint: called with the epoch after each checkpoint is written,
             before it is reported (the trainable keeps the model for a quick resume).
+        on_train_on: called when an epoch starts after a checkpoint: the model kept
+            at that checkpoint is no longer at its epoch (the trainable forgets it).
         objective: ``(metric, "max" | "min")``: the best epoch's weights are kept and
             saved with each checkpoint, so the tuner can return the model at the
             epoch its best score refers to (as keras-tuner does).
@@ -203,9 +205,11 @@ class ReportCallback(keras.callbacks.Callback):
         best: Best | None = None,
         companions: list[Any] | None = None,
         latency: bool = False,
+        on_train_on: Any = None,
     ) -> None:
         super().__init__()
         self.latency = latency
+        self.on_train_on = on_train_on
         self._sizes: dict[str, float] = {}
         self.companions = list(companions or [])
         self.on_checkpoint = on_checkpoint
@@ -223,6 +227,8 @@ class ReportCallback(keras.callbacks.Callback):
 
     def on_epoch_begin(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
         """Start the epoch's clock."""
+        if self.on_train_on is not None and self.last_checkpoint and epoch >= self.last_checkpoint:
+            self.on_train_on()
         self._epoch_started = time.perf_counter()
 
     def _final_epoch(self) -> int | None:

@@ -381,3 +381,25 @@ def test_a_population_that_could_never_exploit_is_refused_and_a_partial_one_warn
     (warning,) = policy.check_population(mixed)
     assert "2 of 4 arms" in warning and "['units']" in warning
     assert policy.check_population([{"lr": lr, "units": 32} for lr in LRS[:4]]) == []
+
+
+def test_a_model_kept_at_a_checkpoint_is_forgotten_once_it_trains_on():
+    """The in-memory resume cache: a model kept at epoch 3 that trains on is not epoch 3."""
+    pytest.importorskip("keras")
+    from bandit_tune.arm import forget_paused_model, keep_paused_model, take_paused_model
+    from bandit_tune.keras import ReportCallback
+
+    called = []
+    reporter = ReportCallback([3, 6], 9, on_train_on=lambda: called.append(True))
+    reporter.on_epoch_begin(0)
+    assert not called  # no checkpoint yet
+    reporter.last_checkpoint = 3
+    reporter.on_epoch_begin(3)  # the 4th epoch starts: training goes on past the checkpoint
+    assert called == [True]
+
+    model = object()
+    keep_paused_model("arm-x", model, 3)
+    assert take_paused_model("arm-x", 3) is model  # paused at 3, resumed at 3: in memory
+    keep_paused_model("arm-x", model, 3)
+    forget_paused_model("arm-x")
+    assert take_paused_model("arm-x", 3) is None  # trained on since: rebuilt from disk
