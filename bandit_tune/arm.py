@@ -45,6 +45,38 @@ def forget_paused_model(key: str) -> None:
     _PAUSED_MODELS.pop(key, None)
 
 
+def peek_paused_model(key: str, epoch: int) -> Any:
+    """The model kept for ``key`` if it is exactly at ``epoch`` (else ``None``); keeps it."""
+    kept = _PAUSED_MODELS.get(key)
+    return kept[0] if kept is not None and kept[1] == epoch else None
+
+
+def copy_state(source: Any, target: Any) -> None:
+    """Give ``target`` (built with new values) ``source``'s weights and optimizer state.
+
+    The learning rate stays ``target``'s own (population-based training's exploit in
+    memory: the same as :func:`bandit_tune.keras.restore_arm` from the donor's checkpoint).
+    """
+    from bandit_tune.keras import _learning_rate_variable
+
+    target.set_weights(source.get_weights())
+    optimizer = getattr(target, "optimizer", None)
+    if optimizer is None:
+        return
+    if not optimizer.built:
+        optimizer.build(target.trainable_variables)
+    rate = _learning_rate_variable(optimizer)
+    value = None if rate is None else rate.numpy()
+    theirs = list(source.optimizer.variables)
+    mine = list(optimizer.variables)
+    if len(theirs) != len(mine):
+        raise ValueError("the donor's optimizer has other variables than the arm's")
+    for variable, saved in zip(mine, theirs):
+        variable.assign(saved.numpy())
+    if rate is not None:
+        rate.assign(value)
+
+
 def take_paused_model(key: str, epoch: int) -> Any:
     """The model kept for ``key`` if it is exactly at ``epoch`` (else ``None``); forgets it."""
     kept = _PAUSED_MODELS.pop(key, None)
@@ -146,6 +178,10 @@ def train_arm(
     resume_from = config.get(RESERVED_PREFIX + "checkpoint")
     config_arm_id = config.get(RESERVED_PREFIX + "arm_id")  # an arm re-created as a new trial
     config = plain_config(config)
+    # models kept in this worker's memory are found by arm id (an arm re-created as a
+    # new trial keeps its id; a donor is named by it)
+    key = str(config_arm_id or key)
+    in_memory_exploit = False
     if checkpoint is None and resume_from:
         # an arm of an interrupted search: continue from its last checkpoint
         checkpoint = tune.Checkpoint(resume_from)
@@ -157,14 +193,22 @@ def train_arm(
                 return
             # another arm's checkpoint (population-based training's exploit): the
             # model is built anew with the new values, and the donor's best is not ours
-            exploited = exploited_from(directory) is not None
+            origin = exploited_from(directory)
+            exploited = origin is not None
             best = None if exploited else checkpoint_best(directory)
             saved_states = checkpoint_callbacks(directory)
             model = take_paused_model(key, -1 if exploited else initial_epoch)
             _resumed_here = model is not None
             if model is None:
                 hp, (model,) = build_arm(config, hypermodel, cpus, 1)
-                initial_epoch = restore_arm(model, directory, keep_learning_rate=exploited)
+                donor = None
+                if origin is not None:  # the donor paused here at that step: copy in memory
+                    donor = peek_paused_model(str(origin["donor"]), int(origin["step"]))
+                if donor is not None:
+                    copy_state(donor, model)
+                    in_memory_exploit = True
+                else:
+                    initial_epoch = restore_arm(model, directory, keep_learning_rate=exploited)
             else:
                 hp = HyperParameters(config)
     if model is None:
@@ -176,12 +220,13 @@ def train_arm(
         "segment_started": time.time() - (time.perf_counter() - entered),
         "worker_pid": os.getpid(),
         "resumed_in_memory": _resumed_here,
+        "exploit_in_memory": in_memory_exploit,
         "initial_epoch": initial_epoch,
         "node_id": _node_id(),
     }
     from bandit_tune.callbacks import per_arm, restore_states
 
-    arm_name = str(config_arm_id or key)
+    arm_name = key
     own = [per_arm(copy.deepcopy(c), arm_name, 0, config) for c in callbacks]
     reporter = ReportCallback(
         checkpoint_epochs,

@@ -403,3 +403,29 @@ def test_a_model_kept_at_a_checkpoint_is_forgotten_once_it_trains_on():
     keep_paused_model("arm-x", model, 3)
     forget_paused_model("arm-x")
     assert take_paused_model("arm-x", 3) is None  # trained on since: rebuilt from disk
+
+
+def test_an_exploit_in_memory_copies_weights_and_optimizer_state_but_not_the_rate():
+    pytest.importorskip("keras")
+    import keras
+    from pbt_parts import build_model
+
+    from bandit_tune.arm import copy_state
+    from bandit_tune.space import HyperParameters
+
+    x = np.random.default_rng(0).random((64, 8, 8)).astype("float32")
+    y = np.arange(64) % 10
+    donor = build_model(HyperParameters({"units": 16, "dropout": 0.1, "learning_rate": 0.2}))
+    donor.fit(x, y, epochs=2, verbose=0)
+    arm = build_model(HyperParameters({"units": 16, "dropout": 0.4, "learning_rate": 0.01}))
+    copy_state(donor, arm)
+    for mine, theirs in zip(arm.get_weights(), donor.get_weights()):
+        np.testing.assert_array_equal(mine, theirs)
+    for mine, theirs in zip(arm.optimizer.variables, donor.optimizer.variables):
+        if mine.name == "learning_rate":
+            assert float(mine.numpy()) == pytest.approx(0.01) and float(theirs.numpy()) != 0.01
+        else:
+            np.testing.assert_array_equal(mine.numpy(), theirs.numpy())
+    assert int(arm.optimizer.iterations.numpy()) == 2 * 2  # two epochs of two batches
+    assert arm.layers[2].rate == 0.4  # its own dropout
+    keras.backend.clear_session()

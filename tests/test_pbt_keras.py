@@ -101,6 +101,10 @@ def test_an_exploited_arm_starts_from_exactly_the_donors_state_with_its_new_valu
         if int(d["epoch"]) == 2 and np.isclose(d["opt1"], lr, rtol=0, atol=0)
     ]
     assert len(starts) == 1, [float(d["opt1"]) for d in _dumps(dumps)]
+    # from the donor's model in the worker's memory (it paused there at that step) or
+    # from the copy of its checkpoint: the same state either way
+    in_memory = [r["exploit_in_memory"] for r in arm.results if "exploit_in_memory" in r]
+    print("exploit in memory:", any(in_memory))
     start = starts[0]
     weights = [start[f"w{i}"] for i in range(len(donor_weights))]
     for got, want in zip(weights, donor_weights):

@@ -298,6 +298,11 @@ class ArmWorker:
 
         for arm_id in list(self.arms):
             self.drop(arm_id)
+        import sys
+
+        kept = getattr(sys.modules.get("bandit_tune.arm"), "_PAUSED_MODELS", None)
+        if kept is not None:
+            kept.clear()  # models of an earlier search's arms (arm ids repeat across searches)
         self.cls, self.root, self.step_key = cls, root, step_key
         self.save_at = set(save_at or ())
         self.parameters = {k: ray.get(v) for k, v in (parameters or {}).items()}
