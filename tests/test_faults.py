@@ -268,9 +268,13 @@ def _run_until(directory, ready, deadline_s=240, mode="search"):
             return driver, snapshot
         if driver.poll() is not None:
             break
-    out = driver.stdout.read() if driver.poll() is not None else ""
+    code = driver.poll()
+    out = driver.stdout.read() if code is not None else ""
     _kill_tree(driver.pid)
-    pytest.fail(f"the search never reached the point to interrupt it: {out[-3000:]}")
+    # the exit code tells a signal (negative) from an error; the output the rest
+    pytest.fail(
+        f"the search never reached the point to interrupt it (exit code {code}): {out[-3000:]}"
+    )
 
 
 def _finish(directory, mode="search"):
