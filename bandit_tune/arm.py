@@ -57,7 +57,7 @@ def copy_state(source: Any, target: Any) -> None:
     The learning rate stays ``target``'s own (population-based training's exploit in
     memory: the same as :func:`bandit_tune.keras.restore_arm` from the donor's checkpoint).
     """
-    from bandit_tune.keras import _learning_rate_variable
+    from bandit_tune.keras import keeping_learning_rate
 
     target.set_weights(source.get_weights())
     optimizer = getattr(target, "optimizer", None)
@@ -65,16 +65,13 @@ def copy_state(source: Any, target: Any) -> None:
         return
     if not optimizer.built:
         optimizer.build(target.trainable_variables)
-    rate = _learning_rate_variable(optimizer)
-    value = None if rate is None else rate.numpy()
     theirs = list(source.optimizer.variables)
     mine = list(optimizer.variables)
     if len(theirs) != len(mine):
         raise ValueError("the donor's optimizer has other variables than the arm's")
-    for variable, saved in zip(mine, theirs):
-        variable.assign(saved.numpy())
-    if rate is not None:
-        rate.assign(value)
+    with keeping_learning_rate(optimizer):
+        for variable, saved in zip(mine, theirs):
+            variable.assign(saved.numpy())
 
 
 def take_paused_model(key: str, epoch: int) -> Any:

@@ -10,12 +10,13 @@ retraining an epoch.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
 import tempfile
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 import keras
@@ -103,18 +104,24 @@ def restore_arm(model: keras.Model, directory: str, keep_learning_rate: bool = F
     if optimizer is not None and not optimizer.built:
         # Build the optimizer first so its saved variables have somewhere to go.
         optimizer.build(model.trainable_variables)
-    rate = _learning_rate_variable(optimizer) if keep_learning_rate else None
-    value = None if rate is None else rate.numpy()
-    model.load_weights(os.path.join(directory, _WEIGHTS))
-    if rate is not None:
-        rate.assign(value)
+    with keeping_learning_rate(optimizer if keep_learning_rate else None):
+        model.load_weights(os.path.join(directory, _WEIGHTS))
     return checkpoint_epoch(directory)
 
 
-def _learning_rate_variable(optimizer: Any) -> Any:
-    """The optimizer's learning-rate variable (``None``: a schedule, or no optimizer)."""
+@contextlib.contextmanager
+def keeping_learning_rate(optimizer: Any) -> Iterator[None]:
+    """Whatever the block loads into ``optimizer``, its learning rate stays as it was.
+
+    ``None`` (or a learning-rate schedule): nothing is kept.
+    """
     rate = getattr(optimizer, "_learning_rate", None)
-    return rate if hasattr(rate, "assign") and hasattr(rate, "numpy") else None
+    if not (hasattr(rate, "assign") and hasattr(rate, "numpy")):
+        yield
+        return
+    value = rate.numpy()
+    yield
+    rate.assign(value)
 
 
 def _checkpoint_state(directory: str) -> dict[str, Any]:

@@ -220,6 +220,15 @@ class PopulationBasedTraining(ArmPolicy):
 
     def explore(self, config: dict[str, Any], rng: np.random.Generator) -> dict[str, Any]:
         """A new configuration: ``config`` with each mutable value resampled or perturbed."""
+        new = self._explore(config, rng)
+        if self.custom_explore_fn is not None:
+            explored = self.custom_explore_fn(dict(new))
+            self.check_config(new, explored)
+            new = dict(explored)
+        return new
+
+    def _explore(self, config: dict[str, Any], rng: np.random.Generator) -> dict[str, Any]:
+        """The built-in explore step (before ``custom_explore_fn``)."""
         new = dict(config)
         for key, spec in self.mutations.items():
             value = config.get(key)
@@ -232,10 +241,6 @@ class PopulationBasedTraining(ArmPolicy):
                 new[key] = _plain(_sample(spec, rng))
             else:
                 new[key] = _plain(self._perturb(spec, value, rng))
-        if self.custom_explore_fn is not None:
-            explored = self.custom_explore_fn(dict(new))
-            self.check_config(new, explored)
-            new = dict(explored)
         return new
 
     def _perturb(self, spec: Any, value: Any, rng: np.random.Generator) -> Any:
@@ -600,9 +605,9 @@ class PB2(PopulationBasedTraining):
             self._previous[arm_id] = self._score[exploit.donor]
         return pending
 
-    def explore(self, config: dict[str, Any], rng: np.random.Generator) -> dict[str, Any]:
+    def _explore(self, config: dict[str, Any], rng: np.random.Generator) -> dict[str, Any]:
         """PBT's explore, with the bounded numeric values chosen by the GP's upper bound."""
-        new = super().explore(config, rng)
+        new = super()._explore(config, rng)
         names = self._numeric()
         if not names or len(self._gains) < 2 * len(names) + 2:
             return new
@@ -619,10 +624,6 @@ class PB2(PopulationBasedTraining):
         best = points[int(np.argmax(mean + self.kappa * std))]
         for name, u in zip(names, best[1:]):
             new[name] = _plain(_from_unit(self.mutations[name], float(u)))
-        if self.custom_explore_fn is not None:
-            explored = self.custom_explore_fn(dict(new))
-            self.check_config(new, explored)
-            new = dict(explored)
         return new
 
     def state_dict(self) -> dict[str, Any]:

@@ -379,16 +379,12 @@ class PoolSearch:
 
     def _forget_exploited(self) -> None:
         """Arms that took an exploit go on from the donor's checkpoint, not from a worker's copy."""
-        for arm_id in self.runner.take_exploited():
+        exploited = self.runner.take_exploited()
+        for arm_id in exploited:
             if arm_id in self.saving:
                 self.stale.add(arm_id)  # its pause's save must not replace the copy
                 del self.saving[arm_id]
-            if arm_id in self.running:
-                continue  # its step's result is being handled: the worker drops it then
-            w = self.where.pop(arm_id, None)
-            if w is not None:
-                self.held[w].pop(arm_id, None)
-                self.workers[w].drop.remote(arm_id)
+        self._end(exploited)  # a worker that holds one forgets it
 
     def _fill(self) -> None:
         runner = self.runner
