@@ -145,8 +145,6 @@ def train_arm(
     """
     import time
 
-    from ray import tune
-
     from bandit_tune import session
     from bandit_tune.driver.exploit import exploited_from
     from bandit_tune.runtime import import_keras_lean, unpack
@@ -169,7 +167,6 @@ def train_arm(
     initial_epoch, _resumed_here, hp, best = 0, False, None, None
     saved_states: list[Any] = []
     model = None
-    checkpoint = session.get_checkpoint()
     from bandit_tune.driver.arms import RESERVED_PREFIX, plain_config
 
     resume_from = config.get(RESERVED_PREFIX + "checkpoint")
@@ -179,11 +176,9 @@ def train_arm(
     # new trial keeps its id; a donor is named by it)
     key = str(config_arm_id or key)
     in_memory_exploit = False
-    if checkpoint is None and resume_from:
-        # an arm of an interrupted search: continue from its last checkpoint
-        checkpoint = tune.Checkpoint(resume_from)
-    if checkpoint is not None:
-        with checkpoint.as_directory() as directory:
+    # the runner's checkpoint, else (an arm of an interrupted search) the snapshot's
+    with session.checkpoint_directory(resume_from) as directory:
+        if directory is not None:
             initial_epoch = checkpoint_epoch(directory)
             if initial_epoch >= max_epochs:  # nothing left to train: build nothing
                 report_finished(checkpoint_logs(directory), initial_epoch)
@@ -262,9 +257,7 @@ def train_arm(
         # checkpoint: save the model as it ends.
         with tempfile.TemporaryDirectory() as directory:
             save_arm(model, directory, reporter.last_epoch, reporter.last_logs, reporter.best)
-            session.report(
-                dict(reporter.last_logs), checkpoint=tune.Checkpoint.from_directory(directory)
-            )
+            session.report(dict(reporter.last_logs), checkpoint=directory)
 
 
 def report_finished(logs: dict[str, float], epoch: int) -> None:

@@ -97,8 +97,6 @@ def train_arm_cv(
     report carries the model's ``params`` (and ``latency_ms`` with ``latency``),
     measured on the first fold's model.
     """
-    from ray import tune
-
     from bandit_tune import session
     from bandit_tune.runtime import import_keras_lean, unpack
 
@@ -126,11 +124,10 @@ def train_arm_cv(
     config = plain_config(config)
     epoch = 0
     states: dict[int, list[Any]] = {}
-    checkpoint = session.get_checkpoint()
-    if checkpoint is None and resume_from:
-        checkpoint = tune.Checkpoint(resume_from)  # an arm of an interrupted search
-    if checkpoint is not None:
-        with checkpoint.as_directory() as directory:
+    models: list[Any] = []
+    # the runner's checkpoint, else (an arm of an interrupted search) the snapshot's
+    with session.checkpoint_directory(resume_from) as directory:
+        if directory is not None:
             fold0 = os.path.join(directory, "fold0")
             epoch = checkpoint_epoch(fold0)
             if epoch >= max_epochs:  # nothing left to train: build nothing
@@ -143,7 +140,7 @@ def train_arm_cv(
             for k, model in enumerate(models):
                 restore_arm(model, os.path.join(directory, f"fold{k}"), exploited)
                 states[k] = checkpoint_callbacks(os.path.join(directory, f"fold{k}"))
-    else:
+    if not models:
         hp, models = build_arm(config, hypermodel, cpus, len(folds))
     # each fold's own copies of the callbacks, kept across segments (EarlyStopping's
     # count goes on from one rung to the next, and across a pause)
@@ -205,7 +202,7 @@ def train_arm_cv(
                         save_arm(
                             model, os.path.join(directory, f"fold{k}"), done, logs, None, own[k]
                         )
-                    session.report(metrics, checkpoint=tune.Checkpoint.from_directory(directory))
+                    session.report(metrics, checkpoint=directory)
                 if diverged:
                     return
             else:

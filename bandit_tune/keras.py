@@ -22,10 +22,11 @@ from typing import Any
 import keras
 import numpy as np
 
+from bandit_tune.model_state import load_state, save_state
+
 EPOCH_KEY = "epoch"
 """Result key holding the number of epochs the arm has trained (1-based)."""
 
-_WEIGHTS = "model.weights.h5"
 _STATE = "arm.json"
 _BEST = "best.npz"
 
@@ -43,14 +44,14 @@ def save_arm(
 ) -> None:
     """Write weights, optimizer state and ``epoch`` into ``directory``.
 
-    Keras 3 stores the optimizer's variables (moments, iteration count) in the
-    same ``.weights.h5`` file as the layers' weights; no pickle is involved, so
-    loading it back is safe. ``best`` (the best epoch so far) is kept beside it:
+    The layers' and the optimizer's variables (moments, iteration count) go into
+    one file (:mod:`bandit_tune.model_state`); no pickle is involved, so loading
+    it back is safe. ``best`` (the best epoch so far) is kept beside it:
     its epoch and value, and its weights when they are not the model's own.
     ``callbacks`` (the arm's own) save what must survive a pause (see
     :func:`bandit_tune.callbacks.callback_states`).
     """
-    model.save_weights(os.path.join(directory, _WEIGHTS))
+    save_state(model, directory)
     state: dict[str, Any] = {"epoch": epoch, "logs": _plain_logs(logs or {})}
     if callbacks:
         from bandit_tune.callbacks import callback_states
@@ -105,7 +106,7 @@ def restore_arm(model: keras.Model, directory: str, keep_learning_rate: bool = F
         # Build the optimizer first so its saved variables have somewhere to go.
         optimizer.build(model.trainable_variables)
     with keeping_learning_rate(optimizer if keep_learning_rate else None):
-        model.load_weights(os.path.join(directory, _WEIGHTS))
+        load_state(model, directory)
     return checkpoint_epoch(directory)
 
 
@@ -253,8 +254,6 @@ class ReportCallback(keras.callbacks.Callback):
 
     def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
         """Report this epoch (1-based ``epoch`` key) and maybe a checkpoint."""
-        from ray import tune
-
         from bandit_tune import session
 
         done = epoch + 1
@@ -284,7 +283,7 @@ class ReportCallback(keras.callbacks.Callback):
                 self.last_checkpoint = done
                 if self.on_checkpoint is not None and done != self._final_epoch():
                     self.on_checkpoint(done)
-                session.report(metrics, checkpoint=tune.Checkpoint.from_directory(directory))
+                session.report(metrics, checkpoint=directory)
         else:
             session.report(metrics)
 

@@ -578,7 +578,7 @@ class BanditTuner:
         # The helper imports Keras, records the space and tries one model on a sample of
         # the data (~7 s of CPU) while Ray starts and Ray Tune is imported here (~4 s
         # each); ray.init must stay on the main thread. Ray Tune is imported only now:
-        # its ~3 s then overlap the recording.
+        # its ~3 s then overlap the recording (and not at all for backend="pool").
         recording: Any = None
         mutable = sorted(getattr(policy, "mutable_keys", None) or ())
         if self.backend == "pool":
@@ -599,10 +599,11 @@ class BanditTuner:
                 start_workers(
                     self._slots(resources), self.cpus_per_arm, self.gpus_per_arm, keras=True
                 )
-            from ray import tune
-
             from bandit_tune.callbacks import absolute_paths
             from bandit_tune.runtime import Packed
+
+            if self.backend != "pool":  # the pool's search never needs Ray Tune
+                from ray import tune  # noqa: F401 - imported while the space is recorded
         except BaseException:
             recording.cancel()
             raise
@@ -683,6 +684,8 @@ class BanditTuner:
             )
             self._arm_errors = dict(source.errors)
             return self._finish_search(scheduler, limits, max_epochs, steps)
+        from ray import tune
+
         from bandit_tune.pool import shutdown_pool
 
         shutdown_pool()  # idle pool workers of an earlier search would hold the CPUs

@@ -8,6 +8,8 @@ pool's long-lived workers.
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from typing import Any
 
 
@@ -17,8 +19,12 @@ def _pool_arm() -> Any:
     return current_arm()
 
 
-def report(metrics: dict[str, Any], checkpoint: Any = None) -> None:
-    """Report one epoch's metrics (and a ``ray.tune.Checkpoint``) to whoever runs the arm."""
+def report(metrics: dict[str, Any], checkpoint: str | None = None) -> None:
+    """Report one epoch's metrics (and a checkpoint folder) to whoever runs the arm.
+
+    ``checkpoint`` is a local folder: Ray Tune copies it into its storage, the pool
+    into the project's folder, before this returns.
+    """
     arm = _pool_arm()
     if arm is not None:
         arm.report(metrics, checkpoint)
@@ -28,17 +34,29 @@ def report(metrics: dict[str, Any], checkpoint: Any = None) -> None:
     if checkpoint is None:
         tune.report(metrics)
     else:
-        tune.report(metrics, checkpoint=checkpoint)
+        tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(checkpoint))
 
 
-def get_checkpoint() -> Any:
-    """The ``ray.tune.Checkpoint`` the arm starts from, or ``None``."""
-    from ray import tune
+@contextlib.contextmanager
+def checkpoint_directory(resume_from: str | None = None) -> Iterator[str | None]:
+    """The local folder of the checkpoint the arm starts from, or ``None``.
 
+    The runner's own (a paused or exploited arm) comes first; else ``resume_from``,
+    the folder an interrupted search's snapshot names. Ray Tune's checkpoints in
+    remote storage are fetched for the block. The pool's arms never import Ray Tune.
+    """
     arm = _pool_arm()
     if arm is not None:
-        return None if arm.start_checkpoint is None else tune.Checkpoint(arm.start_checkpoint)
-    return tune.get_checkpoint()
+        yield arm.start_checkpoint or resume_from
+        return
+    from ray import tune
+
+    checkpoint = tune.get_checkpoint()
+    if checkpoint is None:
+        yield resume_from
+        return
+    with checkpoint.as_directory() as directory:
+        yield directory
 
 
 def arm_key() -> str:

@@ -61,7 +61,8 @@ def summary(tuner):
     }
 
 
-def hyperband(directory, address=None, retries=0, max_epochs=9, **kwargs):
+def hyperband(directory, address=None, retries=0, max_epochs=9, slow=0.0, **kwargs):
+    """Hyperband(9, 3) on digits; ``slow`` seconds added to each epoch (0.3 on the pool)."""
     from conftest import small_build_model
 
     import bandit_tune
@@ -86,9 +87,11 @@ def hyperband(directory, address=None, retries=0, max_epochs=9, **kwargs):
 
         callbacks.append(RecordPlacement(os.path.join(directory, "placement.jsonl")))
     if kwargs.get("backend") == "pool":
+        slow = slow or 0.3  # the pool is fast: leave a fault time to land
+    if slow:
         from fault_callbacks import SlowEpochs
 
-        callbacks.append(SlowEpochs(0.3))  # the pool is fast: leave a fault time to land
+        callbacks.append(SlowEpochs(slow))
     tuner.search(x, y, validation_data=(xv, yv), batch_size=50, callbacks=callbacks)
     return tuner
 
@@ -162,8 +165,10 @@ def main():
         backend = "pool" if mode.endswith("pool") else "tune"
         cluster_run(directory, lose_after=4, search=pbt, summarize=pbt_summary, backend=backend)
         return
-    if mode == "search":
-        tuner = hyperband(directory)
+    if mode in ("search", "search-slow"):
+        # search-slow: a Ctrl-C must land while an arm trains between rungs, also when
+        # the machine is loaded and the signal comes a second after the snapshot was read
+        tuner = hyperband(directory, slow=0.2 if mode == "search-slow" else 0.0)
         print("SUMMARY " + json.dumps(summary(tuner)), flush=True)
     elif mode == "search-pool":
         tuner = hyperband(directory, backend="pool")

@@ -151,7 +151,7 @@ def test_ctrl_c_then_two_kills_and_a_moved_folder_resume_where_it_stopped(tmp_pa
     """
     first = tmp_path / "first"
     state_path = first / "p" / "state.json"
-    driver = _driver(first)
+    driver = _driver(first, "search-slow")
     second = None
     try:
         deadline = time.monotonic() + 240
@@ -163,7 +163,7 @@ def test_ctrl_c_then_two_kills_and_a_moved_folder_resume_where_it_stopped(tmp_pa
             except (OSError, ValueError):
                 continue
             if second is None:
-                second = _driver(first)
+                second = _driver(first, "search-slow")
             if second.poll() is None:
                 continue  # interrupt only once the second driver has had its answer
             # an arm between rungs (1, 3, 9) that has a checkpoint: it must train on
@@ -209,12 +209,14 @@ def test_ctrl_c_then_two_kills_and_a_moved_folder_resume_where_it_stopped(tmp_pa
     for _ in range(2):
         seen = sum(len(r) for r in json.loads(state_path.read_text())["results"].values())
         killed, _ = _run_until(
-            first, lambda snap, seen=seen: sum(len(r) for r in snap["results"].values()) >= seen + 2
+            first,
+            lambda snap, seen=seen: sum(len(r) for r in snap["results"].values()) >= seen + 2,
+            mode="search-slow",
         )
         _kill_tree(killed.pid)
     moved = tmp_path / "elsewhere"
     shutil.move(str(first), str(moved))
-    out, stderr = _finish(moved)
+    out, stderr = _finish(moved, mode="search-slow")
     assert f"taking over the lock of project {moved / 'p'}" in stderr, stderr[-3000:]
     assert f"pid {killed.pid} on host" in stderr
     # the plan is finished exactly: every planned epoch, the planned arms at max_epochs
@@ -312,7 +314,7 @@ def _retrained_within_checkpoints(out):
 
 def test_ctrl_c_stops_the_search_at_once_and_the_same_call_resumes_it(tmp_path):
     """SIGINT mid-search: KeyboardInterrupt propagates, the state is saved, a re-run resumes."""
-    driver, _ = _run_until(tmp_path, _between_rungs)
+    driver, _ = _run_until(tmp_path, _between_rungs, mode="search-slow")
     driver.send_signal(signal.SIGINT)
     try:
         output, _ = driver.communicate(timeout=90)  # stops quickly, not after the search
@@ -328,7 +330,7 @@ def test_ctrl_c_stops_the_search_at_once_and_the_same_call_resumes_it(tmp_path):
         if arm["state"] == "running" and arm["last_step"] < 9
     }
     assert interrupted, saved["arms"]  # not recorded as stopped
-    out, _ = _finish(tmp_path)
+    out, _ = _finish(tmp_path, mode="search-slow")
     _assert_plan_met(out)
     _retrained_within_checkpoints(out)
     assert any(out["epochs"][a] > step for a, step in interrupted.items()), (

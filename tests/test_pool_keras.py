@@ -28,9 +28,20 @@ def _tuner(tmp_path, name, **kwargs):
 def test_a_pool_search_meets_the_plan_and_a_second_search_reuses_the_workers(
     ray_local, digits_small, tmp_path
 ):
+    import ray
+
+    from bandit_tune.pool import shutdown_pool
+    from bandit_tune.pool.lifecycle import _POOL
+
+    shutdown_pool()  # workers of this search alone: what they imported is its own doing
     (x, y), (xv, yv), (xt, yt) = digits_small
     tuner = _tuner(tmp_path, "first")
     tuner.search(x, y, validation_data=(xv, yv), batch_size=50)
+    # the pool's Keras arms never import Ray Tune (~1.4 s of CPU per worker at start-up)
+    shelves = [w for shelf in _POOL["workers"].values() for w in shelf]
+    imported = ray.get([w.call.remote(lambda: "ray.tune" in __import__("sys").modules)
+                        for w in shelves])
+    assert imported == [False] * len(shelves)
     rows = tuner.results_
     assert len(rows) == 17 and int(rows["epochs"].sum()) == 69  # Hyperband(9, 3)'s plan
     assert set(rows["status"]) <= {"completed", "stopped"} and rows["error"].isna().all()
@@ -42,8 +53,6 @@ def test_a_pool_search_meets_the_plan_and_a_second_search_reuses_the_workers(
     for arm_id, arm_rows in results.items():
         last = arm_rows[-1]
         assert last["optimizer_iterations"] == 12 * last["epoch"], arm_id  # 600 / 50
-    from bandit_tune.pool.lifecycle import _POOL
-
     workers = [w._actor_id for shelf in _POOL["workers"].values() for w in shelf]
     second = _tuner(tmp_path, "second")
     second.search(x, y, validation_data=(xv, yv), batch_size=50)
