@@ -23,13 +23,25 @@ from collections.abc import Callable
 from typing import Any
 
 
-def _record_and_check(hypermodel: Any, sample: Any, mutable: Any = ()) -> tuple[Any, str | None]:
+def _record_and_check(
+    hypermodel: Any, sample: Any, mutable: Any = (), clear: bool = True
+) -> tuple[Any, str | None]:
+    """The space and the fit check's problem; ``clear=False`` keeps Keras' session.
+
+    A pool worker passes ``clear=False``: ``keras.backend.clear_session`` runs a full
+    garbage collection (~0.2 s in a worker's heap, twice), and the worker's arms
+    clear the session themselves now and then.
+    """
     from bandit_tune.fit_check import check_fit
     from bandit_tune.hypermodel import check_mutable, record_hypermodel
 
-    space = record_hypermodel(hypermodel, sample)
+    space = record_hypermodel(hypermodel, sample, clear=clear)
     problem = check_mutable(hypermodel, space, mutable) if mutable else None
-    return space, problem or check_fit(hypermodel, space, sample)
+    return space, problem or check_fit(hypermodel, space, sample, clear=clear)
+
+
+def _record_in_worker(hypermodel: Any, sample: Any, mutable: Any = ()) -> tuple[Any, str | None]:
+    return _record_and_check(hypermodel, sample, mutable, clear=False)
 
 
 class SpaceRecording:
@@ -114,7 +126,7 @@ class WorkerRecording:
 
     def __init__(self, worker: Any, hypermodel: Any, sample: Any = None, mutable: Any = ()) -> None:
         self.hypermodel, self.sample, self.mutable = hypermodel, sample, list(mutable)
-        self._ref = worker.call.remote(_record_and_check, hypermodel, sample, self.mutable)
+        self._ref = worker.call.remote(_record_in_worker, hypermodel, sample, self.mutable)
 
     def result(self) -> tuple[Any, str | None]:
         """See :meth:`SpaceRecording.result`."""

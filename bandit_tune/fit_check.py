@@ -114,11 +114,14 @@ def short_error(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text}"
 
 
-def check_fit(hypermodel: Any, space: Any, data: Any) -> str | None:
+def check_fit(hypermodel: Any, space: Any, data: Any, clear: bool = True) -> str | None:
     """Build one model with the default hyperparameters and try it on ``data``'s samples.
 
     Returns a sentence saying what does not fit, or ``None``. ``data`` is
-    :func:`sample`'s output.
+    :func:`sample`'s output. The samples go through the model eagerly (no graph
+    to trace); only what fails eagerly is tried again as Keras runs it in a search
+    (a traced function), and reported if it fails there too. ``clear``: end with
+    ``keras.backend.clear_session()``.
     """
     import keras
 
@@ -153,20 +156,39 @@ def check_fit(hypermodel: Any, space: Any, data: Any) -> str | None:
         if problem is not None:
             return problem
         count = min(SAMPLES, len(np.asarray(y))) if y is not None else None
-        try:
-            model.evaluate(x, None if y is None else _head(y, count), verbose=0, batch_size=SAMPLES)
-        except Exception as exc:  # noqa: BLE001 — said in words below
-            return f"the model fails on the first samples of x and y: {short_error(exc)}"
+        error = _evaluate(model, x, None if y is None else _head(y, count))
+        if error is not None:
+            return f"the model fails on the first samples of x and y: {short_error(error)}"
         if validation is not None:
-            try:
-                model.evaluate(
-                    validation[0], _head(validation[1], SAMPLES), verbose=0, batch_size=SAMPLES
-                )
-            except Exception as exc:  # noqa: BLE001
-                return f"the model fails on the validation data: {short_error(exc)}"
+            error = _evaluate(model, validation[0], _head(validation[1], SAMPLES))
+            if error is not None:
+                return f"the model fails on the validation data: {short_error(error)}"
         return None
     finally:
-        keras.backend.clear_session()
+        if clear:
+            keras.backend.clear_session()
+
+
+def _evaluate(model: Any, x: Any, y: Any) -> BaseException | None:
+    """``model.evaluate`` on the samples, eagerly first; the error if it fails both ways."""
+    eager = getattr(model, "run_eagerly", False)
+    try:
+        model.run_eagerly = True
+        model.evaluate(x, y, verbose=0, batch_size=SAMPLES)
+        return None
+    except Exception:  # noqa: BLE001 — maybe only eagerly: tried as a search runs it
+        pass
+    finally:
+        try:
+            model.run_eagerly = eager
+            model.test_function = None  # Keras keeps the eager one otherwise
+        except Exception:  # noqa: BLE001 — a model whose attributes are read-only
+            pass
+    try:
+        model.evaluate(x, y, verbose=0, batch_size=SAMPLES)
+    except Exception as exc:  # noqa: BLE001 — said in words by the caller
+        return exc
+    return None
 
 
 def _check_input_shape(model: Any, x: Any, label: str) -> str | None:

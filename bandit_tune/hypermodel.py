@@ -259,13 +259,17 @@ class _FitRecorder:
     evaluate = predict = fit
 
 
-def record_hypermodel(hypermodel: HyperModel, sample: Any = None) -> SearchSpace:
+def record_hypermodel(
+    hypermodel: HyperModel, sample: Any = None, clear: bool = True
+) -> SearchSpace:
     """Record the space ``hypermodel.build`` (and a ``fit`` override) declares.
 
     A ``fit`` override runs against a stand-in model that does not train; with
     ``sample`` (``(x, y, validation_data)``, a few rows of the search's data, as
     :func:`bandit_tune.fit_check.sample` gives) it gets real data, so a custom
     training loop declares what it declares before it first calls the model.
+    ``clear``: end with ``keras.backend.clear_session()`` (the models built here
+    are dropped either way).
     """
     import keras
 
@@ -287,7 +291,8 @@ def record_hypermodel(hypermodel: HyperModel, sample: Any = None) -> SearchSpace
     try:
         return record_space(build)
     finally:
-        keras.backend.clear_session()
+        if clear:
+            keras.backend.clear_session()
 
 
 MUTABLE_PROBLEM = "hyperparam_mutations: "

@@ -109,3 +109,33 @@ def test_short_error_drops_tensorflow_graph_noise():
     assert short_error(error) == (
         "RuntimeError: Received a label value of 10 which is outside the valid range of [0, 10)."
     )
+
+
+def graph_only_model(hp):
+    """A model whose layer works only inside a traced function (as every search runs it)."""
+    import keras
+    import tensorflow as tf
+
+    class GraphOnly(keras.layers.Layer):
+        def call(self, inputs):
+            if tf.executing_eagerly():
+                raise RuntimeError("this layer runs only in a traced function")
+            return inputs
+
+    model = keras.Sequential(
+        [
+            keras.Input((8, 8)),
+            keras.layers.Flatten(),
+            GraphOnly(),
+            keras.layers.Dense(hp.Int("units", 4, 8, step=4), activation="relu"),
+            keras.layers.Dense(10, activation="softmax"),
+        ]
+    )
+    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
+    return model
+
+
+def test_the_samples_go_through_eagerly_and_a_graph_only_model_is_not_refused():
+    # eager first (no trace to pay); a failure there is tried again traced before it counts
+    assert _check(graph_only_model, X, Y, (X[:8], Y[:8])) is None
+    assert "fails on the first samples" in _check(graph_only_model, X, Y[:3])  # both ways
