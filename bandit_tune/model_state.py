@@ -48,10 +48,16 @@ def _saving_lib() -> Any:
 
 
 def _signature(model: Any) -> tuple[int, ...]:
+    """What must not change for the remembered variables to be the model's state.
+
+    A recompiled model (a new optimizer object) or an optimizer built since is
+    walked again.
+    """
     optimizer = getattr(model, "optimizer", None)
     built = bool(getattr(optimizer, "built", False))
     return (
         len(model.weights),
+        id(optimizer),
         int(built),
         len(optimizer.variables) if built else 0,
     )

@@ -95,3 +95,18 @@ def test_nothing_in_the_file_needs_pickle(tmp_path):
     model_state.save_state(model, str(tmp_path))
     with np.load(tmp_path / model_state.ARRAYS, allow_pickle=False) as saved:
         assert all(saved[name].dtype != object for name in saved.files)
+
+
+def test_a_recompiled_model_saves_its_new_optimizer_state(tmp_path):
+    x, y = _data()
+    model = _model()
+    model.fit(x, y, epochs=1, verbose=0)
+    os.makedirs(tmp_path / "a")
+    save_arm(model, str(tmp_path / "a"), 1)  # remembers the first optimizer's variables
+    model.compile(optimizer=keras.optimizers.Adam(1e-3), loss="sparse_categorical_crossentropy")
+    model.fit(x, y, epochs=1, verbose=0)
+    os.makedirs(tmp_path / "b")
+    save_arm(model, str(tmp_path / "b"), 2)
+    fresh = _model()
+    restore_arm(fresh, str(tmp_path / "b"))
+    assert _same(_state(model), _state(fresh))
