@@ -8,6 +8,8 @@ from typing import Any
 
 import numpy as np
 
+from bandit_tune.driver.arms import results_before_last_exploit
+
 OVERFIT_GAP = 0.05
 """Train-minus-validation gap that flags overfitting (objective units; relative for losses)."""
 UNDERFIT_GAP = 0.05
@@ -417,7 +419,7 @@ def arm_table(
                 history["epoch"].to_numpy() if "epoch" in history else np.arange(1, len(values) + 1)
             )
             finite = np.isfinite(values)
-            own = _since_last_exploit(arm, len(values))
+            own = results_before_last_exploit(arm, len(values))
             if own:  # an exploited arm's model holds only its epochs since then
                 finite[:own] = False
             if finite.any():
@@ -476,16 +478,6 @@ def arm_table(
     frame.attrs.update(objective=(objective_name, direction), params=list(names))
     add_diagnosis(frame, histories, objective_name, direction)
     return frame, histories
-
-
-def _since_last_exploit(arm: Any, n: int) -> int:
-    """How many of the arm's ``n`` results came before its last exploit (0: none)."""
-    if arm is None or not getattr(arm, "lineage", None):
-        return 0
-    labels = [d[2] for d in arm.decisions]
-    if "EXPLOIT" not in labels or len(labels) != n:
-        return 0
-    return n - labels[::-1].index("EXPLOIT")
 
 
 def cv_table(

@@ -12,7 +12,6 @@ offered to the policy first.
 from __future__ import annotations
 
 import collections
-import json
 import os
 import time
 from collections.abc import Callable
@@ -22,7 +21,8 @@ from ray.tune.experiment import Trial
 from ray.tune.schedulers import TrialScheduler
 
 from bandit_tune.driver.arms import RESERVED_PREFIX
-from bandit_tune.driver.runner import NEW, RESUME, WAIT, Runner
+from bandit_tune.driver.host import RunnerHost
+from bandit_tune.driver.runner import NEW, RESUME, WAIT
 from bandit_tune.policies.base import ArmPolicy, Decision, Exploit, PolicyError
 
 
@@ -43,7 +43,7 @@ class TooManyFailures(RuntimeError):
     """More arms failed one after another than ``max_consecutive_failed_trials`` allows."""
 
 
-class BanditScheduler(TrialScheduler):
+class BanditScheduler(RunnerHost, TrialScheduler):
     """A Ray Tune scheduler driven by an arm policy.
 
     Drop it into a plain ``ray.tune.Tuner``::
@@ -88,25 +88,9 @@ class BanditScheduler(TrialScheduler):
         time_attr: str = "training_iteration",
         objectives: list[tuple[str, str]] | None = None,
     ) -> None:
-        super().__init__()
-        if mode not in (None, "min", "max"):
-            raise ValueError(f"mode must be 'min' or 'max', got {mode!r}")
-        #: Several objectives' ``(metric, direction)``; ``None``: one metric.
-        self.objectives = [tuple(o) for o in objectives] if objectives else None
-        if self.objectives is not None:
-            metric, mode = self.objectives[0]
-        directions: Any = [d for _, d in self.objectives] if self.objectives else mode or "max"
-        #: The runner: the arm table, the loop, budgets and the snapshot.
-        self.runner = Runner(policy, mode=directions, metric=metric)
-        self._metric = metric
-        self._mode = mode
-        self.time_attr = time_attr
+        super().__init__(policy, metric, mode, time_attr, objectives)
         self._trials: dict[str, Trial] = {}  # arm id -> its current Ray trial
-        #: Ray trial id -> arm id, for arms re-created as new trials.
-        self.arm_of: dict[str, str] = {}
         self._chosen: Trial | None = None
-        #: The error that ended the search, if the policy or a result was at fault.
-        self.policy_error: Exception | None = None
         #: Whether the searcher re-creates arms from the runner's wake list (set by
         #: :class:`~bandit_tune.searchers.GatedSearcher`; a plain Ray searcher does not).
         self.recreates_arms = False
@@ -127,93 +111,12 @@ class BanditScheduler(TrialScheduler):
         self._decided: tuple[str, str | None] | None = None
         self._waited_at: tuple[int, int, bool] | None = None
         self._controller: Any = None  # the last TuneController seen (to stop trials)
-        #: Arms that may fail one after another before the search stops (keras-tuner's
-        #: ``max_consecutive_failed_trials``); ``None``: no limit.
-        self.max_consecutive_failures: int | None = None
-        self.failed_in_a_row = 0
         #: Hooks running now (a Ctrl-C waits for them: the runner stays consistent).
         self.busy = 0
         #: Set by a Ctrl-C that came while a hook ran: raised as the hook returns.
         self.interrupt_requested = False
         # trials ended because their arm took an exploit: the arm goes on as a new trial
         self._retired: set[str] = set()
-
-    # -- what the tuner sets and reads (the runner's) --------------------------------
-    @property
-    def policy(self) -> ArmPolicy:
-        """The arm policy."""
-        return self.runner.policy
-
-    @property
-    def slots(self) -> int | None:
-        """Maximum arms running at once (set by the tuner); gates new arms."""
-        return self.runner.slots
-
-    @slots.setter
-    def slots(self, value: int | None) -> None:
-        self.runner.slots = value
-
-    @property
-    def budget(self) -> Any:
-        """The search's limits (:class:`~bandit_tune.budget.Budget`), enforced by the runner."""
-        return self.runner.budget
-
-    @budget.setter
-    def budget(self, value: Any) -> None:
-        self.runner.budget = value
-
-    @property
-    def state_path(self) -> str | None:
-        """Where the runner's snapshot goes (``None``: nowhere)."""
-        return self.runner.state_path
-
-    @state_path.setter
-    def state_path(self, value: str | None) -> None:
-        self.runner.state_path = value
-
-    @property
-    def extra_state(self) -> Callable[[], dict[str, Any]] | None:
-        """Extra JSON-able state for the snapshot (the searcher's position)."""
-        return self.runner.extra_state
-
-    @extra_state.setter
-    def extra_state(self, value: Callable[[], dict[str, Any]] | None) -> None:
-        self.runner.extra_state = value
-
-    @property
-    def listeners(self) -> list[Callable[[str, int, float, str], None]]:
-        """Called with ``(arm_id, step, score, decision)`` after each decision."""
-        return self.runner.listeners
-
-    @property
-    def results(self) -> dict[str, list[dict[str, Any]]]:
-        """Per arm: every reported result's scalar values (kept by the driver)."""
-        return self.runner.arms.results()
-
-    @property
-    def history(self) -> dict[str, list[tuple[int, float, str]]]:
-        """Per arm: ``(step, score, decision)`` in the order they happened."""
-        return self.runner.arms.decisions()
-
-    @property
-    def configs(self) -> dict[str, dict[str, Any]]:
-        """Per arm: its hyperparameters."""
-        return {arm.arm_id: arm.config for arm in self.runner.arms}
-
-    @property
-    def checkpoints(self) -> dict[str, str]:
-        """Per arm: the path of its last checkpoint."""
-        return {arm.arm_id: arm.checkpoint for arm in self.runner.arms if arm.checkpoint}
-
-    @property
-    def failures(self) -> collections.Counter[str]:
-        """Per arm: how many times its trial failed (each retry and the final failure)."""
-        return collections.Counter({arm.arm_id: arm.failures for arm in self.runner.arms})
-
-    @property
-    def wake(self) -> collections.deque[str]:
-        """Arms to re-create as Ray trials now (the runner's)."""
-        return self.runner.wake
 
     # -- Ray's configuration -----------------------------------------------------
     def set_search_properties(self, metric: str | None, mode: str | None, **spec: Any) -> bool:
@@ -238,11 +141,6 @@ class BanditScheduler(TrialScheduler):
         if self.objectives is None:
             self.runner.mode = self._mode or "max"
         return True
-
-    @property
-    def metric(self) -> str | None:
-        """The metric the policy scores."""
-        return self._metric
 
     # -- trial events -------------------------------------------------------------
     def _on_trial_add(self, tune_controller: Any, trial: Trial) -> None:
@@ -575,10 +473,6 @@ class BanditScheduler(TrialScheduler):
         return self.arm_of.get(trial.trial_id, trial.trial_id)
 
     # -- what the searcher asks ----------------------------------------------------
-    def accepts_new_arm(self, running: int = 0) -> bool:
-        """Whether the budget and the policy's plan leave room for another arm."""
-        return self.runner.accepts_new_arm(running)
-
     def finished(self) -> bool:
         """Whether no arm will ever be added again (budget spent, or plan used up and idle)."""
         live = (Trial.RUNNING, Trial.PENDING, Trial.PAUSED)
@@ -612,10 +506,6 @@ class BanditScheduler(TrialScheduler):
         if self.runner.wake:
             return True
         return any(t.status in (Trial.RUNNING, Trial.PENDING) for t in self._trials.values())
-
-    def arm_states(self) -> dict[str, str]:
-        """Each known arm's state: ``"running"``, ``"paused"`` or ``"stopped"``."""
-        return {arm.arm_id: arm.state.value for arm in self.runner.arms}
 
     @staticmethod
     def _no_new_arms(tune_controller: Any) -> bool:
@@ -671,45 +561,9 @@ class BanditScheduler(TrialScheduler):
                 self.runner.interrupt()
                 raise KeyboardInterrupt  # noqa: B012 — a Ctrl-C that came during the hook
 
-    def trials(self) -> list[Trial]:
+    def trials(self) -> list[Trial]:  # type: ignore[override]
         """The current Ray trial of every arm that has one."""
         return list(self._trials.values())
-
-    # -- the snapshot (the runner's) and Ray's own save / restore -------------------
-    def snapshot(self, force: bool = False) -> None:
-        """Write the runner's snapshot to :attr:`state_path` (atomically; throttled)."""
-        self.runner.snapshot(force)
-
-    def restore_snapshot(self, payload: dict[str, Any]) -> None:
-        """Take up a snapshot: arms that were running are re-created at once, paused ones wait."""
-        self.runner.restore(payload)
-
-    def resume_config(self, arm_id: str) -> dict[str, Any]:
-        """The config that re-creates ``arm_id`` as a Ray trial, pointing at its checkpoint."""
-        arm = self.runner.arms[arm_id]
-        config = dict(arm.config)
-        config[RESERVED_PREFIX + "arm_id"] = arm_id
-        if arm.checkpoint:
-            config[RESERVED_PREFIX + "checkpoint"] = arm.checkpoint
-        return config
-
-    def save(self, checkpoint_path: str) -> None:
-        """Write the runner's state (the snapshot's layout) to ``checkpoint_path``."""
-        with open(checkpoint_path, "w") as f:
-            json.dump(self.get_state(), f, default=str)
-
-    def restore(self, checkpoint_path: str) -> None:
-        """Load a state written by :meth:`save`."""
-        with open(checkpoint_path) as f:
-            self.set_state(json.load(f))
-
-    def get_state(self) -> dict[str, Any]:
-        """The runner's state, as plain data."""
-        return self.runner.state()
-
-    def set_state(self, state: dict[str, Any]) -> None:
-        """Restore :meth:`get_state` output."""
-        self.runner.restore(state)
 
     def __getstate__(self) -> dict[str, Any]:
         # Ray pickles the scheduler with the experiment state: no live trials

@@ -13,7 +13,7 @@ import contextlib
 import math
 import os
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -768,10 +768,17 @@ class BanditTuner:
     def _scheduler(
         self, policy: ArmPolicy, limits: Any, slots: int, configs: list[dict[str, Any]]
     ) -> tuple[Any, Any]:
-        """The Ray scheduler over the runner, and the searcher that hands out arms."""
-        from bandit_tune.scheduler import BanditScheduler
+        """The Ray scheduler over the runner, and the searcher that hands out arms.
 
-        scheduler = BanditScheduler(
+        On the pool the runner is held by a plain :class:`~bandit_tune.driver.host.RunnerHost`
+        (the pool's search never imports Ray Tune).
+        """
+        if self.backend == "pool":
+            from bandit_tune.driver.host import RunnerHost as host
+        else:
+            from bandit_tune.scheduler import BanditScheduler as host
+
+        scheduler = host(
             policy,
             metric=self.objective.name,
             mode=self.objective.direction,
@@ -1196,7 +1203,6 @@ class BanditTuner:
         ``preference(row)`` (higher preferred; ``row`` is a ``results_`` row) when given.
         """
         import keras
-        from ray.tune import Checkpoint
 
         from bandit_tune.keras import restore_arm, restore_best
 
@@ -1215,7 +1221,7 @@ class BanditTuner:
                 raise RuntimeError(f"arm {row['arm_id']} has no checkpoint to restore")
             keras.backend.clear_session()
             model = self.hypermodel.build(self._arm_hyperparameters(row))
-            with Checkpoint(row["checkpoint"]).as_directory() as directory:
+            with _local_folder(str(row["checkpoint"])) as directory:
                 # with cv the checkpoint holds one model per fold: fold 0's stands in
                 fold0 = os.path.join(directory, "fold0")
                 if os.path.isdir(fold0):
@@ -1596,3 +1602,19 @@ def _pending_trials(slots: int) -> Any:
         yield
     finally:
         os.environ.pop(key, None)
+
+
+@contextlib.contextmanager
+def _local_folder(path: str) -> Iterator[str]:
+    """A checkpoint's folder on this machine: a local path as it is, a URI fetched for the block.
+
+    Only a checkpoint in remote storage (``storage_path="s3://..."``, Ray Tune's)
+    needs Ray Tune; a local one is read where it is.
+    """
+    if "://" not in path:
+        yield path
+        return
+    from ray.tune import Checkpoint
+
+    with Checkpoint(path).as_directory() as directory:
+        yield directory

@@ -58,6 +58,8 @@ def summary(tuner):
         "best_model_outputs": list(
             tuner.get_best_models(1)[0].predict(_data()[1][0][:2], verbose=0).shape
         ),
+        # a pool search's driver never needs Ray Tune (its import is start-up time)
+        "imported_ray_tune": "ray.tune" in sys.modules,
     }
 
 
@@ -152,6 +154,8 @@ def pbt_summary(tuner):
         "best_model_outputs": list(
             tuner.get_best_models(1)[0].predict(_data()[1][0][:2], verbose=0).shape
         ),
+        # a pool search's driver never needs Ray Tune (its import is start-up time)
+        "imported_ray_tune": "ray.tune" in sys.modules,
     }
 
 

@@ -277,6 +277,7 @@ def test_the_donors_checkpoint_is_copied_into_the_arms_folder(tmp_path):
         {
             "order": 0,
             "step": 6,
+            "results": 0,  # none passed with the reports here
             "donor": "a",
             "donor_step": 4,
             "old": {"lr": 0.3},

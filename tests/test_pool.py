@@ -396,3 +396,9 @@ def test_population_based_training_with_arm_classes(ray_local, tmp_path, synch):
             for _ in range(segment["from_epoch"], segment["to_epoch"]):
                 w = train(w, segment["lr"])
         assert w == rows[-1]["w"], arm_id  # the donor's weights, then its own new lr
+    # an exploited arm's best is read from its results since its last exploit (its
+    # model's), as the tuner's results_ reads it
+    best = {r["arm"]: r["best"] for r in found.arms}
+    for arm_id, entries in found.lineage.items():
+        own = [r["score"] for r in found.results[arm_id][entries[-1]["results"] :]]
+        assert best[arm_id] == max(own), (arm_id, best[arm_id], own)

@@ -91,6 +91,7 @@ def test_a_killed_pool_driver_resumes_and_meets_the_plan(tmp_path):
     out, _ = _finish(tmp_path, mode="search-pool")
     _assert_plan_met(out)
     _retrained_within_checkpoints(out)
+    assert out["imported_ray_tune"] is False  # resumed, reloaded: still no Ray Tune
 
 
 def test_ctrl_c_stops_a_pool_search_and_the_same_call_resumes_it(tmp_path):

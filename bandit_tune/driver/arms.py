@@ -113,9 +113,10 @@ class Arm:
         decided: whether the policy itself ended it (a STOP decision, or
             ``arms_to_stop``): then it is not told ``on_arm_finished``.
         checkpoint_step: the step its last checkpoint was taken at, if known.
-        lineage: its exploits, oldest first: ``{"step", "donor", "donor_step",
-            "old", "new"}`` (the step it left, the arm and step it continued from,
-            the mutable values before and after).
+        lineage: its exploits, oldest first: ``{"order", "step", "results", "donor",
+            "donor_step", "old", "new"}`` (the exploit's rank in the search, the step
+            it left, how many results it had reported, the arm and step it continued
+            from, the mutable values before and after).
     """
 
     arm_id: str
@@ -286,3 +287,21 @@ class ArmTable:
         for arm_id in paused:
             table.set_state(arm_id, ArmState.PAUSED)
         return table
+
+
+def results_before_last_exploit(arm: Any, n: int) -> int:
+    """How many of the arm's ``n`` results came before its last exploit (0: none).
+
+    An arm that took another arm's model (population-based training) holds only
+    the epochs since then: its best score is read from those. ``0`` also when the
+    arm's decisions do not line up with its ``n`` results.
+    """
+    if arm is None or not getattr(arm, "lineage", None):
+        return 0
+    before = arm.lineage[-1].get("results")
+    if isinstance(before, int):  # recorded at the exploit (a paused arm has no EXPLOIT label)
+        return min(before, n)
+    labels = [d[2] for d in arm.decisions]  # a snapshot from before the count was kept
+    if "EXPLOIT" not in labels or len(labels) != n:
+        return 0
+    return n - labels[::-1].index("EXPLOIT")

@@ -484,6 +484,7 @@ class Runner:
             {
                 "order": order,
                 "step": arm.step,
+                "results": len(arm.results),  # reported before: not this model's
                 "donor": donor.arm_id,
                 "donor_step": step,
                 "old": {k: arm.config.get(k) for k in sorted(mutable or ())},

@@ -9,6 +9,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from bandit_tune.driver.arms import results_before_last_exploit
 from bandit_tune.driver.runner import NEW, RESUME, Runner
 from bandit_tune.policies.base import ArmState, Decision
 from bandit_tune.pool.lifecycle import _replace, _workers, discard
@@ -495,8 +496,10 @@ class PoolSearch:
         rows = []
         best: tuple[float, str] | None = None
         for arm in runner.arms:
+            # an exploited arm's model holds only its epochs since its last exploit
+            own = arm.results[results_before_last_exploit(arm, len(arm.results)) :]
             values = [float(r[first]) for r in arm.results if first in r]
-            finite = [v for v in values if math.isfinite(v)]
+            finite = [v for r in own if first in r for v in [float(r[first])] if math.isfinite(v)]
             top = (max(finite) if maximize else min(finite)) if finite else math.nan
             rows.append(
                 {
