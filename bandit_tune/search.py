@@ -13,7 +13,7 @@ import contextlib
 import math
 import os
 import uuid
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -1205,6 +1205,7 @@ class BanditTuner:
         import keras
 
         from bandit_tune.keras import restore_arm, restore_best
+        from bandit_tune.session import local_folder
 
         self._require_results()
         rows = self.results_
@@ -1221,7 +1222,7 @@ class BanditTuner:
                 raise RuntimeError(f"arm {row['arm_id']} has no checkpoint to restore")
             keras.backend.clear_session()
             model = self.hypermodel.build(self._arm_hyperparameters(row))
-            with _local_folder(str(row["checkpoint"])) as directory:
+            with local_folder(str(row["checkpoint"])) as directory:
                 # with cv the checkpoint holds one model per fold: fold 0's stands in
                 fold0 = os.path.join(directory, "fold0")
                 if os.path.isdir(fold0):
@@ -1602,19 +1603,3 @@ def _pending_trials(slots: int) -> Any:
         yield
     finally:
         os.environ.pop(key, None)
-
-
-@contextlib.contextmanager
-def _local_folder(path: str) -> Iterator[str]:
-    """A checkpoint's folder on this machine: a local path as it is, a URI fetched for the block.
-
-    Only a checkpoint in remote storage (``storage_path="s3://..."``, Ray Tune's)
-    needs Ray Tune; a local one is read where it is.
-    """
-    if "://" not in path:
-        yield path
-        return
-    from ray.tune import Checkpoint
-
-    with Checkpoint(path).as_directory() as directory:
-        yield directory

@@ -53,9 +53,29 @@ def checkpoint_directory(resume_from: str | None = None) -> Iterator[str | None]
 
     checkpoint = tune.get_checkpoint()
     if checkpoint is None:
-        yield resume_from
+        if resume_from is None:
+            yield None
+        else:
+            with local_folder(resume_from) as directory:  # maybe in remote storage
+                yield directory
         return
     with checkpoint.as_directory() as directory:
+        yield directory
+
+
+@contextlib.contextmanager
+def local_folder(path: str) -> Iterator[str]:
+    """A checkpoint's folder on this machine: a local path as it is, a URI fetched for the block.
+
+    Only a checkpoint in remote storage (``storage_path="s3://..."``, Ray Tune's)
+    needs Ray Tune; a local one is read where it is.
+    """
+    if "://" not in path:
+        yield path
+        return
+    from ray.tune import Checkpoint
+
+    with Checkpoint(path).as_directory() as directory:
         yield directory
 
 

@@ -499,7 +499,8 @@ class PoolSearch:
             # an exploited arm's model holds only its epochs since its last exploit
             own = arm.results[results_before_last_exploit(arm, len(arm.results)) :]
             values = [float(r[first]) for r in arm.results if first in r]
-            finite = [v for r in own if first in r for v in [float(r[first])] if math.isfinite(v)]
+            finite = [float(r[first]) for r in own if first in r]
+            finite = [v for v in finite if math.isfinite(v)]
             top = (max(finite) if maximize else min(finite)) if finite else math.nan
             rows.append(
                 {
