@@ -12,6 +12,8 @@ arrays, 0.046 s from the pipeline below). :func:`fit_inputs` turns the arrays of
   ``batch_size`` with the last partial batch kept, as Keras does;
 - a validation dataset in batches of ``validation_batch_size`` (else
   ``batch_size``), cached after its first pass;
+- both without tf.data's autotuning and with one private thread (see
+  :func:`_options`: two workers on two cores train ~1.6x faster);
 
 and keeps both for the next arm on the same worker, so each worker converts the
 data once per search. ``validation_split`` is applied first, exactly as Keras
@@ -156,7 +158,7 @@ def _build(kwargs: dict[str, Any]) -> tuple[Any, Any]:
     train = tf.data.Dataset.from_tensor_slices(parts)
     if kwargs.get("shuffle", True):
         train = train.shuffle(n, reshuffle_each_iteration=True)
-    train = train.batch(batch).prefetch(tf.data.AUTOTUNE)
+    train = train.batch(batch).prefetch(2).with_options(_options())
     valid = None
     if validation is not None:
         val_batch = int(kwargs.get("validation_batch_size") or batch)
@@ -164,8 +166,27 @@ def _build(kwargs: dict[str, Any]) -> tuple[Any, Any]:
             tf.data.Dataset.from_tensor_slices(tuple(_tensors(v) for v in validation))
             .batch(val_batch)
             .cache()
+            .with_options(_options())
         )
     return train, valid
+
+
+def _options() -> Any:
+    """tf.data options for the pipelines: no autotuning, one private thread.
+
+    By default each pipeline runs an autotuning thread and a thread pool the size
+    of the machine; with one arm per core (the pool's and Ray Tune's workers) those
+    threads take turns with the training on every core. Measured with two workers
+    on two cores (digits, 256-unit MLP): 0.14-0.16 s an epoch with the defaults,
+    0.086 s with these (the same as one worker alone). The pipelines only slice,
+    shuffle and batch arrays in memory, which needs neither.
+    """
+    import tensorflow as tf
+
+    options = tf.data.Options()
+    options.autotune.enabled = False
+    options.threading.private_threadpool_size = 1
+    return options
 
 
 def prebuild(model: Any, kwargs: dict[str, Any]) -> bool:

@@ -2,6 +2,7 @@
 
 import copy
 import json
+import time
 
 import numpy as np
 import pytest
@@ -145,6 +146,41 @@ def test_an_epoch_budget_is_exact_and_ends_the_paused_arms():
     assert decision is Decision.STOP and ended == ["a"]
     assert runner.next_arm(running=0, new_arms_left=True) == ("wait", None)
     assert runner.finished(live=False)
+
+
+def test_an_arm_runs_ahead_up_to_the_next_decision_step_and_never_past_a_budget():
+    from bandit_tune.budget import Budget
+
+    runner = Runner(ASHA(27, 3))  # rungs at 1, 3, 9, 27
+    runner.add_arm("a", {})
+    arm = runner.arms["a"]
+    ahead = {}
+    for step in (0, 1, 2, 3, 9, 26):
+        arm.step = step
+        ahead[step] = runner.run_ahead("a")
+    # the next epoch is step + 1; it may go on to the next rung without waiting
+    assert ahead == {0: 0, 1: 1, 2: 0, 3: 5, 9: 17, 26: 0}
+    # a policy that may decide at any step: never
+    free = Runner(_PauseAll())
+    free.add_arm("a", {})
+    free.arms["a"].step = 3
+    assert free.run_ahead("a") == 0
+    arm.step = 9
+    # max_total_epochs: what is left after this epoch and those granted elsewhere
+    runner.budget = Budget(max_total_epochs=20, epochs=10)
+    assert runner.run_ahead("a") == 9 and runner.run_ahead("a", in_flight=4) == 5
+    assert runner.run_ahead("a", in_flight=12) == 0
+    # a wall-clock budget: what the measured epoch time fits; nothing before a measure
+    runner.budget = Budget(seconds=100.0, started=time.monotonic() - 90.0)
+    assert runner.run_ahead("a") == 0
+    runner.budget.epoch_seconds = 2.0
+    assert 2 <= runner.run_ahead("a") <= 4
+    # a target score: the next result may end the search
+    runner.budget = Budget(target_score=0.99)
+    assert runner.run_ahead("a") == 0
+    runner.budget = None
+    runner.interrupt()
+    assert runner.run_ahead("a") == 0  # a frozen runner grants nothing
 
 
 def test_a_snapshot_restores_running_arms_to_wake_and_paused_arms_in_order():

@@ -62,6 +62,39 @@ def test_one_worker_makes_the_same_decisions_as_the_replay(ray_local, tmp_path, 
     assert found.best_arm == best["arm"] and found.best_config == {"arm": int(best["arm"][4:])}
 
 
+def test_a_function_arm_trains_ahead_only_as_far_as_it_was_granted(tmp_path):
+    """No Ray: the arm's thread runs ahead while the driver decides, then waits."""
+    from bandit_tune.pool.worker import FunctionArm, report
+
+    started = []
+
+    def fn(config):
+        for epoch in range(1, 11):
+            started.append(epoch)
+            report({"epoch": epoch, "score": epoch / 10})
+
+    def settled(count):
+        deadline = time.monotonic() + 10
+        while len(started) < count and time.monotonic() < deadline:
+            time.sleep(0.01)
+        time.sleep(0.2)  # it would have gone further by now
+        return list(started)
+
+    arm = FunctionArm(fn, {}, None, {}, str(tmp_path))
+    metrics, path, step, seconds = arm.step(ahead=3)
+    assert (metrics["epoch"], path, step) == (1, None, 1) and seconds >= 0
+    assert settled(4) == [1, 2, 3, 4]  # the epoch asked for and 3 more, then it waits
+    assert [arm.step()[2] for _ in range(3)] == [2, 3, 4]  # waiting already
+    assert settled(4) == [1, 2, 3, 4]
+    assert arm.step()[2] == 5  # no run-ahead granted: one epoch per step
+    assert settled(5) == [1, 2, 3, 4, 5]
+    arm.step(ahead=4)  # the epoch 6 it reported, and on to 10
+    assert settled(10) == list(range(1, 11))
+    arm.cleanup()  # dropped with results it ran ahead to: the thread ends
+    arm._thread.join(timeout=5)
+    assert not arm._thread.is_alive()
+
+
 @pytest.mark.parametrize("keep_paused", [30, 0])
 def test_a_function_arm_makes_the_same_decisions_and_resumes_from_its_checkpoints(
     ray_local, tmp_path, keep_paused

@@ -404,6 +404,43 @@ class Runner:
             return False
         return bool(call_policy(self.policy, "accepts_new_arm", None))
 
+    RUN_AHEAD = 32
+    """The most epochs an arm trains past the one it was given (:meth:`run_ahead`)."""
+
+    def run_ahead(self, arm_id: str, in_flight: int = 0) -> int:
+        """Epochs arm ``arm_id`` may train past its next one before the runner sees them.
+
+        A worker that waits for the decision on every epoch idles for the round
+        trip to the driver; between the steps where the policy may pause or stop
+        the arm (:meth:`~bandit_tune.policies.ArmPolicy.decision_steps`) every
+        decision is CONTINUE, so the arm may train on meanwhile. None for a policy
+        that may decide at any step, and none that a budget could refuse: under
+        ``max_total_epochs`` what is left after the ``in_flight`` epochs already
+        granted to other arms, under a wall-clock budget what the measured epoch
+        time fits before the deadline, and none under a target score (the next
+        result may end the search).
+        """
+        if self.frozen:
+            return 0
+        steps = self.policy.decision_steps()
+        if steps is None:
+            return 0
+        after = self.arms[arm_id].step + 1
+        later = [s for s in steps if s >= after]
+        ahead = min(later) - after if later else self.RUN_AHEAD
+        budget = self.budget
+        if budget is not None and ahead > 0:
+            if budget.target_score is not None:
+                return 0
+            if budget.max_total_epochs is not None:
+                ahead = min(ahead, budget.max_total_epochs - budget.epochs - in_flight - 1)
+            left = budget.seconds_left()
+            if left is not None:
+                if budget.epoch_seconds <= 0:
+                    return 0  # no epoch measured yet
+                ahead = min(ahead, int(left / budget.epoch_seconds) - 1)
+        return max(0, min(ahead, self.RUN_AHEAD))
+
     def finished(self, live: bool) -> bool:
         """Whether no arm will ever be added again (``live``: an arm still runs or waits)."""
         if self.budget is not None and self.budget.reason is not None:

@@ -194,6 +194,7 @@ class PoolSearch:
         self.saving: dict[str, Any] = {}  # arm -> its checkpoint write in flight
         self.pending: dict[Any, tuple[str, int, str]] = {}  # ref -> (kind, worker, arm)
         self.running: dict[str, int] = {}
+        self.granted: dict[str, int] = {}  # running arm -> the last step it may train to
         self.joining: dict[Any, int] = {}  # a replacement worker's reset -> its slot
         self.runner.snapshot(force=True)
         self._interrupted = False
@@ -202,6 +203,8 @@ class PoolSearch:
             self._loop(ray)
         except KeyboardInterrupt:
             self.runner.interrupt()
+            for arm_id, w in self.running.items():  # may be training ahead: stop them
+                self.workers[w].drop.remote(arm_id)
             raise KeyboardInterrupt(
                 f"search interrupted; its state is saved in {self.path}: run the same call "
                 "again to resume it"
@@ -344,6 +347,7 @@ class PoolSearch:
             self._launch(w, arm_id)  # goes on where it is
             return
         del self.running[arm_id]
+        self.granted.pop(arm_id, None)
         if arm.state is ArmState.PAUSED:
             ref = self.workers[w].save.remote(arm_id)
             self.pending[ref] = ("save", w, arm_id)
@@ -360,9 +364,17 @@ class PoolSearch:
 
     def _launch(self, w: int, arm_id: str) -> None:
         worker = self.workers[w]
+        step = self.runner.arms[arm_id].step
+        granted = sum(
+            max(1, self.granted.get(a, 0) - self.runner.arms[a].step)
+            for a in self.running
+            if a != arm_id and a in self.runner.arms
+        )
+        ahead = self.runner.run_ahead(arm_id, in_flight=granted)
+        self.granted[arm_id] = step + 1 + ahead
         if self.where.get(arm_id) == w:
             self.held[w].pop(arm_id, None)
-            ref = worker.step.remote(arm_id)
+            ref = worker.step.remote(arm_id, ahead=ahead)
         else:
             old = self.where.pop(arm_id, None)
             if old is not None:
@@ -373,7 +385,9 @@ class PoolSearch:
                 checkpoint = latest_checkpoint(
                     os.path.join(self.arms_dir, arm_id), at_most=self.runner.arms[arm_id].step
                 )
-            ref = worker.step.remote(arm_id, self.runner.arms[arm_id].config, checkpoint)
+            ref = worker.step.remote(
+                arm_id, self.runner.arms[arm_id].config, checkpoint, ahead=ahead
+            )
         self.where[arm_id] = w
         self.running[arm_id] = w
         self.pending[ref] = ("step", w, arm_id)
@@ -434,6 +448,7 @@ class PoolSearch:
         self.errors[arm_id] = "\n".join(text[-20:])
         self.where.pop(arm_id, None)
         self.held[w].pop(arm_id, None)
+        self.granted.pop(arm_id, None)
         if self.running.pop(arm_id, None) is not None:
             self.free.append(w)
         self.workers[w].drop.remote(arm_id)
@@ -471,6 +486,7 @@ class PoolSearch:
         for lost in lost_arms:
             arm = self.runner.arms.get(lost)
             self.running.pop(lost, None)
+            self.granted.pop(lost, None)
             self.where.pop(lost, None)
             if arm is not None:
                 # a lost worker is not the arm's fault: placed again a few times

@@ -186,6 +186,11 @@ class FunctionArm:
     run to its next ``report`` and returns what it reported; a paused arm is a
     thread waiting inside ``report``, so resuming it on the same worker goes on
     with the model in memory.
+
+    A step may let the function run ahead (``ahead``): it trains that many more
+    epochs without waiting in ``report``, while the driver decides on the epoch it
+    was given; their results wait here for the next steps. The driver grants it
+    only up to the next step where its policy may pause or stop the arm.
     """
 
     def __init__(
@@ -199,9 +204,15 @@ class FunctionArm:
         self.fn, self.config, self.parameters, self.folder = fn, config, parameters, folder
         self.start_checkpoint = checkpoint
         self.steps = checkpoint_step(checkpoint)
+        #: The newest checkpoint among the results handed to the driver.
         self.last_checkpoint: str | None = checkpoint
-        self._out: queue.Queue[tuple[str, Any, Any]] = queue.Queue()
-        self._go = threading.Semaphore(0)
+        # ("result", metrics, checkpoint, step, seconds) | ("error", exc) | ("end",)
+        self._out: queue.Queue[tuple[Any, ...]] = queue.Queue()
+        self._turn = threading.Condition()
+        self._produced = 0  # results the function reported
+        self._allowed = 0  # results it may report before it waits for the driver
+        self._taken = 0  # results the driver asked for
+        self._since = 0.0
         self._stop = False
         self._thread: threading.Thread | None = None
         #: The arm's id (what the function's ``trial id`` is under Ray Tune).
@@ -211,17 +222,18 @@ class FunctionArm:
 
     def _main(self) -> None:
         _SESSION.arm = self
+        self._since = time.perf_counter()
         try:
             self.fn(copy.deepcopy(self.config), **self.parameters)
         except _Stopped:
             return
         except BaseException as exc:  # noqa: BLE001 - handed to the caller of step()
-            self._out.put(("error", exc, None))
+            self._out.put(("error", exc))
             return
-        self._out.put(("end", None, None))
+        self._out.put(("end",))
 
     def report(self, metrics: dict[str, Any], checkpoint: Any) -> None:
-        """In the arm's thread: hand over one epoch's result and wait for the next step."""
+        """In the arm's thread: hand over one epoch's result; wait unless it may run ahead."""
         if self._stop:
             raise _Stopped
         if not isinstance(metrics, dict):
@@ -238,30 +250,44 @@ class FunctionArm:
                 self.steps,
                 lambda d: shutil.copytree(source, d, dirs_exist_ok=True),
             )
-            self.last_checkpoint = path
-        self._out.put(("result", dict(metrics), path))
-        self._go.acquire()
+        seconds = time.perf_counter() - self._since  # this epoch's, reports and waits apart
+        with self._turn:
+            self._produced += 1
+            self._out.put(("result", dict(metrics), path, self.steps, seconds))
+            while not self._stop and self._produced >= self._allowed:
+                self._turn.wait()
         if self._stop:
             raise _Stopped
+        self._since = time.perf_counter()
 
-    def step(self) -> tuple[dict[str, Any], str | None] | None:
-        """Run the function to its next report: ``(metrics, checkpoint)``; ``None`` at its end."""
+    def step(self, ahead: int = 0) -> tuple[dict[str, Any], str | None, int, float] | None:
+        """Run the function to its next report: ``(metrics, checkpoint, step, seconds)``.
+
+        ``None`` at its end. ``ahead``: epochs the function may train past this one
+        before it waits for the next step.
+        """
+        with self._turn:
+            self._taken += 1
+            self._allowed = max(self._allowed, self._taken + max(0, int(ahead)))
+            self._turn.notify_all()
         if self._thread is None:
             self._thread = threading.Thread(target=self._main, daemon=True)
             self._thread.start()
-        else:
-            self._go.release()
-        kind, value, path = self._out.get()
-        if kind == "error":
-            raise value
-        if kind == "end":
+        item = self._out.get()
+        if item[0] == "error":
+            raise item[1]
+        if item[0] == "end":
             return None
-        return value, path
+        _, metrics, path, step, seconds = item
+        if path is not None:
+            self.last_checkpoint = path
+        return metrics, path, step, seconds
 
     def cleanup(self) -> None:
         """End the thread (it leaves ``report`` with an exception it does not see)."""
-        self._stop = True
-        self._go.release()
+        with self._turn:
+            self._stop = True
+            self._turn.notify_all()
 
 
 class ArmWorker:
@@ -309,9 +335,17 @@ class ArmWorker:
         return True
 
     def step(
-        self, arm_id: str, config: dict[str, Any] | None = None, checkpoint: str | None = None
+        self,
+        arm_id: str,
+        config: dict[str, Any] | None = None,
+        checkpoint: str | None = None,
+        ahead: int = 0,
     ) -> dict[str, Any]:
-        """Train the arm one epoch; with ``config`` build it first (from ``checkpoint``)."""
+        """Train the arm one epoch; with ``config`` build it first (from ``checkpoint``).
+
+        ``ahead``: epochs a function arm may train past this one meanwhile (see
+        :class:`FunctionArm`); an arm class trains one epoch per call.
+        """
         if config is not None:
             self.drop(arm_id)
             assert self.cls is not None
@@ -330,19 +364,19 @@ class ArmWorker:
         started = time.perf_counter()
         path = None
         if isinstance(entry[0], FunctionArm):
-            got = entry[0].step()
+            got = entry[0].step(ahead)
             if got is None:  # the function returned: the arm is complete
                 return {"result": None, "step": entry[1], "seconds": 0.0, "done": True}
-            result, path = got
+            result, path, entry[1], seconds = got
         else:
             result = entry[0].step()
-        seconds = time.perf_counter() - started
+            seconds = time.perf_counter() - started
+            entry[1] += 1
         if not isinstance(result, dict):
             raise TypeError(
                 f"{type(entry[0]).__name__}.step() must return a dict of metrics, got "
                 f"{type(result).__name__}"
             )
-        entry[1] = entry[0].steps if isinstance(entry[0], FunctionArm) else entry[1] + 1
         if hasattr(entry[0], "_iteration"):
             entry[0]._iteration = entry[1]
         if path is None and entry[1] in self.save_at and not isinstance(entry[0], FunctionArm):
