@@ -92,9 +92,13 @@ def _node_id() -> str:
 
 
 def build_arm(
-    config: dict[str, Any], hypermodel: HyperModel, cpus: int, n_models: int
+    config: dict[str, Any], hypermodel: HyperModel, cpus: int, n_models: int, reuse: bool = False
 ) -> tuple[HyperParameters, list[Any]]:
-    """In a worker: set TensorFlow threads, free the last arm's graph, build ``n_models`` models."""
+    """In a worker: set TensorFlow threads, free the last arm's graph, build ``n_models`` models.
+
+    ``reuse``: a finished arm's model of the same architecture, already traced, may
+    stand in for a freshly built one (:mod:`bandit_tune.model_reuse`).
+    """
     from bandit_tune.keras import configure_threads
 
     configure_threads(cpus)
@@ -121,8 +125,22 @@ def build_arm(
                 f"the model has {model.count_params():,} parameters, more than "
                 f"max_model_size={limit:,}: the arm is skipped without training"
             )
+        if reuse and compiled:
+            from bandit_tune import model_reuse
+
+            model = model_reuse.take(model) or model
         models.append(model)
     return hp, models
+
+
+def reuse_later(key: str, model: Any) -> None:
+    """The arm ``key`` is over on this worker: its model may train a later arm."""
+    from bandit_tune import model_reuse
+
+    kept = _PAUSED_MODELS.get(key)
+    if kept is not None and kept[0] is model:
+        del _PAUSED_MODELS[key]  # resumed here later, the arm loads its checkpoint
+    model_reuse.give(model)
 
 
 def train_arm(
@@ -194,7 +212,7 @@ def train_arm(
             model = take_paused_model(key, -1 if exploited else initial_epoch)
             _resumed_here = model is not None
             if model is None:
-                hp, (model,) = build_arm(config, hypermodel, cpus, 1)
+                hp, (model,) = build_arm(config, hypermodel, cpus, 1, reuse=True)
                 donor = None
                 if origin is not None:  # the donor paused here at that step: copy in memory
                     donor = peek_paused_model(str(origin["donor"]), int(origin["step"]))
@@ -206,7 +224,9 @@ def train_arm(
             else:
                 hp = HyperParameters(config)
     if model is None:
-        hp, (model,) = build_arm(config, hypermodel, cpus, 1)
+        hp, (model,) = build_arm(config, hypermodel, cpus, 1, reuse=True)
+    from bandit_tune import model_reuse
+
     x, y, validation_data = data
     # seconds from entering the trainable to the first epoch: build, restore (overhead)
     setup = {
@@ -214,6 +234,8 @@ def train_arm(
         "segment_started": time.time() - (time.perf_counter() - entered),
         "worker_pid": os.getpid(),
         "resumed_in_memory": _resumed_here,
+        # a finished arm's model, already traced, took this arm's initial state
+        "model_reused": model_reuse.reused(model) and not _resumed_here,
         "exploit_in_memory": in_memory_exploit,
         "initial_epoch": initial_epoch,
         "node_id": _node_id(),
@@ -245,7 +267,12 @@ def train_arm(
     if input_key is not None and uses_default_fit(hypermodel):
         kwargs = fit_inputs(kwargs, input_key)
         prebuild(model, kwargs)
-    hypermodel.fit(hp, model, **kwargs)
+    try:
+        hypermodel.fit(hp, model, **kwargs)
+    except BaseException as exc:
+        if session.dropped(exc) and uses_default_fit(hypermodel):
+            reuse_later(key, model)  # the pool's driver is done with the arm here
+        raise
     restored = any(
         getattr(c, "restore_best_weights", False) and getattr(c, "stopped_epoch", 0)
         for c in arm_callbacks
@@ -260,6 +287,8 @@ def train_arm(
         with tempfile.TemporaryDirectory() as directory:
             save_arm(model, directory, reporter.last_epoch, reporter.last_logs, reporter.best)
             session.report(dict(reporter.last_logs), checkpoint=directory)
+    if uses_default_fit(hypermodel):
+        reuse_later(key, model)
 
 
 def report_finished(logs: dict[str, float], epoch: int) -> None:

@@ -79,6 +79,14 @@ def local_folder(path: str) -> Iterator[str]:
         yield directory
 
 
+def dropped(exc: BaseException) -> bool:
+    """Whether ``exc`` ends an arm the pool's driver let go (not an error of the arm's)."""
+    import sys
+
+    worker = sys.modules.get("bandit_tune.pool.worker")
+    return worker is not None and isinstance(exc, worker._Stopped)
+
+
 def arm_key() -> str:
     """A key for the arm in this worker: its trial id, or its arm id on the pool."""
     arm = _pool_arm()

@@ -60,6 +60,13 @@ def test_a_pool_search_meets_the_plan_and_a_second_search_reuses_the_workers(
     pids = {r["worker_pid"] for rs in second.scheduler_.results.values() for r in rs}
     first_pids = {r["worker_pid"] for rs in results.values() for r in rs}
     assert pids == first_pids  # the same processes: Keras was imported already
+    # models of the first search's arms, traced already, trained arms of the second
+    # (4 architectures): each from its own initial state, its optimizer's count from 0
+    starts = [rs[0] for rs in second.scheduler_.results.values()]
+    assert any(r["model_reused"] for r in starts)
+    for arm_id, arm_rows in second.scheduler_.results.items():
+        last = arm_rows[-1]
+        assert last["optimizer_iterations"] == 12 * last["epoch"], arm_id
     # a finished project reloads without training
     again = _tuner(tmp_path, "first")
     again.search(x, y, validation_data=(xv, yv), batch_size=50)
