@@ -119,8 +119,10 @@ def report(metrics: dict[str, Any], checkpoint: Any = None) -> None:
             ``ray.tune.Checkpoint``): copied into the project before this returns,
             so a temporary folder may be deleted afterwards.
 
-    The call returns when the policy lets the arm train on; an arm that is
-    stopped (or dropped while paused) never returns from it.
+    The call returns when the arm may train on: at once between the steps where
+    the policy may pause or stop it (its ``decision_steps()``: the driver decides
+    meanwhile), else when the policy lets it. An arm that is stopped (or dropped
+    while paused) never returns from it.
     """
     session = getattr(_SESSION, "arm", None)
     if session is None:
