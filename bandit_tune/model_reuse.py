@@ -96,13 +96,22 @@ def _keras_only(value: Any) -> bool:
     return not callable(value)
 
 
-def _renamed(value: Any, names: dict[str, str]) -> Any:
-    """``value`` with layer names replaced by their positions (each model names its own)."""
+_LINKS = frozenset({"inbound_nodes", "input_layers", "output_layers", "keras_history"})
+
+
+def _renamed(value: Any, names: dict[str, str], link: bool = False) -> Any:
+    """``value`` without names, its links between layers by position (each model names its own).
+
+    Only strings where a functional model's config links layers are read as layer
+    names: an activation called like a layer elsewhere keeps its meaning.
+    """
     if isinstance(value, dict):
-        return {k: _renamed(v, names) for k, v in value.items() if k != "name"}
+        return {
+            k: _renamed(v, names, link or k in _LINKS) for k, v in value.items() if k != "name"
+        }
     if isinstance(value, (list, tuple)):
-        return [_renamed(v, names) for v in value]
-    if isinstance(value, str):
+        return [_renamed(v, names, link) for v in value]
+    if link and isinstance(value, str):
         return names.get(value, value)
     return value
 
@@ -164,6 +173,8 @@ def _reset(spare: Any, fresh: Any) -> None:
     optimizer = fresh.optimizer
     if not optimizer.built:
         optimizer.build(fresh.trainable_variables)
+    if not spare.optimizer.built:  # given before it trained a step
+        spare.optimizer.build(spare.trainable_variables)
     mine, theirs = list(spare.optimizer.variables), list(optimizer.variables)
     if [tuple(v.shape) for v in mine] != [tuple(v.shape) for v in theirs]:
         raise ValueError("the optimizers hold other variables")

@@ -101,6 +101,24 @@ def test_user_code_in_a_model_is_never_reused():
     assert model_reuse.spares() == 0
 
 
+def _functional(units, activation="relu", layer_name=None):
+    inputs = keras.Input(shape=(6,))
+    hidden = keras.layers.Dense(units, activation=activation, name=layer_name)(inputs)
+    model = keras.Model(inputs, keras.layers.Dense(3, activation="softmax")(hidden))
+    model.compile(optimizer=keras.optimizers.Adam(1e-2), loss="sparse_categorical_crossentropy")
+    return model
+
+
+def test_functional_models_are_matched_by_their_links_not_their_names():
+    first, second = _functional(8), _functional(8)
+    assert first.layers[1].name != second.layers[1].name  # Keras named each anew
+    model_reuse.give(first)
+    assert model_reuse.take(second) is first
+    # a layer named like an activation does not make another activation look equal
+    model_reuse.give(_functional(8, "tanh", layer_name="tanh"))
+    assert model_reuse.take(_functional(8, "relu", layer_name="relu")) is None
+
+
 def test_the_spares_are_bounded():
     for _ in range(model_reuse.KEEP + 3):
         model_reuse.give(_mlp())
