@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import collections
 import os
+import re
 import time
 from collections.abc import Callable
 from typing import Any
@@ -37,6 +38,15 @@ def _trial_error(trial: Trial) -> str:
     except Exception:  # noqa: BLE001 — only an error message is lost
         return ""
     return str(error) if error else ""
+
+
+_ACTOR = re.compile(r"actor(?:_id:| ID:)? ([0-9a-f]{16,})", re.IGNORECASE)
+
+
+def _failed_actor(text: str) -> str | None:
+    """The Ray actor the latest failure in a trial's error text names (``None``: none named)."""
+    found = _ACTOR.search(text.rsplit("Failure #", 1)[-1])
+    return found.group(1) if found else None
 
 
 class TooManyFailures(RuntimeError):
@@ -101,6 +111,8 @@ class BanditScheduler(RunnerHost, TrialScheduler):
         self._stop_when_paused: set[Any] = set()
         # per worker process: the arms it paused or ended last (their models may be there)
         self._by_worker: dict[Any, dict[str, None]] = {}
+        # per arm: the Ray actor whose loss its failures counted last
+        self._lost_actor: dict[str, str] = {}
         #: Whether a freed worker's own paused arms are offered to the policy first
         #: (their Keras model may still be in its memory; a resume there skips the
         #: rebuild). Off, the policy chooses among all paused arms as in replay.
@@ -264,24 +276,38 @@ class BanditScheduler(RunnerHost, TrialScheduler):
         starts or restores (its node lost at that moment) Ray ends even with
         retries left. With :attr:`recreates_arms` such an arm is re-created from
         its last checkpoint as a new trial, up to the same number of retries.
+
+        A lost actor counts once: Ray reports one failure per call in flight on
+        the actor (a result and a save, say) when its node goes, and each would
+        take a retry; a failure naming the actor already counted is re-placed
+        without taking one.
         """
         if trial.trial_id in self._retired:
             return  # its arm took an exploit and goes on as a new trial
         arm_id = self._arm(trial)
         arm = self.runner.arms[arm_id]
+        actor = _failed_actor(_trial_error(trial))
+        again = actor is not None and self._lost_actor.get(arm_id) == actor
+        if actor is not None:
+            self._lost_actor[arm_id] = actor
+        metadata = getattr(trial, "run_metadata", None)
+        if again and metadata is not None and getattr(metadata, "num_failures", 0) > 0:
+            metadata.num_failures -= 1  # Ray's own retry count: once per lost actor too
         recovers = getattr(trial, "should_recover", None)
-        if callable(recovers) and recovers():
+        if again or (callable(recovers) and recovers()):
             if self._chosen is trial:
                 self._chosen = None
             if trial.status not in (Trial.RUNNING, Trial.PENDING):
                 # Ray stopped the trial and requeues it (then adds it again): the
                 # policy keeps counting on it
-                arm.failures += 1
+                if not again:
+                    arm.failures += 1
                 return
             limit = int(getattr(trial, "max_failures", 0) or 0)
-            if self.recreates_arms and (limit < 0 or arm.failures + 1 <= limit):
+            if self.recreates_arms and (again or limit < 0 or arm.failures + 1 <= limit):
                 self._trials.pop(arm_id, None)
-                self._stop(tune_controller, self.runner.arm_failed(arm_id, retry=True))
+                failed = self.runner.arm_failed(arm_id, retry=True, counts=not again)
+                self._stop(tune_controller, failed)
                 return
         self._note_freed(arm_id)
         if self._chosen is trial:

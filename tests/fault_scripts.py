@@ -177,10 +177,12 @@ def main():
     elif mode == "search-pool":
         tuner = hyperband(directory, backend="pool")
         print("SUMMARY " + json.dumps(summary(tuner)), flush=True)
-    elif mode == "search-mo":
+    elif mode in ("search-mo", "search-pool-mo"):
         from bandit_tune import Objective
 
-        tuner = hyperband(directory, objective=["val_accuracy", Objective("params", "min")])
+        backend = "pool" if mode == "search-pool-mo" else "tune"
+        objective = ["val_accuracy", Objective("params", "min")]
+        tuner = hyperband(directory, objective=objective, backend=backend)
         out = summary(tuner)
         out["front"] = list(tuner.pareto_front()["arm_id"])
         out["ranks"] = [int(r) for r in tuner.results_["pareto_rank"]]

@@ -47,97 +47,6 @@ def _driver(directory, mode="search"):
     )
 
 
-def test_driver_killed_twice_and_moved_resumes_where_it_stopped(tmp_path):
-    """SIGKILL the driver, SIGKILL the resumed driver, move the folder: the plan is met.
-
-    While the first driver runs, a second one on the same project fails at once,
-    naming the first one's pid and host. Any number of kills ends with exactly the
-    plan's epochs recorded; an arm retrains at most the epochs since its last
-    checkpoint; checkpoint paths are kept relative to the project folder, so a moved
-    folder resumes and its best model restores; each re-run takes over the dead
-    driver's lock with a message.
-    """
-    first = tmp_path / "first"
-    state_path = first / "p" / "state.json"
-    driver = _driver(first)
-    second = None
-    try:
-        deadline = time.monotonic() + 240
-        snapshot = None
-        while time.monotonic() < deadline:
-            time.sleep(0.1)
-            try:
-                snapshot = json.loads(state_path.read_text())
-            except (OSError, ValueError):
-                continue
-            if second is None:
-                second = _driver(first)
-            if second.poll() is None:
-                continue  # kill only once the second driver has had its answer
-            # an arm between rungs (1, 3, 9) that has a checkpoint: it must train on
-            # from that checkpoint after the resume (paused arms may all lose)
-            if _between_rungs(snapshot):
-                break
-            assert driver.poll() is None, driver.stdout.read()
-        else:
-            pytest.fail("the search never reached the point to kill it")
-        # the second driver on the same project was refused before it trained anything
-        second_out, _ = second.communicate(timeout=120)
-        assert second.returncode != 0, second_out[-3000:]
-        assert "ProjectLockedError" in second_out, second_out[-3000:]
-        assert f"pid {driver.pid} on host" in second_out, second_out[-3000:]
-        assert "SUMMARY" not in second_out
-    finally:
-        if second is not None and second.poll() is None:
-            _kill_tree(second.pid)
-        _kill_tree(driver.pid)  # SIGKILL: no cleanup, no final write
-    before = json.loads(state_path.read_text())
-    done_before = {
-        a: arm["last_step"] for a, arm in before["arms"].items() if arm["state"] == "stopped"
-    }
-    checkpointed = {
-        a: arm["last_step"]
-        for a, arm in before["arms"].items()
-        if arm["state"] != "stopped" and arm["checkpoint"]
-    }
-
-    # a second kill as soon as the resumed run has recorded new results
-    seen = sum(len(r) for r in before["results"].values())
-    resumed, _ = _run_until(
-        first, lambda snap: sum(len(r) for r in snap["results"].values()) >= seen + 2
-    )
-    _kill_tree(resumed.pid)
-    moved = tmp_path / "elsewhere"
-    shutil.move(str(first), str(moved))
-    out, stderr = _finish(moved)
-    assert f"taking over the lock of project {moved / 'p'}" in stderr, stderr[-3000:]
-    assert f"pid {resumed.pid} on host" in stderr
-    # the plan is finished exactly: every planned epoch, the planned arms at max_epochs
-    _assert_plan_met(out)
-    _retrained_within_checkpoints(out)
-    saved = json.loads((moved / "p" / "state.json").read_text())
-    assert all(
-        a["checkpoint"] is None or a["checkpoint"].startswith("./") for a in saved["arms"].values()
-    ), saved["arms"]
-    # no finished arm lost, none retrained
-    for arm, steps in done_before.items():
-        assert out["epochs"][arm] == steps
-    # unfinished arms that trained on after the kill continued from their checkpoint
-    went_on = [a for a, step in checkpointed.items() if out["epochs"][a] > step]
-    assert went_on, (
-        "no interrupted arm trained on after the resume",
-        {
-            a: (before["arms"][a]["state"], step, out["epochs"][a])
-            for a, step in checkpointed.items()
-        },
-        out["segments"],
-    )
-    for arm in went_on:
-        segments = out["segments"][arm]
-        assert any(s[1] and s[1] > 0 for s in segments), (arm, segments)
-        assert [s for s in segments if s[0] == 1] == [segments[0]], (arm, segments)
-
-
 def test_ctrl_c_then_two_kills_and_a_moved_folder_resume_where_it_stopped(tmp_path):
     """Ctrl-C the driver, SIGKILL two resumed drivers, move the folder: the plan is met.
 
@@ -148,6 +57,10 @@ def test_ctrl_c_then_two_kills_and_a_moved_folder_resume_where_it_stopped(tmp_pa
     since its last checkpoint; checkpoint paths are kept relative to the project
     folder, so a moved folder resumes and its best model restores; each re-run after
     a kill takes over the dead driver's lock with a message.
+
+    (One search through every fault: each driver start costs Ray's and TensorFlow's
+    start-up, so the faults share a project. The pool's Ctrl-C and kill, and the
+    resume of a multi-objective search, are in test_pool_keras.py.)
     """
     first = tmp_path / "first"
     state_path = first / "p" / "state.json"
@@ -312,33 +225,6 @@ def _retrained_within_checkpoints(out):
             assert initial_epoch == latest, (arm, segments)
 
 
-def test_ctrl_c_stops_the_search_at_once_and_the_same_call_resumes_it(tmp_path):
-    """SIGINT mid-search: KeyboardInterrupt propagates, the state is saved, a re-run resumes."""
-    driver, _ = _run_until(tmp_path, _between_rungs, mode="search-slow")
-    driver.send_signal(signal.SIGINT)
-    try:
-        output, _ = driver.communicate(timeout=90)  # stops quickly, not after the search
-    finally:
-        _kill_tree(driver.pid)
-    assert driver.returncode != 0, output[-3000:]
-    assert "KeyboardInterrupt" in output and "run the same search again" in output, output[-3000:]
-    assert "SUMMARY" not in output
-    saved = json.loads((tmp_path / "p" / "state.json").read_text())
-    interrupted = {
-        a: arm["last_step"]
-        for a, arm in saved["arms"].items()
-        if arm["state"] == "running" and arm["last_step"] < 9
-    }
-    assert interrupted, saved["arms"]  # not recorded as stopped
-    out, _ = _finish(tmp_path, mode="search-slow")
-    _assert_plan_met(out)
-    _retrained_within_checkpoints(out)
-    assert any(out["epochs"][a] > step for a, step in interrupted.items()), (
-        interrupted,
-        out["epochs"],
-    )
-
-
 def test_worker_killed_mid_epoch_resumes_from_its_checkpoint(ray_local, digits_small, tmp_path):
     from conftest import small_build_model
     from fault_callbacks import KillOnce
@@ -403,7 +289,7 @@ def test_a_two_node_cluster_packs_arms_and_survives_losing_its_worker_node(tmp_p
     used = {seg[2] for segs in out["segments"].values() for seg in segs}
     assert used == {out["nodes"]["head"], out["nodes"]["worker"]}
     assert out["killed"], "the worker node was never removed"
-    assert set(out["status"].values()) <= {"completed", "stopped"}, out["status"]
+    assert set(out["status"].values()) <= {"completed", "stopped"}, out["errors"]
     assert out["arms"] == 17 and sum(out["epochs"].values()) == 69
     assert all(out["epochs"][a] > 0 for a in out["epochs"])  # every arm has its results
     # after the loss, segments only start on the head node
@@ -466,17 +352,6 @@ def test_a_local_ray_listens_on_loopback_only_even_when_ray_was_imported_first()
     names = {name for name, _ in listening}
     assert {"gcs_server", "raylet"} <= names, listening
     assert all(ip in ("127.0.0.1", "::ffff:127.0.0.1") for _, ip in listening), listening
-
-
-def test_a_multi_objective_search_resumes_after_a_kill_with_its_front(tmp_path):
-    """SIGKILL a multi-objective Hyperband driver mid-search: the re-run meets the plan."""
-    killed, _ = _run_until(tmp_path, _between_rungs, mode="search-mo")
-    _kill_tree(killed.pid)
-    out, _ = _finish(tmp_path, mode="search-mo")
-    _assert_plan_met(out)
-    _retrained_within_checkpoints(out)
-    assert out["front"] and out["ranks"][: len(out["front"])] == [1] * len(out["front"])
-    assert out["ranks"] == sorted(out["ranks"])
 
 
 def test_a_multi_objective_search_with_a_budget_runs_on_a_two_node_cluster(tmp_path):

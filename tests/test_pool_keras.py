@@ -91,18 +91,14 @@ def _early_between_rungs(snapshot):
     return _between_rungs(snapshot) and done <= 45
 
 
-def test_a_killed_pool_driver_resumes_and_meets_the_plan(tmp_path):
-    """SIGKILL the driver of a pool search between rungs; the same search finishes it."""
-    driver, _ = _run_until(tmp_path, _early_between_rungs, mode="search-pool")
-    _kill_tree(driver.pid)
-    out, _ = _finish(tmp_path, mode="search-pool")
-    _assert_plan_met(out)
-    _retrained_within_checkpoints(out)
-    assert out["imported_ray_tune"] is False  # resumed, reloaded: still no Ray Tune
+def test_ctrl_c_then_a_kill_of_a_multi_objective_pool_search_resume_where_it_stopped(tmp_path):
+    """Ctrl-C a pool search between rungs, SIGKILL the resumed driver: the same call finishes it.
 
-
-def test_ctrl_c_stops_a_pool_search_and_the_same_call_resumes_it(tmp_path):
-    driver, _ = _run_until(tmp_path, _early_between_rungs, mode="search-pool")
+    Multi-objective (accuracy, size): the re-run's front and Pareto ranks come from
+    the arms recorded before the faults and after them. (One project for the three
+    faults: each driver start costs Ray's and TensorFlow's start-up.)
+    """
+    driver, _ = _run_until(tmp_path, _early_between_rungs, mode="search-pool-mo")
     driver.send_signal(signal.SIGINT)
     try:
         output, _ = driver.communicate(timeout=90)
@@ -112,8 +108,26 @@ def test_ctrl_c_stops_a_pool_search_and_the_same_call_resumes_it(tmp_path):
     assert "KeyboardInterrupt" in output and "run the same search again" in output, output[-3000:]
     saved = json.loads((tmp_path / "p" / "state.json").read_text())
     assert saved["extra"]["backend"] == "pool"
-    out, _ = _finish(tmp_path, mode="search-pool")
+    interrupted = {
+        a: arm["last_step"]
+        for a, arm in saved["arms"].items()
+        if arm["state"] == "running" and arm["last_step"] < 9
+    }
+    assert interrupted, saved["arms"]  # not recorded as stopped
+    seen = sum(len(r) for r in saved["results"].values())
+    killed, _ = _run_until(
+        tmp_path,
+        lambda snap: sum(len(r) for r in snap["results"].values()) >= seen + 2,
+        mode="search-pool-mo",
+    )
+    _kill_tree(killed.pid)  # SIGKILL: no cleanup, no final write
+    out, stderr = _finish(tmp_path, mode="search-pool-mo")
+    assert f"pid {killed.pid} on host" in stderr  # the dead driver's lock taken over
     _assert_plan_met(out)
+    _retrained_within_checkpoints(out)
+    assert out["imported_ray_tune"] is False  # resumed, reloaded: still no Ray Tune
+    assert out["front"] and out["ranks"][: len(out["front"])] == [1] * len(out["front"])
+    assert out["ranks"] == sorted(out["ranks"])
 
 
 def test_a_pool_search_on_a_two_node_cluster_survives_losing_its_worker_node(tmp_path):

@@ -174,3 +174,57 @@ def test_a_configuration_handed_to_ray_but_not_yet_an_arm_is_drawn_again_on_resu
     resumed.on_trial_add(None, Trial("train_arm", config=configs[1], trial_id="d", stub=True))
     assert again.position() == {"made": 2, "next_index": 2}
     assert sorted(resumed.configs) == ["a", "d"]
+
+
+LOST = "c964b20f4da07588a88dd2b901000000"
+
+
+def _lost_actor_text(actor, failures):
+    """Ray's error file for a trial whose actor was lost ``failures`` times (one per call)."""
+    from ray.exceptions import ActorUnavailableError
+
+    error = str(ActorUnavailableError("RpcError: Socket closed", bytes.fromhex(actor)))
+    return "".join(f"Failure # {n} (occurred at now)\n{error}\n" for n in range(1, failures + 1))
+
+
+def test_the_actor_named_by_a_failure_is_read_from_rays_error_text():
+    from ray.exceptions import ActorDiedError
+
+    from bandit_tune.scheduler import _failed_actor
+
+    assert _failed_actor(_lost_actor_text(LOST, 1)) == LOST
+    died = f"{ActorDiedError.BASE_ERROR_MSG}\n\tclass_name: ImplicitFunc\n\tactor_id: {LOST[::-1]}"
+    assert _failed_actor(_lost_actor_text(LOST, 1) + "Failure # 2 (at now)\n" + died) == LOST[::-1]
+    user = f"ray::ImplicitFunc.train() (pid=1, ip=127.0.0.1, actor_id={LOST})\nValueError: bad"
+    assert _failed_actor("Failure # 1 (at now)\n" + user) is None  # the arm's own error
+
+
+def test_one_lost_actor_takes_one_retry_however_many_calls_it_fails(monkeypatch):
+    """A node lost while an arm trains and saves: Ray reports the actor's loss once per call
+    in flight. It is one failure: the arm is placed again with its retries left."""
+    import bandit_tune.scheduler as module
+
+    scheduler = _scheduler()
+    trial = _trial(max_failures=1)
+    scheduler.on_trial_add(None, trial)
+    errors = {"text": _lost_actor_text(LOST, 1)}
+    monkeypatch.setattr(module, "_trial_error", lambda t: errors["text"])
+    trial.run_metadata.num_failures = 1
+    trial.set_status(Trial.ERROR)  # Ray stops the running trial and requeues it
+    scheduler.on_trial_error(None, trial)
+    assert scheduler.failures[trial.trial_id] == 1 and not scheduler.wake
+    trial.set_status(Trial.PENDING)  # requeued; the same actor's save fails too
+    errors["text"] = _lost_actor_text(LOST, 2)
+    trial.run_metadata.num_failures = 2  # Ray counted it again: no retry left by its count
+    scheduler.on_trial_error(None, trial)
+    assert list(scheduler.wake) == [trial.trial_id]  # placed again, from its checkpoint
+    assert scheduler.failures[trial.trial_id] == 1
+    assert trial.run_metadata.num_failures == 1  # Ray's count is of lost actors too
+    # a second lost actor is a second failure: past max_failures=1 the arm ends in error
+    scheduler.wake.clear()
+    errors["text"] += "Failure # 3 (at now)\n" + _lost_actor_text(LOST[::-1], 1)
+    trial.run_metadata.num_failures = 2
+    scheduler.on_trial_error(None, trial)
+    assert not scheduler.wake
+    assert scheduler.failures[trial.trial_id] == 2
+    assert scheduler.arm_states()[trial.trial_id] == "stopped"

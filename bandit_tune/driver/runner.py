@@ -314,12 +314,16 @@ class Runner:
         self.snapshot()
         return ended
 
-    def arm_failed(self, arm_id: str, retry: bool) -> list[str]:
-        """The arm's training failed; with ``retry`` it is placed again from its checkpoint."""
+    def arm_failed(self, arm_id: str, retry: bool, counts: bool = True) -> list[str]:
+        """The arm's training failed; with ``retry`` it is placed again from its checkpoint.
+
+        ``counts=False``: a failure already counted (another report of the same loss).
+        """
         arm = self.arms.get(arm_id)
         if arm is None or self.frozen:
             return []
-        arm.failures += 1
+        if counts:
+            arm.failures += 1
         self.version += 1
         if retry:
             self.arms.set_state(arm_id, ArmState.RUNNING)
