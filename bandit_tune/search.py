@@ -157,7 +157,9 @@ class BanditTuner:
             arm's TensorFlow then allocates GPU memory as it grows).
         max_concurrent: arms training at once (default: as many as resources allow).
         address: join this Ray cluster instead of starting a local Ray.
-        max_retries_per_trial: retries of a failing arm (Ray's ``max_failures``).
+        max_retries_per_trial: retries of a failing arm (Ray's ``max_failures``);
+            an arm whose worker or node was lost is placed again at least 3 times
+            (``LOST_WORKER_RETRIES``), on either backend.
         verbose: 0 silent; 1 (default) shows the live progress display (plain lines
             when output is not a terminal) and a line when the search ends.
         hyperparameters: a :class:`~bandit_tune.HyperParameters` declared before

@@ -220,11 +220,46 @@ def test_one_lost_actor_takes_one_retry_however_many_calls_it_fails(monkeypatch)
     assert list(scheduler.wake) == [trial.trial_id]  # placed again, from its checkpoint
     assert scheduler.failures[trial.trial_id] == 1
     assert trial.run_metadata.num_failures == 1  # Ray's count is of lost actors too
-    # a second lost actor is a second failure: past max_failures=1 the arm ends in error
+    # a second lost actor is a second failure (placed again: a lost worker has
+    # LOST_WORKER_RETRIES, more than max_failures=1)
     scheduler.wake.clear()
     errors["text"] += "Failure # 3 (at now)\n" + _lost_actor_text(LOST[::-1], 1)
     trial.run_metadata.num_failures = 2
     scheduler.on_trial_error(None, trial)
-    assert not scheduler.wake
+    assert list(scheduler.wake) == [trial.trial_id]
     assert scheduler.failures[trial.trial_id] == 2
+
+
+def test_a_lost_worker_is_retried_even_without_retries_and_an_arms_own_error_is_not(
+    monkeypatch,
+):
+    """max_failures=0 (the default): an arm whose worker was lost is placed again, up to
+    LOST_WORKER_RETRIES times, as on the pool; an error the arm raised ends it."""
+    import bandit_tune.scheduler as module
+    from bandit_tune.driver.runner import LOST_WORKER_RETRIES
+
+    scheduler = _scheduler()
+    trial = _trial(max_failures=0)
+    scheduler.on_trial_add(None, trial)
+    errors = {"text": ""}
+    monkeypatch.setattr(module, "_trial_error", lambda t: errors["text"])
+    for lost in range(LOST_WORKER_RETRIES + 1):
+        actor = f"{lost:02d}" + LOST[2:]
+        errors["text"] += _lost_actor_text(actor, 1)
+        trial.set_status(Trial.RUNNING)  # Ray (no retries of its own) ends the trial
+        trial.run_metadata.num_failures = 1
+        scheduler.wake.clear()
+        scheduler.on_trial_error(None, trial)
+        if lost < LOST_WORKER_RETRIES:
+            assert list(scheduler.wake) == [trial.trial_id], lost  # placed again
+    assert not scheduler.wake  # the fourth lost worker ends it
     assert scheduler.arm_states()[trial.trial_id] == "stopped"
+
+    raised = _trial(max_failures=0)
+    scheduler.on_trial_add(None, raised)
+    errors["text"] = "Failure # 1 (at now)\nray::ImplicitFunc.train()\nValueError: bad data"
+    raised.set_status(Trial.RUNNING)
+    raised.run_metadata.num_failures = 1
+    scheduler.on_trial_error(None, raised)
+    assert not scheduler.wake
+    assert scheduler.arm_states()[raised.trial_id] == "stopped"

@@ -39,6 +39,10 @@ from bandit_tune.policies.base import (
 
 SNAPSHOT_VERSION = 1
 
+#: Times an arm is placed again after its worker died (or its node) when the
+#: arm's own retries are fewer: a lost worker is not the arm's fault.
+LOST_WORKER_RETRIES = 3
+
 RESUME = "resume"
 """:meth:`Runner.next_arm`: resume the paused arm it names."""
 NEW = "new"

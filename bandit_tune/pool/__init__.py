@@ -128,7 +128,8 @@ def run_arms(
         overwrite: start afresh instead of resuming the project's unfinished
             search (or reloading its finished one).
         max_failures: times an arm is placed again after its step raised or its
-            worker died; then it ends with its error recorded.
+            worker died (a lost worker: at least 3 times); then it ends with its
+            error recorded.
         keep_paused: paused arms a worker keeps in memory (older ones are dropped
             there and load from their checkpoint when resumed).
         max_total_epochs: stop once this many epochs were trained.
