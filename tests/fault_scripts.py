@@ -188,14 +188,14 @@ def main():
         out["ranks"] = [int(r) for r in tuner.results_["pareto_rank"]]
         print("SUMMARY " + json.dumps(out), flush=True)
     elif mode == "cluster":
-        cluster_run(directory)
+        cluster_run(directory, retries=0)  # the default: a lost worker is retried anyway
     elif mode == "cluster-pool":
         cluster_run(directory, backend="pool")
     elif mode == "cluster-mo":
         cluster_multi_objective(directory)
 
 
-def cluster_run(directory, lose_after=6, search=None, summarize=None, **kwargs):
+def cluster_run(directory, lose_after=6, search=None, summarize=None, retries=3, **kwargs):
     """A real 2-node Ray cluster on 127.0.0.1 (GCS + a raylet per node), a search on it.
 
     Each node advertises one GPU and the search packs arms: half a CPU and a quarter
@@ -240,7 +240,7 @@ def cluster_run(directory, lose_after=6, search=None, summarize=None, **kwargs):
         tuner = (search or hyperband)(
             directory,
             address=cluster.address,
-            retries=3,
+            retries=retries,
             cpus_per_arm=0.5,
             gpus_per_arm=0.25,
             **kwargs,

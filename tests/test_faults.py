@@ -275,7 +275,8 @@ def test_a_two_node_cluster_packs_arms_and_survives_losing_its_worker_node(tmp_p
 
     Arms pack two to a node and share its CPU and GPU; the worker node is then removed
     without warning mid-search, and its arms are placed again on the head node: the
-    plan is still met, every arm ends completed or stopped.
+    plan is still met, every arm ends completed or stopped, with the default
+    max_retries_per_trial=0 (a lost worker is not the arm's fault).
     """
     done = subprocess.run(
         [sys.executable, SCRIPT, "cluster", str(tmp_path)],
