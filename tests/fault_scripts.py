@@ -188,11 +188,22 @@ def main():
         out["ranks"] = [int(r) for r in tuner.results_["pareto_rank"]]
         print("SUMMARY " + json.dumps(out), flush=True)
     elif mode == "cluster":
-        cluster_run(directory, retries=0)  # the default: a lost worker is retried anyway
+        from bandit_tune import Objective
+
+        # the default retries (a lost worker is retried anyway), two objectives
+        objective = ["val_accuracy", Objective("params", "min")]
+        cluster_run(directory, retries=0, summarize=_with_front, objective=objective)
     elif mode == "cluster-pool":
         cluster_run(directory, backend="pool")
-    elif mode == "cluster-mo":
-        cluster_multi_objective(directory)
+
+
+def _with_front(tuner):
+    """:func:`summary`, and a multi-objective search's front and ranks."""
+    out = summary(tuner)
+    out["front"] = len(tuner.pareto_front())
+    out["ranks"] = [int(r) for r in tuner.results_["pareto_rank"]]
+    out["policy"] = type(tuner.policy).__name__
+    return out
 
 
 def cluster_run(directory, lose_after=6, search=None, summarize=None, retries=3, **kwargs):
@@ -253,34 +264,6 @@ def cluster_run(directory, lose_after=6, search=None, summarize=None, retries=3,
         out["nodes"] = nodes
         out["killed"] = killed.get("at")
         out["gcs"] = cluster.address
-        print("SUMMARY " + json.dumps(out), flush=True)
-    finally:
-        ray.shutdown()
-        cluster.shutdown()
-
-
-def cluster_multi_objective(directory, max_total_epochs=45):
-    """A multi-objective search with an epoch budget on a 2-node loopback cluster."""
-    import ray
-    from ray.cluster_utils import Cluster
-
-    from bandit_tune import Objective
-
-    cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 1})
-    worker = cluster.add_node(num_cpus=1)
-    try:
-        cluster.wait_for_nodes()
-        tuner = hyperband(
-            directory,
-            address=cluster.address,
-            objective=["val_accuracy", Objective("params", "min")],
-            max_total_epochs=max_total_epochs,
-        )
-        out = summary(tuner)
-        out["nodes"] = {"head": cluster.head_node.node_id, "worker": worker.node_id}
-        out["ranks"] = [int(r) for r in tuner.results_["pareto_rank"]]
-        out["front"] = len(tuner.pareto_front())
-        out["policy"] = type(tuner.policy).__name__
         print("SUMMARY " + json.dumps(out), flush=True)
     finally:
         ray.shutdown()
