@@ -23,7 +23,7 @@ from ray.tune.schedulers import TrialScheduler
 
 from bandit_tune.driver.arms import RESERVED_PREFIX
 from bandit_tune.driver.host import RunnerHost
-from bandit_tune.driver.runner import LOST_WORKER_RETRIES, NEW, RESUME, WAIT
+from bandit_tune.driver.runner import NEW, RESUME, WAIT, retry_limit
 from bandit_tune.policies.base import ArmPolicy, Decision, Exploit, PolicyError
 
 
@@ -280,9 +280,10 @@ class BanditScheduler(RunnerHost, TrialScheduler):
         A lost worker (its actor died or became unreachable, not an error the
         arm raised) is not the arm's fault: such an arm is placed again up to
         ``LOST_WORKER_RETRIES`` times even when ``max_failures`` is lower, as on
-        the pool. And a lost actor counts once: Ray reports one failure per call
-        in flight on it (a result and a save, say) when its node goes; a failure
-        naming the actor already counted is re-placed without taking a retry.
+        the pool (one rule for both: ``retry_limit``). And a lost actor counts
+        once: Ray reports one failure per call in flight on it (a result and a
+        save, say) when its node goes; a failure naming the actor already counted
+        is re-placed without taking a retry.
         """
         if trial.trial_id in self._retired:
             return  # its arm took an exploit and goes on as a new trial
@@ -295,12 +296,10 @@ class BanditScheduler(RunnerHost, TrialScheduler):
         metadata = getattr(trial, "run_metadata", None)
         if again and metadata is not None and getattr(metadata, "num_failures", 0) > 0:
             metadata.num_failures -= 1  # Ray's own retry count: once per lost actor too
-        limit = int(getattr(trial, "max_failures", 0) or 0)
-        if actor is not None and limit >= 0:
-            limit = max(limit, LOST_WORKER_RETRIES)
+        limit = retry_limit(int(getattr(trial, "max_failures", 0) or 0), actor is not None)
+        retries_left = limit < 0 or arm.failures + 1 <= limit
         recovers = getattr(trial, "should_recover", None)
-        lost = actor is not None and arm.failures + 1 <= limit
-        if again or lost or (callable(recovers) and recovers()):
+        if again or (actor is not None and retries_left) or (callable(recovers) and recovers()):
             if self._chosen is trial:
                 self._chosen = None
             if trial.status not in (Trial.RUNNING, Trial.PENDING):
@@ -309,7 +308,7 @@ class BanditScheduler(RunnerHost, TrialScheduler):
                 if not again:
                     arm.failures += 1
                 return
-            if self.recreates_arms and (again or limit < 0 or arm.failures + 1 <= limit):
+            if self.recreates_arms and (again or retries_left):
                 self._trials.pop(arm_id, None)
                 failed = self.runner.arm_failed(arm_id, retry=True, counts=not again)
                 self._stop(tune_controller, failed)

@@ -169,38 +169,32 @@ def main():
         backend = "pool" if mode.endswith("pool") else "tune"
         cluster_run(directory, lose_after=4, search=pbt, summarize=pbt_summary, backend=backend)
         return
-    if mode in ("search", "search-slow"):
-        # search-slow: a Ctrl-C must land while an arm trains between rungs, also when
-        # the machine is loaded and the signal comes a second after the snapshot was read
-        tuner = hyperband(directory, slow=0.2 if mode == "search-slow" else 0.0)
+    if mode == "search-slow":
+        # a Ctrl-C must land while an arm trains between rungs, also when the machine
+        # is loaded and the signal comes a second after the snapshot was read
+        tuner = hyperband(directory, slow=0.2)
         print("SUMMARY " + json.dumps(summary(tuner)), flush=True)
-    elif mode == "search-pool":
-        tuner = hyperband(directory, backend="pool")
-        print("SUMMARY " + json.dumps(summary(tuner)), flush=True)
-    elif mode in ("search-mo", "search-pool-mo"):
-        from bandit_tune import Objective
-
-        backend = "pool" if mode == "search-pool-mo" else "tune"
-        objective = ["val_accuracy", Objective("params", "min")]
-        tuner = hyperband(directory, objective=objective, backend=backend)
-        out = summary(tuner)
-        out["front"] = list(tuner.pareto_front()["arm_id"])
-        out["ranks"] = [int(r) for r in tuner.results_["pareto_rank"]]
-        print("SUMMARY " + json.dumps(out), flush=True)
+    elif mode == "search-pool-mo":
+        tuner = hyperband(directory, objective=_two_objectives(), backend="pool")
+        print("SUMMARY " + json.dumps(_with_front(tuner)), flush=True)
     elif mode == "cluster":
-        from bandit_tune import Objective
-
         # the default retries (a lost worker is retried anyway), two objectives
-        objective = ["val_accuracy", Objective("params", "min")]
-        cluster_run(directory, retries=0, summarize=_with_front, objective=objective)
+        cluster_run(directory, retries=0, summarize=_with_front, objective=_two_objectives())
     elif mode == "cluster-pool":
         cluster_run(directory, backend="pool")
 
 
+def _two_objectives():
+    """Accuracy up, size down: the multi-objective searches of the fault tests."""
+    from bandit_tune import Objective
+
+    return ["val_accuracy", Objective("params", "min")]
+
+
 def _with_front(tuner):
-    """:func:`summary`, and a multi-objective search's front and ranks."""
+    """:func:`summary`, and a multi-objective search's front (arm ids), ranks and policy."""
     out = summary(tuner)
-    out["front"] = len(tuner.pareto_front())
+    out["front"] = list(tuner.pareto_front()["arm_id"])
     out["ranks"] = [int(r) for r in tuner.results_["pareto_rank"]]
     out["policy"] = type(tuner.policy).__name__
     return out

@@ -9,7 +9,9 @@ from test_faults import (
     _assert_plan_met,
     _between_rungs,
     _finish,
+    _interrupted,
     _kill_tree,
+    _more_results_than,
     _retrained_within_checkpoints,
     _run_until,
 )
@@ -108,18 +110,8 @@ def test_ctrl_c_then_a_kill_of_a_multi_objective_pool_search_resume_where_it_sto
     assert "KeyboardInterrupt" in output and "run the same search again" in output, output[-3000:]
     saved = json.loads((tmp_path / "p" / "state.json").read_text())
     assert saved["extra"]["backend"] == "pool"
-    interrupted = {
-        a: arm["last_step"]
-        for a, arm in saved["arms"].items()
-        if arm["state"] == "running" and arm["last_step"] < 9
-    }
-    assert interrupted, saved["arms"]  # not recorded as stopped
-    seen = sum(len(r) for r in saved["results"].values())
-    killed, _ = _run_until(
-        tmp_path,
-        lambda snap: sum(len(r) for r in snap["results"].values()) >= seen + 2,
-        mode="search-pool-mo",
-    )
+    assert _interrupted(saved), saved["arms"]  # not recorded as stopped
+    killed, _ = _run_until(tmp_path, _more_results_than(saved), mode="search-pool-mo")
     _kill_tree(killed.pid)  # SIGKILL: no cleanup, no final write
     out, stderr = _finish(tmp_path, mode="search-pool-mo")
     assert f"pid {killed.pid} on host" in stderr  # the dead driver's lock taken over

@@ -43,6 +43,16 @@ SNAPSHOT_VERSION = 1
 #: arm's own retries are fewer: a lost worker is not the arm's fault.
 LOST_WORKER_RETRIES = 3
 
+
+def retry_limit(max_failures: int, lost_worker: bool) -> int:
+    """The failures an arm may have and still be placed again (negative: no limit).
+
+    Its own ``max_failures``; after a lost worker at least :data:`LOST_WORKER_RETRIES`.
+    """
+    if lost_worker and max_failures >= 0:
+        return max(max_failures, LOST_WORKER_RETRIES)
+    return max_failures
+
 RESUME = "resume"
 """:meth:`Runner.next_arm`: resume the paused arm it names."""
 NEW = "new"

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from bandit_tune.driver.arms import results_before_last_exploit
-from bandit_tune.driver.runner import LOST_WORKER_RETRIES, NEW, RESUME, Runner
+from bandit_tune.driver.runner import NEW, RESUME, Runner, retry_limit
 from bandit_tune.policies.base import ArmState, Decision
 from bandit_tune.pool.lifecycle import _replace, _workers, discard
 from bandit_tune.pool.worker import checkpoint_step, latest_checkpoint
@@ -490,7 +490,7 @@ class PoolSearch:
             self.where.pop(lost, None)
             if arm is not None:
                 # a lost worker is not the arm's fault: placed again a few times
-                retry = arm.failures < max(self.max_failures, LOST_WORKER_RETRIES)
+                retry = arm.failures < retry_limit(self.max_failures, lost_worker=True)
                 if not retry:
                     self.errors[lost] = f"its worker died: {exc}"
                 self._end(self.runner.arm_failed(lost, retry=retry))
