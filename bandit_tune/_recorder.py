@@ -47,6 +47,9 @@ def _record_in_worker(hypermodel: Any, sample: Any, mutable: Any = ()) -> tuple[
 class SpaceRecording:
     """Record ``hypermodel``'s space in a helper process; :meth:`result` returns it.
 
+    When Keras is imported in this process already, the space is recorded in a
+    thread here instead: create the recording only after anything that sets
+    environment variables (Ray's start), as TensorFlow reads them in that thread.
     With ``sample`` (:func:`bandit_tune.fit_check.sample` of the data) the helper
     also tries one model on it; :meth:`result` returns ``(space, problem)``.
     ``mutable``: hyperparameters that must not change the model's variables
@@ -62,7 +65,9 @@ class SpaceRecording:
         self._directory = tempfile.mkdtemp(prefix="bandit_tune_space_")
         self._result = os.path.join(self._directory, "space.pkl")
         if "keras" in sys.modules:
-            # Keras is loaded here already: recording costs a fraction of a second
+            # Keras is loaded here already: recording costs a fraction of a second, in a
+            # thread. Start it after Ray: its TensorFlow calls getenv, and setenv in the
+            # main thread meanwhile (ray.init adds variables) can crash the process.
             self._thread = _Background(_record_and_check, hypermodel, sample, self.mutable)
             return
         try:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import math
 import os
+import sys
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -581,6 +582,10 @@ class BanditTuner:
         # the data (~7 s of CPU) while Ray starts and Ray Tune is imported here (~4 s
         # each); ray.init must stay on the main thread. Ray Tune is imported only now:
         # its ~3 s then overlap the recording (and not at all for backend="pool").
+        # With Keras imported here the space is recorded in a thread of this process
+        # instead (~1 s), started only once Ray has started: ensure_ray and ray.init
+        # add environment variables, and glibc's setenv while TensorFlow calls getenv
+        # in another thread can crash the process (a segfault in getenv, seen here).
         recording: Any = None
         mutable = sorted(getattr(policy, "mutable_keys", None) or ())
         if self.backend == "pool":
@@ -590,10 +595,12 @@ class BanditTuner:
             warm = warm_worker(self.cpus_per_arm, self.gpus_per_arm)
             if warm is not None:  # a second search of this process: Keras is imported there
                 recording = WorkerRecording(warm, self.hypermodel, sample(data), mutable)
-        if recording is None:
+        if recording is None and "keras" not in sys.modules:
             recording = SpaceRecording(self.hypermodel, sample(data), mutable)
         try:
             resources = ensure_ray(self.address)
+            if recording is None:
+                recording = SpaceRecording(self.hypermodel, sample(data), mutable)
             if self.backend == "pool":
                 from bandit_tune.pool import start_workers
 
@@ -607,7 +614,8 @@ class BanditTuner:
             if self.backend != "pool":  # the pool's search never needs Ray Tune
                 from ray import tune  # noqa: F401 - imported while the space is recorded
         except BaseException:
-            recording.cancel()
+            if recording is not None:
+                recording.cancel()
             raise
         space, problem = recording.result()
         from bandit_tune.hypermodel import MUTABLE_PROBLEM

@@ -9,6 +9,23 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 
+RAY_UP_AT_RECORDING: list = []  # ray.is_initialized() as each recording thread started
+
+
+def _watch_recording_threads():
+    """Note whether Ray had started when a thread began recording the space."""
+    import ray
+
+    from bandit_tune import _recorder
+
+    class Watched(_recorder._Background):
+        def __init__(self, *args):
+            RAY_UP_AT_RECORDING.append(ray.is_initialized())
+            super().__init__(*args)
+
+    _recorder._Background = Watched
+
+
 def _data():
     from bandit_tune.demo import load_digits_split
 
@@ -60,6 +77,7 @@ def summary(tuner):
         ),
         # a pool search's driver never needs Ray Tune (its import is start-up time)
         "imported_ray_tune": "ray.tune" in sys.modules,
+        "ray_up_at_recording": RAY_UP_AT_RECORDING,
     }
 
 
@@ -156,11 +174,13 @@ def pbt_summary(tuner):
         ),
         # a pool search's driver never needs Ray Tune (its import is start-up time)
         "imported_ray_tune": "ray.tune" in sys.modules,
+        "ray_up_at_recording": RAY_UP_AT_RECORDING,
     }
 
 
 def main():
     mode, directory = sys.argv[1], sys.argv[2]
+    _watch_recording_threads()
     if mode.startswith("search-pbt"):
         backend = "pool" if mode.endswith("pool") else "tune"
         print("SUMMARY " + json.dumps(pbt_summary(pbt(directory, backend=backend))), flush=True)

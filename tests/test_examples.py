@@ -27,6 +27,7 @@ def test_keras_tuner_mnist_example(ray_local, tmp_path, monkeypatch, capsys):
     assert int(tuner.results_["epochs"].sum()) == tuner.policy.budget
 
 
+@pytest.mark.slow
 def test_seed_grid_search_cv_example(ray_local, tmp_path, monkeypatch, capsys):
     import numpy as np
 

@@ -460,6 +460,7 @@ class _OwnScoreTuner(kt.RandomSearch):
         return float(model.evaluate(*validation_data, verbose=0)[1])
 
 
+@pytest.mark.slow
 @pytest.mark.ray
 def test_run_trial_overrides_run_in_the_arms(ray_local, digits_small, tmp_path):
     (x, y), (xv, yv), _ = digits_small

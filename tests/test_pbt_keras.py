@@ -193,6 +193,7 @@ def _assert_population_complete(out):
     assert out["best_model_outputs"] == [2, 10]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("mode", ["search-pbt", "search-pbt-pool"])
 def test_a_killed_pbt_driver_resumes_with_its_population_and_lineage(tmp_path, mode):
     from test_faults import _finish, _kill_tree, _run_until
@@ -202,10 +203,12 @@ def test_a_killed_pbt_driver_resumes_with_its_population_and_lineage(tmp_path, m
     before = {a: d.get("lineage") or [] for a, d in snapshot["arms"].items()}
     out, _ = _finish(tmp_path, mode=mode)
     _assert_population_complete(out)
+    assert out["ray_up_at_recording"] == [True]  # see the Ctrl-C test in test_faults.py
     for arm_id, entries in before.items():  # no arm and no exploit lost
         assert out["lineage"][arm_id][: len(entries)] == entries
 
 
+@pytest.mark.slow
 def test_pbt_runs_unchanged_on_a_two_node_cluster_that_loses_a_node(tmp_path):
     import subprocess
     import sys
@@ -216,7 +219,7 @@ def test_pbt_runs_unchanged_on_a_two_node_cluster_that_loses_a_node(tmp_path):
         [sys.executable, SCRIPT, "cluster-pbt", str(tmp_path)],
         env=ENV, capture_output=True, text=True, timeout=500,
     )
-    out = _summary(done.stdout + done.stderr)
+    out = _summary(done.stdout + done.stderr, done.returncode)
     assert out["killed"], "the worker node was never removed"
     used = {seg[2] for segs in out["segments"].values() for seg in segs}
     assert used == {out["nodes"]["head"], out["nodes"]["worker"]}

@@ -93,6 +93,7 @@ def _early_between_rungs(snapshot):
     return _between_rungs(snapshot) and done <= 45
 
 
+@pytest.mark.slow
 def test_ctrl_c_then_a_kill_of_a_multi_objective_pool_search_resume_where_it_stopped(tmp_path):
     """Ctrl-C a pool search between rungs, SIGKILL the resumed driver: the same call finishes it.
 
@@ -122,6 +123,7 @@ def test_ctrl_c_then_a_kill_of_a_multi_objective_pool_search_resume_where_it_sto
     assert out["ranks"] == sorted(out["ranks"])
 
 
+@pytest.mark.slow
 def test_a_pool_search_on_a_two_node_cluster_survives_losing_its_worker_node(tmp_path):
     """The loopback 2-node cluster of the cluster tests, arms packed (0.5 CPU, 0.25 GPU):
     the worker node is removed mid-search; its workers are replaced on the head node
@@ -135,7 +137,7 @@ def test_a_pool_search_on_a_two_node_cluster_survives_losing_its_worker_node(tmp
         [sys.executable, SCRIPT, "cluster-pool", str(tmp_path)],
         env=ENV, capture_output=True, text=True, timeout=500,
     )
-    out = _summary(done.stdout + done.stderr)
+    out = _summary(done.stdout + done.stderr, done.returncode)
     assert out["killed"], "the worker node was never removed"
     used = {seg[2] for segs in out["segments"].values() for seg in segs}
     assert used == {out["nodes"]["head"], out["nodes"]["worker"]}
