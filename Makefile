@@ -23,7 +23,7 @@ demo: $(STAMP)
 	$(VENV)/bin/bandit-tune demo
 
 # Two pytest workers (pytest-xdist), the slow tests handed out first (conftest.py):
-# on 2 cores the suite took 27-30 min in one worker, 22 min in two.
+# on 2 cores the suite took 27-30 min in one worker, 21-25 min in two.
 test: $(STAMP)
 	$(PY) -m pytest -q -n 2
 
