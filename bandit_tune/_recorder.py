@@ -48,8 +48,8 @@ class SpaceRecording:
     """Record ``hypermodel``'s space in a helper process; :meth:`result` returns it.
 
     When Keras is imported in this process already, the space is recorded in a
-    thread here instead: create the recording only after anything that sets
-    environment variables (Ray's start), as TensorFlow reads them in that thread.
+    thread here instead, begun by :meth:`start_here` (without it, :meth:`result`
+    records it then).
     With ``sample`` (:func:`bandit_tune.fit_check.sample` of the data) the helper
     also tries one model on it; :meth:`result` returns ``(space, problem)``.
     ``mutable``: hyperparameters that must not change the model's variables
@@ -64,11 +64,10 @@ class SpaceRecording:
         self._thread: Any = None
         self._directory = tempfile.mkdtemp(prefix="bandit_tune_space_")
         self._result = os.path.join(self._directory, "space.pkl")
-        if "keras" in sys.modules:
-            # Keras is loaded here already: recording costs a fraction of a second, in a
-            # thread. Start it after Ray: its TensorFlow calls getenv, and setenv in the
-            # main thread meanwhile (ray.init adds variables) can crash the process.
-            self._thread = _Background(_record_and_check, hypermodel, sample, self.mutable)
+        # Keras is loaded here already: recording costs a fraction of a second, in a
+        # thread of this process that start_here begins
+        self._here = "keras" in sys.modules
+        if self._here:
             return
         try:
             from ray import cloudpickle
@@ -96,6 +95,20 @@ class SpaceRecording:
             )
         except OSError:
             self._process = None
+
+    def start_here(self) -> None:
+        """Begin recording in a thread of this process, when Keras is imported here.
+
+        Call it once nothing else will set environment variables until
+        :meth:`result` (after Ray's start: ``ray.init`` adds some): the thread's
+        TensorFlow calls ``getenv``, and glibc's ``setenv`` in another thread
+        meanwhile can crash the process (a segfault in ``getenv``, seen in a
+        driver). A helper process, when there is one, is running already.
+        """
+        if self._here and self._thread is None:
+            self._thread = _Background(
+                _record_and_check, self.hypermodel, self.sample, self.mutable
+            )
 
     def result(self) -> tuple[Any, str | None]:
         """The recorded :class:`~bandit_tune.SearchSpace` and what does not fit in the data.
@@ -132,6 +145,9 @@ class WorkerRecording:
     def __init__(self, worker: Any, hypermodel: Any, sample: Any = None, mutable: Any = ()) -> None:
         self.hypermodel, self.sample, self.mutable = hypermodel, sample, list(mutable)
         self._ref = worker.call.remote(_record_in_worker, hypermodel, sample, self.mutable)
+
+    def start_here(self) -> None:
+        """Nothing to begin: the worker records it (see :meth:`SpaceRecording.start_here`)."""
 
     def result(self) -> tuple[Any, str | None]:
         """See :meth:`SpaceRecording.result`."""

@@ -12,7 +12,6 @@ from __future__ import annotations
 import contextlib
 import math
 import os
-import sys
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -583,9 +582,8 @@ class BanditTuner:
         # each); ray.init must stay on the main thread. Ray Tune is imported only now:
         # its ~3 s then overlap the recording (and not at all for backend="pool").
         # With Keras imported here the space is recorded in a thread of this process
-        # instead (~1 s), started only once Ray has started: ensure_ray and ray.init
-        # add environment variables, and glibc's setenv while TensorFlow calls getenv
-        # in another thread can crash the process (a segfault in getenv, seen here).
+        # instead (~1 s), begun only once Ray has started (start_here: ensure_ray and
+        # ray.init set environment variables, which that thread's TensorFlow reads).
         recording: Any = None
         mutable = sorted(getattr(policy, "mutable_keys", None) or ())
         if self.backend == "pool":
@@ -595,12 +593,11 @@ class BanditTuner:
             warm = warm_worker(self.cpus_per_arm, self.gpus_per_arm)
             if warm is not None:  # a second search of this process: Keras is imported there
                 recording = WorkerRecording(warm, self.hypermodel, sample(data), mutable)
-        if recording is None and "keras" not in sys.modules:
+        if recording is None:
             recording = SpaceRecording(self.hypermodel, sample(data), mutable)
         try:
             resources = ensure_ray(self.address)
-            if recording is None:
-                recording = SpaceRecording(self.hypermodel, sample(data), mutable)
+            recording.start_here()
             if self.backend == "pool":
                 from bandit_tune.pool import start_workers
 
@@ -614,8 +611,7 @@ class BanditTuner:
             if self.backend != "pool":  # the pool's search never needs Ray Tune
                 from ray import tune  # noqa: F401 - imported while the space is recorded
         except BaseException:
-            if recording is not None:
-                recording.cancel()
+            recording.cancel()
             raise
         space, problem = recording.result()
         from bandit_tune.hypermodel import MUTABLE_PROBLEM

@@ -15,7 +15,7 @@ SCRIPT = os.path.join(HERE, "fault_scripts.py")
 ENV = {**os.environ, "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0", "TF_CPP_MIN_LOG_LEVEL": "3"}
 
 
-def _summary(output, code=None):
+def _summary(output, code):
     """The driver's ``SUMMARY`` line, parsed; else fail with its exit code and output's end."""
     line = next((x for x in output.splitlines() if x.startswith("SUMMARY ")), None)
     assert line is not None, f"exit code {code}: {output[-4000:]}"
