@@ -17,9 +17,10 @@ import pytest  # noqa: E402
 def pytest_collection_modifyitems(config, items):
     """Run the ``slow`` tests first (stable: in file order otherwise).
 
-    ``make test`` runs two pytest workers (``-n 2``): handed out first, the long
-    tests alternate between the workers and the short ones fill in around them,
-    rather than one long test ending the run alone.
+    ``make test`` runs two pytest workers (``-n 2``). xdist hands each worker a
+    contiguous first chunk, so the long tests start at once on the first worker
+    while the second takes the short ones, rather than one long test ending the
+    run alone.
     """
     items.sort(key=lambda item: item.get_closest_marker("slow") is None)
 
