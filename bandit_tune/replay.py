@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import os
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -29,7 +29,7 @@ def replay_trainable(
     checkpoint_epochs: list[int] | None = None,
     before_report: Callable[[int, int], None] | None = None,
 ) -> None:
-    """Ray function trainable: report ``curves[config["arm"]]`` epoch by epoch, resumably.
+    """Ray function trainable: report ``curves[config["_arm"]]`` epoch by epoch, resumably.
 
     Each report carries the epoch's recorded seconds as ``time_this_iter_s`` (when
     ``seconds`` is given), which a recorded-clock budget counts. A checkpoint goes
@@ -40,7 +40,7 @@ def replay_trainable(
     """
     from ray import tune
 
-    arm = int(config["arm"])
+    arm = int(config["_arm"])
     row = np.asarray(curves)[arm]
     times = None if seconds is None else np.asarray(seconds, dtype=float)[arm]
     start = 0
@@ -79,6 +79,7 @@ def replay_on_ray(
     n_workers: int = 1,
     before_report: Callable[[int, int], None] | None = None,
     on_scheduler: Callable[[BanditScheduler], None] | None = None,
+    configs: Sequence[dict[str, Any]] | None = None,
 ) -> list[tuple[str, int, float, str]]:
     """Run ``curves`` (``[arms, epochs]``, higher is better) through ``policy`` on Ray.
 
@@ -95,7 +96,9 @@ def replay_on_ray(
     ``time_budget`` are :func:`~bandit_tune.simulate`'s ``budget`` and
     ``time_budget``; the wall-clock budget runs on a clock driven by the recorded
     epoch ``seconds`` (a scalar or an array like ``curves``; default 1.0), as the
-    simulator's virtual clock is.
+    simulator's virtual clock is. ``configs`` (one per row of ``curves``) are the
+    arms' hyperparameters, which the policy sees as :func:`~bandit_tune.simulate`
+    shows it a recorded set's.
 
     Returns every decision as ``(arm, step, score, decision)`` with arms named as
     :func:`bandit_tune.simulate` names them (``arm_00000`` ...), in the order made.
@@ -131,13 +134,18 @@ def replay_on_ray(
     original_add = scheduler.on_trial_add
 
     def on_trial_add(tune_controller: Any, trial: Any) -> None:
-        arm_of[trial.trial_id] = int(trial.config["arm"])
+        arm_of[trial.trial_id] = int(trial.config["_arm"])
         original_add(tune_controller, trial)
 
     scheduler.on_trial_add = on_trial_add  # type: ignore[method-assign]
     if on_scheduler is not None:
         on_scheduler(scheduler)
-    source = ArmSource([{"arm": i} for i in range(len(scores))], scheduler)
+    if configs is not None and len(configs) != len(scores):
+        raise ValueError(f"configs has {len(configs)} items; curves has {len(scores)} arms")
+    source = ArmSource(
+        [{"_arm": i, **(configs[i] if configs is not None else {})} for i in range(len(scores))],
+        scheduler,
+    )
     steps = policy.decision_steps()
     trainable = tune.with_parameters(
         replay_trainable,

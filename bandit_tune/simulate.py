@@ -301,7 +301,7 @@ class Simulation:
     def _row(self, arm_id: str) -> int:
         row = self._rows.get(arm_id)
         if row is None:
-            row = self._rows[arm_id] = int(self.runner.arms[arm_id].config["arm"])
+            row = self._rows[arm_id] = int(self.runner.arms[arm_id].config["_arm"])
         return row
 
     def _launch(self, arm_id: str, worker: int | None = None) -> None:
@@ -335,7 +335,7 @@ class Simulation:
                 row = self._next_row()
                 arm_id = f"arm_{row:05d}"
                 config = self.configs[row] if row < len(self.configs) else {}
-                runner.add_arm(arm_id, {"arm": row, **config})
+                runner.add_arm(arm_id, {"_arm": row, **config})
                 self._launch(arm_id)
             elif not self.running and runner.arms.paused:
                 arm_id = runner.settle()

@@ -20,7 +20,14 @@ import numpy as np
 
 from bandit_tune import compare, load_curves
 from bandit_tune.curves import SHIPPED
-from bandit_tune.policies import ASHA, PASHA, CurveEnsemble, Hyperband, TopKAfterWarmup
+from bandit_tune.policies import (
+    ASHA,
+    PASHA,
+    CurveEnsemble,
+    FreezeThaw,
+    Hyperband,
+    TopKAfterWarmup,
+)
 from bandit_tune.proposers import GPProposer, TPEProposer
 
 BUDGETS = (2, 5, 10, 20)
@@ -34,11 +41,13 @@ def candidates(max_t: int, arms: int) -> dict[str, Any]:
         "pasha": lambda: PASHA(max_t),
         "top_k_after_1": lambda: TopKAfterWarmup(max_t, arms=min(arms, 88), keep=7),
         "curve_ensemble": lambda: CurveEnsemble(max_t),
+        "freeze_thaw": lambda: FreezeThaw(max_t),
         "asha+tpe": (lambda: ASHA(max_t), TPEProposer),
         "hyperband+tpe": (lambda: Hyperband(max_t), TPEProposer),
         "asha+gp": (lambda: ASHA(max_t), GPProposer),
         "hyperband+gp": (lambda: Hyperband(max_t), GPProposer),
         "curve_ensemble+gp": (lambda: CurveEnsemble(max_t), GPProposer),
+        "freeze_thaw+gp": (lambda: FreezeThaw(max_t), GPProposer),
     }
 
 

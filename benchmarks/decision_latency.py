@@ -26,6 +26,7 @@ from bandit_tune.policies import (
     AdaptiveASHA,
     CurveEnsemble,
     CurveFit,
+    FreezeThaw,
     Hyperband,
     MedianStopping,
     SuccessiveHalving,
@@ -36,8 +37,10 @@ def time_policy(make, n_arms: int, probes: int = 2000) -> tuple[float, float]:
     policy = make()
     rng = np.random.default_rng(0)
     scores = rng.uniform(size=n_arms + probes)
+    # two hyperparameters per arm (a policy that models configurations reads them)
+    lrs, units = 10 ** rng.uniform(-4, -1, n_arms + probes), rng.integers(1, 9, n_arms + probes)
     for i in range(n_arms + probes):
-        policy.on_arm_added(f"a{i}", {})
+        policy.on_arm_added(f"a{i}", {"learning_rate": lrs[i], "units": 32 * int(units[i])})
     for i in range(n_arms):
         policy.on_result(f"a{i}", 1, float(scores[i]))
     samples = []
@@ -89,6 +92,7 @@ def main() -> None:
         "MedianStopping": lambda: MedianStopping(27),
         "PASHA": lambda: PASHA(27, 3),
         "CurveEnsemble": lambda: CurveEnsemble(27, 3),
+        "FreezeThaw": lambda: FreezeThaw(27, 3),
     }
     curve_fit()
     replay()

@@ -17,6 +17,7 @@ from bandit_tune.policies import (
     AdaptiveASHA,
     CurveEnsemble,
     EpsilonGreedy,
+    FreezeThaw,
     Hyperband,
     MedianStopping,
     SuccessiveHalving,
@@ -47,6 +48,8 @@ def main():
         "epsilon_greedy": lambda: EpsilonGreedy(R, n_arms=60, seed=0),
         "pasha": lambda: PASHA(R, 3),
         "curve_ensemble": lambda: CurveEnsemble(R, 3),
+        # one Gaussian process over (configuration, epochs) ranks the rungs
+        "freeze_thaw": lambda: FreezeThaw(R, 3),
         # a policy and a proposer that picks which recorded arm starts next (BOHB-style)
         "hyperband+tpe": (lambda: Hyperband(R, 3), TPEProposer),
     }

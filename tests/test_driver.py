@@ -20,6 +20,7 @@ from bandit_tune.policies import (
     CurveEnsemble,
     Decision,
     EpsilonGreedy,
+    FreezeThaw,
     Hyperband,
     MedianStopping,
     PolicyError,
@@ -44,6 +45,7 @@ BUILT_IN = {
     "pasha": lambda: PASHA(MAX_T, 3),
     "top_k_after_warmup": lambda: TopKAfterWarmup(MAX_T, arms=6, keep=2, warmup=2),
     "curve_ensemble": lambda: CurveEnsemble(MAX_T, 3, kappa=0.5),
+    "freeze_thaw": lambda: FreezeThaw(MAX_T, 3, n_startup=4, refit_share=0.5),
 }
 
 

@@ -136,8 +136,8 @@ def test_compare_policies_example(tmp_path, monkeypatch, capsys):
     )
     out = capsys.readouterr().out
     assert "256 recorded arms x 27 epochs" in out and "anytime regret plot" in out
-    assert len(result.table) == 12 and (tmp_path / "c.png").exists()
-    assert {"pasha", "curve_ensemble", "hyperband+tpe"} <= set(result.table.index)
+    assert len(result.table) == 13 and (tmp_path / "c.png").exists()
+    assert {"pasha", "curve_ensemble", "freeze_thaw", "hyperband+tpe"} <= set(result.table.index)
 
 
 def test_multi_objective_example(ray_local, tmp_path, monkeypatch, capsys):

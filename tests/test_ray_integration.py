@@ -397,11 +397,9 @@ def test_bayesian_optimization_with_hyperband_is_bohb_style(
     assert tuner.get_best_models()[0].optimizer.learning_rate.numpy() == pytest.approx(1e-2)
 
 
-def test_a_curve_model_policy_runs_a_real_keras_search(
-    ray_local, digits_small, build_model, tmp_path
-):
+def _six_arms_of_nine_epochs(policy, digits_small, build_model, tmp_path):
+    """A real Keras random search of six arms under ``policy``: (its policy, epochs per arm)."""
     (x, y), (xv, yv), _ = digits_small
-    policy = bandit_tune.policies.CurveEnsemble(max_t=9, eta=3)
     tuner = bandit_tune.RandomSearch(
         build_model,
         objective="val_accuracy",
@@ -410,16 +408,41 @@ def test_a_curve_model_policy_runs_a_real_keras_search(
         policy=policy,
         max_epochs=9,
         directory=str(tmp_path),
-        project_name="curves",
+        project_name=type(policy).__name__,
         verbose=0,
     )
     tuner.search(x, y, validation_data=(xv, yv))
     epochs = tuner.results_.set_index("arm_id")["epochs"]
     assert len(epochs) == 6 and set(epochs) <= {1, 3, 9} and epochs.max() == 9
-    top = epochs.idxmax()
-    mean, spread = tuner.policy.prediction(top)  # its curve was fitted from every epoch
-    assert np.isfinite(mean) and np.isfinite(spread)
     assert tuner.get_best_models()[0].predict(xv[:2], verbose=0).shape == (2, 10)
+    return tuner.policy, epochs
+
+
+def test_a_curve_model_policy_runs_a_real_keras_search(
+    ray_local, digits_small, build_model, tmp_path
+):
+    policy, epochs = _six_arms_of_nine_epochs(
+        bandit_tune.policies.CurveEnsemble(max_t=9, eta=3), digits_small, build_model, tmp_path
+    )
+    mean, spread = policy.prediction(epochs.idxmax())  # its curve was fitted from every epoch
+    assert np.isfinite(mean) and np.isfinite(spread)
+
+
+def test_a_configuration_model_policy_runs_a_real_keras_search(
+    ray_local, digits_small, build_model, tmp_path
+):
+    policy, _ = _six_arms_of_nine_epochs(
+        bandit_tune.policies.FreezeThaw(max_t=9, eta=3, n_startup=3),
+        digits_small,
+        build_model,
+        tmp_path,
+    )
+    model = policy._fit  # fitted to the arms' results with their hyperparameters
+    modelled = {k for k, _ in model.encoding.columns} if model is not None else set()
+    assert modelled and modelled <= {"units", "learning_rate"}
+    # a configuration it has not trained
+    mean, sd = policy.predict({"units": 40, "learning_rate": 3e-3})
+    assert 0 < mean < 1.5 and 0 < sd < math.inf
 
 
 def test_cross_validated_arms_are_halved_on_the_fold_mean(

@@ -137,7 +137,7 @@ TWO_WORKERS = (
 
 
 def _name(runner, arm_id):
-    return f"arm_{int(runner.arms[arm_id].config['arm']):05d}"
+    return f"arm_{int(runner.arms[arm_id].config['_arm']):05d}"
 
 
 class _CallLog:

@@ -24,6 +24,7 @@ from bandit_tune.policies.base import (
     decide,
 )
 from bandit_tune.policies.curve_model import CurveEnsemble, CurveFit
+from bandit_tune.policies.freeze_thaw import FreezeThaw
 from bandit_tune.policies.hyperband import Hyperband
 from bandit_tune.policies.median import MedianStopping
 from bandit_tune.policies.pareto import (
@@ -48,6 +49,7 @@ __all__ = [
     "CurveBandit",
     "CurveEnsemble",
     "CurveFit",
+    "FreezeThaw",
     "Decision",
     "Exploit",
     "PolicyError",

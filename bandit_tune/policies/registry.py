@@ -7,6 +7,7 @@ from bandit_tune.policies.asha import ASHA
 from bandit_tune.policies.bandits import UCB, EpsilonGreedy, ThompsonSampling
 from bandit_tune.policies.base import ArmPolicy, Decision
 from bandit_tune.policies.curve_model import CurveEnsemble
+from bandit_tune.policies.freeze_thaw import FreezeThaw
 from bandit_tune.policies.hyperband import Hyperband
 from bandit_tune.policies.median import MedianStopping
 from bandit_tune.policies.pasha import PASHA
@@ -20,6 +21,7 @@ POLICY_NAMES = (
     "adaptive_asha",
     "pasha",
     "curve_ensemble",
+    "freeze_thaw",
     "median_stopping",
     "ucb",
     "thompson",
@@ -42,6 +44,8 @@ def policy_by_name(name: str, max_epochs: int, eta: float = 3) -> ArmPolicy:
         return PASHA(max_epochs, eta)
     if key == "curve_ensemble":
         return CurveEnsemble(max_epochs, eta)
+    if key == "freeze_thaw":
+        return FreezeThaw(max_epochs, eta)
     if key == "median_stopping":
         return MedianStopping(max_epochs)
     bandits = {
