@@ -26,13 +26,14 @@ def _families(arms=24, seed=0):
     for i in range(arms):
         slow = i % 2 == 0
         lr = float(10 ** rng.uniform(-4.2, -3.8) if slow else 10 ** rng.uniform(-1.2, -0.8))
-        units = int(rng.choice([16, 32, 64]))
+        units = rng.choice([16, 32, 64])  # a numpy integer, as search spaces may give
         if slow:
             curve = 0.30 + 0.65 * (t - 1) / 8
         else:
             curve = 0.50 + 0.05 * (1 - np.exp(-(t - 1)))
         scores.append(curve + rng.normal(0, 0.005, len(t)))
-        configs.append({"learning_rate": lr, "units": units, "optimizer": "adam"})
+        layers = (units, units) if i % 3 else (units,)  # a tuple reads back as a list
+        configs.append({"learning_rate": lr, "units": units, "layers": layers, "optimizer": "adam"})
     scores = np.array(scores)
     return Curves(scores=scores, lengths=np.full(arms, 9), configs=configs)
 

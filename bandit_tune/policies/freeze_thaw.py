@@ -17,6 +17,7 @@ cached fit on the deciding arm's own newer results in O(points^2).
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Sequence
 from typing import Any
@@ -47,6 +48,17 @@ def _expected_improvement(mean: float, sd: float, incumbent: float) -> float:
     )
 
 
+def _plain(value: Any) -> Any:
+    """``value`` as it reads back from the saved state (numpy scalars as numbers)."""
+    if isinstance(value, np.generic):
+        return value.item()
+    return json.loads(json.dumps(value, default=str))
+
+
+def _level(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, default=str)
+
+
 class _Encoding:
     """Configurations as numbers in [0, 1], scaled over the configurations seen at a fit.
 
@@ -70,7 +82,7 @@ class _Encoding:
                 if high > low:
                     self.columns.append((key, ("num", float(low), float(high), log)))
             else:
-                levels = sorted({repr(v) for v in values})
+                levels = sorted({_level(v) for v in values})
                 if len(levels) > 1:
                     self.columns.append((key, ("cat", levels)))
 
@@ -93,7 +105,7 @@ class _Encoding:
                     v = math.log(v) if v > 0 else low
                 row.append((v - low) / (high - low))
             else:
-                row.extend(1.0 if repr(value) == level else 0.0 for level in spec[1])
+                row.extend(1.0 if _level(value) == level else 0.0 for level in spec[1])
         return row
 
 
@@ -238,7 +250,7 @@ class FreezeThaw(ASHA):
     def on_arm_added(self, arm_id: str, config: dict[str, Any]) -> None:
         """Start the arm at the bottom rung; keep its configuration for the model."""
         super().on_arm_added(arm_id, config)
-        self._configs[arm_id] = dict(config)
+        self._configs[arm_id] = {k: _plain(v) for k, v in config.items()}
 
     def on_result(self, arm_id: str, step: int, score: float) -> Any:
         """Record the result; at a rung, rank the arm by its predicted score at ``max_t``."""
@@ -298,7 +310,7 @@ class FreezeThaw(ASHA):
             )
         for row, config in enumerate(configs):
             key = f"warm/{row}"
-            self._configs[key] = dict(config)
+            self._configs[key] = {k: _plain(v) for k, v in config.items()}
             for step in self.rungs:
                 if step <= scores.shape[1] and math.isfinite(scores[row, step - 1]):
                     self._per_arm.setdefault(key, []).append(len(self._points))
@@ -318,7 +330,7 @@ class FreezeThaw(ASHA):
         finite = [(int(t), float(s)) for t, s in results if math.isfinite(s)]
         if self._fit is None:
             return (finite[-1][1] if finite else -math.inf), math.inf
-        row = self._fit.encoding(config)
+        row = self._fit.encoding({k: _plain(v) for k, v in config.items()})
         points = [(self._u(t), s) for t, s in finite]
         return self._fit.predict(row, points, 1.0)
 
@@ -343,7 +355,7 @@ class FreezeThaw(ASHA):
         n = len(self._points)
         if n < self.n_startup:
             return
-        if self._fit is not None and n - self._fitted < max(5, self.refit_share * self._fitted):
+        if self._fitted and n - self._fitted < max(5, self.refit_share * self._fitted):
             return
         self._refit(n)
 
