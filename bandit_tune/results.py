@@ -330,6 +330,25 @@ def tie_break(loss: float, epochs: int) -> tuple[float, int]:
     return (math.inf if loss != loss else float(loss), -int(epochs))
 
 
+#: The columns of :func:`arm_table` besides the hyperparameters' (which follow ``arm_id``).
+_EMPTY = (
+    "arm_id",
+    "epochs",
+    "best_score",
+    "best_epoch",
+    "best_epoch_loss",
+    "last_score",
+    "rung",
+    "promotions",
+    "status",
+    "error",
+    "failures",
+    "checkpoint",
+    "curve",
+    "curve_seconds",
+)
+
+
 def order_arms(frame: Any, direction: str) -> Any:
     """``frame`` (one row per arm) sorted best first; the order of ``results_``.
 
@@ -473,7 +492,9 @@ def arm_table(
             arm = arms.get(row["arm_id"])
             row["exploits"] = len(arm.lineage) if arm is not None else 0
             row["schedule"] = schedule(saved, row["arm_id"]) if arm is not None else None
-    frame = pd.DataFrame(rows)
+    # a search whose budget ended before its first arm started has no rows: the same
+    # columns, no arms
+    frame = pd.DataFrame(rows) if rows else pd.DataFrame(columns=[*_EMPTY[:1], *names, *_EMPTY[1:]])
     frame = order_arms(frame, direction).reset_index(drop=True)
     frame.attrs.update(objective=(objective_name, direction), params=list(names))
     add_diagnosis(frame, histories, objective_name, direction)

@@ -993,6 +993,14 @@ class BanditTuner:
                 # a model-based searcher proposes only what varies: the constant is here too
                 self.results_[param.name] = [param.default] * len(self.results_)
         valid = self.results_["best_score"].notna()
+        reason = getattr(self, "stop_reason_", None)
+        if not valid.any() and reason is not None and not self.results_["epochs"].any():
+            raise RuntimeError(
+                f"the search stopped ({reason}) before any arm reported a "
+                f"{self.objective.name!r}: nothing was trained. Give a larger budget (starting "
+                f"Ray and TensorFlow's first models takes 10-20 s on a small machine); "
+                f"the project is in {self.project_dir}"
+            )
         if not valid.any():
             errors = [e.strip() for e in self.results_["error"] if isinstance(e, str) and e.strip()]
             cause = ""

@@ -445,6 +445,31 @@ def test_a_configuration_model_policy_runs_a_real_keras_search(
     assert 0 < mean < 1.5 and 0 < sd < math.inf
 
 
+def _slow_build_model(hp):
+    import time
+
+    from conftest import small_build_model
+
+    time.sleep(15)  # longer than the whole budget: no arm reports an epoch in time
+    return small_build_model(hp)
+
+
+def test_a_budget_that_ends_before_any_epoch_says_so(ray_local, digits_small, tmp_path):
+    (x, y), (xv, yv), _ = digits_small
+    tuner = bandit_tune.Hyperband(
+        _slow_build_model,
+        objective="val_accuracy",
+        max_epochs=3,
+        budget="10s",
+        directory=str(tmp_path),
+        project_name="too_short",
+        verbose=0,
+    )
+    with pytest.raises(RuntimeError, match=r"stopped \(budget of 10 s used\) before any arm"):
+        tuner.search(x, y, validation_data=(xv, yv))
+    assert len(tuner.results_) == 0 and "best_score" in tuner.results_
+
+
 def test_cross_validated_arms_are_halved_on_the_fold_mean(
     ray_local, digits_small, build_model, tmp_path
 ):
