@@ -331,7 +331,7 @@ def tie_break(loss: float, epochs: int) -> tuple[float, int]:
 
 
 #: The columns of :func:`arm_table` besides the hyperparameters' (which follow ``arm_id``).
-_EMPTY = (
+_COLUMNS = (
     "arm_id",
     "epochs",
     "best_score",
@@ -494,7 +494,10 @@ def arm_table(
             row["schedule"] = schedule(saved, row["arm_id"]) if arm is not None else None
     # a search whose budget ended before its first arm started has no rows: the same
     # columns, no arms
-    frame = pd.DataFrame(rows) if rows else pd.DataFrame(columns=[*_EMPTY[:1], *names, *_EMPTY[1:]])
+    if rows:
+        frame = pd.DataFrame(rows)
+    else:
+        frame = pd.DataFrame(columns=[*_COLUMNS[:1], *names, *_COLUMNS[1:]])
     frame = order_arms(frame, direction).reset_index(drop=True)
     frame.attrs.update(objective=(objective_name, direction), params=list(names))
     add_diagnosis(frame, histories, objective_name, direction)

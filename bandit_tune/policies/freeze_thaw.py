@@ -86,11 +86,6 @@ class _Encoding:
                 if len(levels) > 1:
                     self.columns.append((key, ("cat", levels)))
 
-    @property
-    def width(self) -> int:
-        """Number of columns."""
-        return sum(1 if spec[0] == "num" else len(spec[1]) for _, spec in self.columns)
-
     def __call__(self, config: dict[str, Any]) -> list[float]:
         row: list[float] = []
         for key, spec in self.columns:
