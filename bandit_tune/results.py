@@ -330,7 +330,7 @@ def tie_break(loss: float, epochs: int) -> tuple[float, int]:
     return (math.inf if loss != loss else float(loss), -int(epochs))
 
 
-#: The columns of :func:`arm_table` besides the hyperparameters' (which follow ``arm_id``).
+#: The columns of :func:`arm_table`, in order; the hyperparameters' follow ``arm_id``.
 _COLUMNS = (
     "arm_id",
     "epochs",
@@ -464,25 +464,22 @@ def arm_table(
         else:
             status = "stopped"
         rung = max([s for s in (steps or []) if s <= trained], default=trained)
-        rows.append(
-            {
-                "arm_id": arm_id,
-                **config,
-                "epochs": trained,
-                "best_score": score,
-                "best_epoch": best_epoch,
-                "best_epoch_loss": best_loss,
-                "last_score": last,
-                "rung": rung,
-                "promotions": sum(1 for s in (steps or []) if s < trained),
-                "status": status,
-                "error": error,
-                "failures": arm.failures if arm is not None else 0,
-                "checkpoint": checkpoint,
-                "curve": curve,
-                "curve_seconds": curve_seconds or None,
-            }
+        values = (
+            trained,
+            score,
+            best_epoch,
+            best_loss,
+            last,
+            rung,
+            sum(1 for s in (steps or []) if s < trained),  # promotions
+            status,
+            error,
+            arm.failures if arm is not None else 0,
+            checkpoint,
+            curve,
+            curve_seconds or None,
         )
+        rows.append({"arm_id": arm_id, **config, **dict(zip(_COLUMNS[1:], values, strict=True))})
     exploiting = getattr(scheduler.runner.policy, "mutable_keys", None) is not None
     if exploiting or any(a.lineage for a in arms):
         from bandit_tune.lineage import schedule
