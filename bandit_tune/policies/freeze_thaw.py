@@ -26,11 +26,17 @@ import numpy as np
 
 from bandit_tune.policies.asha import ASHA
 from bandit_tune.policies.base import ArmState
-from bandit_tune.proposers import _matern52
 
 _NOISE = 1e-2  # observation noise, in units of the scores' variance
 _SCALES = (0.15, 0.3, 0.6, 1.2)  # length scales of the configuration axes tried at each fit
 _EPOCH_SCALE = 0.5  # length scale of the log-epochs axis (log(t) / log(max_t))
+
+
+def _matern52(a: np.ndarray, b: np.ndarray, scales: np.ndarray) -> np.ndarray:
+    # the proposers' kernel too; the policy package imports nothing outside itself
+    d = np.sqrt((((a[:, None, :] - b[None, :, :]) / scales) ** 2).sum(-1))
+    r = math.sqrt(5.0) * d
+    return (1.0 + r + r * r / 3.0) * np.exp(-r)
 
 
 def _expected_improvement(mean: float, sd: float, incumbent: float) -> float:
