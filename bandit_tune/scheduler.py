@@ -508,12 +508,17 @@ class BanditScheduler(RunnerHost, TrialScheduler):
         live = (Trial.RUNNING, Trial.PENDING, Trial.PAUSED)
         return self.runner.finished(any(t.status in live for t in self._trials.values()))
 
-    def wants_new_arm(self, tune_controller: Any = None) -> bool:
-        """Whether a new arm should be created now (asked by the gated searcher).
+    def wants_new_arm(self, tune_controller: Any = None, new_arms_left: bool = True) -> bool:
+        """Whether the searcher should hand Ray a trial now (asked by the gated searcher).
 
         Never while an arm waits to start beyond the free slots; an arm to place
-        again first; else the runner's answer for the free slot (which may be to
-        resume a paused arm: the scheduler starts it when Ray asks for a trial).
+        again first; else the runner's answer for the free slot. A resume of an
+        arm that a paused Ray trial holds is left for :meth:`choose_trial_to_run`;
+        a resume of an arm no Ray trial holds (a resumed search, an exploited arm)
+        goes to the runner's wake list and is re-created at once: Ray asks the
+        scheduler for a trial to run only while it has trials, so with none it
+        would wait on the searcher forever. With ``new_arms_left`` false and no
+        trial alive, the policy settles here for the same reason.
         """
         runner = self.runner
         statuses = [t.status for t in self._trials.values()]
@@ -525,15 +530,36 @@ class BanditScheduler(RunnerHost, TrialScheduler):
             return True
         if runner.slots is not None and busy >= runner.slots:
             return False
-        action, _ = self._slot(tune_controller, busy, new_arms_left=True)
+        action, arm_id = self._slot(tune_controller, busy, new_arms_left=new_arms_left)
+        if action == RESUME and arm_id is not None and not self._held(arm_id):
+            self._decided = None
+            self._resume(arm_id)
+            return True
         if action == NEW:
             self._decided = None
-            return True
+            return new_arms_left
+        alive = busy or Trial.PAUSED in statuses
+        if action == WAIT and not alive and not new_arms_left and runner.arms.paused:
+            arm_id = runner.settle()
+            self._stop(tune_controller, runner.take_ended())
+            if arm_id is not None:
+                self._resume(arm_id)
+                return True
         return False
 
+    def _held(self, arm_id: str) -> bool:
+        """Whether a paused Ray trial holds ``arm_id`` (else it is re-created to resume)."""
+        trial = self._trials.get(arm_id)
+        return trial is not None and trial.status == Trial.PAUSED
+
     def in_flight(self) -> bool:
-        """Whether an arm is running or starting, or waits to be re-created (it may still fail)."""
+        """Whether an arm is running or starting, or waits to be re-created (it may still fail).
+
+        A paused arm that no Ray trial holds counts: only the searcher can place it.
+        """
         if self.runner.wake:
+            return True
+        if any(arm_id not in self._trials for arm_id in self.runner.arms.paused):
             return True
         return any(t.status in (Trial.RUNNING, Trial.PENDING) for t in self._trials.values())
 

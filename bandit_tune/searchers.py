@@ -87,21 +87,23 @@ class GatedSearcher(Searcher):
     def suggest(self, trial_id: str) -> dict[str, Any] | str | None:
         """An arm to place again, a new configuration, ``None`` to wait, or ``FINISHED``."""
         scheduler = self.scheduler
-        if scheduler.runner.wake and scheduler.wants_new_arm():
-            return scheduler.resume_config(scheduler.runner.wake.popleft())
-        if self.exhausted():
+        exhausted = self.exhausted()
+        if scheduler.wants_new_arm(new_arms_left=not exhausted):
+            if scheduler.runner.wake:
+                return scheduler.resume_config(scheduler.runner.wake.popleft())
+            if not exhausted:
+                config = self.inner.suggest(trial_id)
+                if isinstance(config, dict):
+                    self._unrecorded[trial_id] = None
+                    self._mine.add(trial_id)
+                    self.made += 1
+                    return config
+                if config != Searcher.FINISHED:
+                    return config
+                self._inner_finished = exhausted = True
+        if exhausted:
             return _finished_unless_in_flight(scheduler)
-        if not scheduler.wants_new_arm():
-            return None
-        config = self.inner.suggest(trial_id)
-        if isinstance(config, dict):
-            self._unrecorded[trial_id] = None
-            self._mine.add(trial_id)
-            self.made += 1
-        elif config == Searcher.FINISHED:
-            self._inner_finished = True
-            return _finished_unless_in_flight(scheduler)
-        return config
+        return None
 
     def exhausted(self) -> bool:
         """``max_arms`` made, the proposer finished, or the search is over: no new arm will come."""

@@ -372,3 +372,61 @@ def test_a_local_ray_listens_on_loopback_only_even_when_ray_was_imported_first()
     names = {name for name, _ in listening}
     assert {"gcs_server", "raylet"} <= names, listening
     assert all(ip in ("127.0.0.1", "::ffff:127.0.0.1") for _, ip in listening), listening
+
+
+def _repro_model(hp):
+    import keras
+
+    model = keras.Sequential(
+        [
+            keras.Input((64,)),
+            keras.layers.Dense(
+                hp.Int("units", min_value=16, max_value=64, step=16), activation="relu"
+            ),
+            keras.layers.Dense(10, activation="softmax"),
+        ]
+    )
+    lr = hp.Choice("learning_rate", values=[1e-2, 1e-3])
+    model.compile(
+        optimizer=keras.optimizers.Adam(lr),
+        loss="sparse_categorical_crossentropy",
+        metrics=["accuracy"],
+    )
+    return model
+
+
+@pytest.mark.timeout(240)
+def test_a_kill_that_leaves_only_paused_arms_and_a_pending_resume_resumes(ray_local, tmp_path):
+    """The folder of a Hyperband search killed with ``kill -9`` (tests/data/resume_after_kill:
+    4 paused arms, none running, the policy's next step a resume of a paused arm).
+
+    Ray asks the scheduler for a trial to run only while it has trials; with none it
+    waits on the searcher, which waited on the scheduler: the resume never started a
+    trial. The arm must be re-created from its checkpoint and the plan finish.
+    """
+    from sklearn.datasets import load_digits
+
+    import bandit_tune as kt
+
+    project = tmp_path / "project"
+    shutil.copytree(os.path.join(HERE, "data", "resume_after_kill"), project)
+    x, y = load_digits(return_X_y=True)
+    x, y = (x / 16.0).astype("float32")[:400], y[:400]
+    tuner = kt.Hyperband(
+        _repro_model,
+        objective="val_accuracy",
+        max_epochs=9,
+        factor=3,
+        seed=1,
+        directory=str(tmp_path),
+        project_name="project",
+        verbose=0,
+    )
+    with pytest.warns(UserWarning, match="taking over the lock"):
+        tuner.search(x, y, validation_split=0.2)
+    results = tuner.results_
+    assert len(results) == 17 and int(results["epochs"].sum()) == 69
+    rows = tuner.scheduler_.results["6511a2fe"]  # the arm the policy waited to resume
+    assert [r["epoch"] for r in rows] == [1, 2, 3]
+    assert rows[1]["initial_epoch"] == 1  # from its epoch-1 checkpoint, not retrained
+    assert set(results["status"]) <= {"completed", "stopped"}
