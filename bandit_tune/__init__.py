@@ -7,12 +7,15 @@ and Keras parts load on first use, so ``import bandit_tune`` stays fast.
 from __future__ import annotations
 
 import importlib
+import importlib.abc
+import importlib.util
+import sys
 from typing import TYPE_CHECKING, Any
 
-from bandit_tune.compare import Comparison, compare
-from bandit_tune.curves import Curves, as_curves, load_curves
 from bandit_tune.policies import PB2, ArmPolicy, Decision, Exploit, PopulationBasedTraining
-from bandit_tune.simulate import PolicyError, SimulationResult, simulate
+from bandit_tune.replay.compare import Comparison, compare
+from bandit_tune.replay.curves import Curves, as_curves, load_curves
+from bandit_tune.replay.simulate import PolicyError, SimulationResult, simulate
 from bandit_tune.space import (
     Boolean,
     Choice,
@@ -28,26 +31,26 @@ from bandit_tune.space import (
 __version__ = "0.1.0"
 
 _LAZY = {
-    "BanditScheduler": "bandit_tune.scheduler",
-    "HyperModel": "bandit_tune.hypermodel",
-    "BanditTuner": "bandit_tune.search",
-    "Hyperband": "bandit_tune.tuners",
-    "SuccessiveHalving": "bandit_tune.tuners",
-    "ASHA": "bandit_tune.tuners",
-    "Objective": "bandit_tune.search",
-    "RandomSearch": "bandit_tune.tuners",
-    "BayesianOptimization": "bandit_tune.tuners",
-    "GridSearch": "bandit_tune.tuners",
+    "BanditScheduler": "bandit_tune.ray_tune.scheduler",
+    "HyperModel": "bandit_tune.arm.hypermodel",
+    "BanditTuner": "bandit_tune.tuner.search",
+    "Hyperband": "bandit_tune.tuner.tuners",
+    "SuccessiveHalving": "bandit_tune.tuner.tuners",
+    "ASHA": "bandit_tune.tuner.tuners",
+    "Objective": "bandit_tune.tuner.search",
+    "RandomSearch": "bandit_tune.tuner.tuners",
+    "BayesianOptimization": "bandit_tune.tuner.tuners",
+    "GridSearch": "bandit_tune.tuner.tuners",
     "run_arms": "bandit_tune.pool",
     "PoolResult": "bandit_tune.pool",
 }
 
 if TYPE_CHECKING:  # pragma: no cover
-    from bandit_tune.hypermodel import HyperModel
+    from bandit_tune.arm.hypermodel import HyperModel
     from bandit_tune.pool import PoolResult, run_arms
-    from bandit_tune.scheduler import BanditScheduler
-    from bandit_tune.search import BanditTuner, Objective
-    from bandit_tune.tuners import (
+    from bandit_tune.ray_tune.scheduler import BanditScheduler
+    from bandit_tune.tuner.search import BanditTuner, Objective
+    from bandit_tune.tuner.tuners import (
         ASHA,
         BayesianOptimization,
         GridSearch,
@@ -69,6 +72,63 @@ _KERAS_TUNER_ONLY = {
     "applications": "write the model in build_model(hp) (HyperResNet and the other "
     "keras-tuner applications are not included)",
 }
+
+
+#: Where each module of the flat layout (before the folders by import rule) now is:
+#: ``import bandit_tune.proposers`` and the like keep working, loaded on first use.
+_MOVED = {
+    "budget": "driver.budget",
+    "project": "driver.project",
+    "lineage": "driver.lineage",
+    "simulate": "replay.simulate",
+    "curves": "replay.curves",
+    "compare": "replay.compare",
+    "proposers": "replay.proposers",
+    "scheduler": "ray_tune.scheduler",
+    "searchers": "ray_tune.searchers",
+    "runtime": "ray_tune.cluster",
+    "cv": "arm.cv",
+    "callbacks": "arm.callbacks",
+    "checks": "arm.checks",
+    "fit_check": "arm.fit_check",
+    "hypermodel": "arm.hypermodel",
+    "inputs": "arm.inputs",
+    "model_reuse": "arm.model_reuse",
+    "model_state": "arm.model_state",
+    "keras": "arm.checkpoints",
+    "session": "arm.report",
+    "search": "tuner.search",
+    "tuners": "tuner.tuners",
+    "oracle": "tuner.oracle",
+    "progress": "tuner.progress",
+    "results": "tuner.results",
+}
+
+
+class _MovedModules(importlib.abc.MetaPathFinder, importlib.abc.Loader):
+    """Finds ``bandit_tune.<old name>`` as the module it moved to (the same module object)."""
+
+    def find_spec(self, fullname: str, path: Any = None, target: Any = None) -> Any:
+        prefix, _, name = fullname.partition(".")
+        if prefix != "bandit_tune" or name not in _MOVED:
+            return None
+        return importlib.util.spec_from_loader(fullname, self)
+
+    def create_module(self, spec: Any) -> Any:
+        module = importlib.import_module(f"bandit_tune.{_MOVED[spec.name.partition('.')[2]]}")
+        spec.loader_state = module.__spec__  # importlib sets the old name's spec on it next
+        return module
+
+    def exec_module(self, module: Any) -> None:
+        """The module ran already under its own name: give it back its own spec."""
+        module.__spec__ = module.__spec__.loader_state
+
+
+sys.meta_path.append(_MovedModules())
+# the replay modules are loaded already; registered directly, so that importing one
+# by its old name never rebinds the function of the same name on this package
+for _old in ("simulate", "compare", "curves"):
+    sys.modules[f"bandit_tune.{_old}"] = sys.modules[f"bandit_tune.{_MOVED[_old]}"]
 
 
 def __getattr__(name: str) -> Any:

@@ -12,7 +12,7 @@ from bandit_tune.policies import Hyperband
 def _plan(args: argparse.Namespace) -> int:
     policy = Hyperband(args.max_epochs, args.eta, args.min_epochs)
     if args.budget is not None:
-        from bandit_tune.budget import parse_budget
+        from bandit_tune.driver.budget import parse_budget
 
         epochs = _budget_epochs(args.budget, args.epoch_seconds, args.workers)
         policy = Hyperband(args.max_epochs, args.eta, args.min_epochs, max_total_epochs=epochs)
@@ -29,7 +29,7 @@ def _plan(args: argparse.Namespace) -> int:
 
 def _budget_epochs(budget: str, epoch_seconds: float, workers: int) -> int:
     """Epochs that fit a budget: a plain integer is epochs, a duration is converted."""
-    from bandit_tune.budget import parse_budget
+    from bandit_tune.driver.budget import parse_budget
 
     text = str(budget).strip()
     if text.isdigit():
@@ -139,7 +139,7 @@ def _run(args: argparse.Namespace) -> int:
     import os
 
     import bandit_tune
-    from bandit_tune.search import policy_by_name
+    from bandit_tune.tuner.search import policy_by_name
 
     build = _load_callable(args.model, "model")
     if not callable(build):
@@ -209,7 +209,7 @@ def _ray_running() -> bool:
 def _report(args: argparse.Namespace) -> int:
     import os
 
-    from bandit_tune.results import leaderboard, load_arms, plot_arms
+    from bandit_tune.tuner.results import leaderboard, load_arms, plot_arms
 
     arms = load_arms(args.directory)
     if arms.get("interrupted"):

@@ -1,6 +1,6 @@
 """Which policy at which scale: 16 to 1,024 workers, simulated on heterogeneous clusters.
 
-Replays learning curves through each policy with :func:`bandit_tune.simulate`'s
+Replays learning curves through each policy with :func:`bandit_tune.replay.simulate`'s
 cluster model: arms of different sizes (seconds per epoch drawn per arm,
 log-normal), stragglers (``--slow-share`` of the workers ``--slowdown`` times
 slower) and lost workers (``--loss`` chance per epoch; a replacement joins

@@ -110,7 +110,7 @@ def _run_pool(scheduler_name: str, arms: int, args: argparse.Namespace) -> dict[
 
     from bandit_tune import run_arms
     from bandit_tune.policies import ASHA, Hyperband
-    from bandit_tune.runtime import ensure_ray
+    from bandit_tune.ray_tune.cluster import ensure_ray
 
     ensure_ray()
     max_t = args.max_t

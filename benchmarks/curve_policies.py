@@ -19,7 +19,6 @@ from typing import Any
 import numpy as np
 
 from bandit_tune import compare, load_curves
-from bandit_tune.curves import SHIPPED
 from bandit_tune.policies import (
     ASHA,
     PASHA,
@@ -28,7 +27,8 @@ from bandit_tune.policies import (
     Hyperband,
     TopKAfterWarmup,
 )
-from bandit_tune.proposers import GPProposer, TPEProposer
+from bandit_tune.replay.curves import SHIPPED
+from bandit_tune.replay.proposers import GPProposer, TPEProposer
 
 BUDGETS = (2, 5, 10, 20)
 

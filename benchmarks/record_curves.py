@@ -1,4 +1,4 @@
-"""Record the learning-curve sets shipped in ``bandit_tune/data/`` (``load_curves`` names).
+"""Record the learning-curve sets shipped in ``bandit_tune/replay/data/`` (``load_curves`` names).
 
 Trains ``--arms`` random Keras models of one task for ``--epochs`` epochs each, in
 ``--workers`` processes with one TensorFlow thread each, and stores per arm and
@@ -239,7 +239,9 @@ def main() -> None:
     parser.add_argument("--arms", type=int, default=256)
     parser.add_argument("--epochs", type=int, default=27)
     parser.add_argument("--workers", type=int, default=2)
-    parser.add_argument("--out", default=None, help="default: bandit_tune/data/TASK_curves.npz")
+    parser.add_argument(
+        "--out", default=None, help="default: bandit_tune/replay/data/TASK_curves.npz"
+    )
     args = parser.parse_args()
     out = args.out or os.path.join(
         os.path.dirname(__file__), "..", "bandit_tune", "data", f"{args.task}_curves.npz"

@@ -23,7 +23,7 @@ from bandit_tune.policies import (
     SuccessiveHalving,
     ThompsonSampling,
 )
-from bandit_tune.proposers import TPEProposer
+from bandit_tune.replay.proposers import TPEProposer
 
 
 def main():

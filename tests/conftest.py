@@ -29,7 +29,7 @@ def pytest_collection_modifyitems(config, items):
 def ray_local():
     import ray
 
-    from bandit_tune.runtime import ensure_ray
+    from bandit_tune.ray_tune.cluster import ensure_ray
 
     resources = ensure_ray(num_cpus=2)
     assert ray.get_runtime_context().gcs_address.startswith("127.0.0.1:")

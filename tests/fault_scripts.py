@@ -16,7 +16,7 @@ def _watch_recording_threads():
     """Note whether Ray had started when a thread began recording the space."""
     import ray
 
-    from bandit_tune import _recorder
+    from bandit_tune.arm import recording as _recorder
 
     class Watched(_recorder._Background):
         def __init__(self, *args):

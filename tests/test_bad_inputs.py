@@ -393,7 +393,7 @@ def test_bad_data_fails_before_ray_starts_naming_the_array_and_place(kwargs, mes
 def test_a_tf_dataset_is_read_into_arrays_with_its_batch_size():
     import tensorflow as tf
 
-    from bandit_tune.checks import read_datasets
+    from bandit_tune.arm.checks import read_datasets
 
     train = tf.data.Dataset.from_tensor_slices((X, Y)).batch(4).prefetch(1)
     val = tf.data.Dataset.from_tensor_slices((X[:6], Y[:6])).batch(3)
@@ -421,7 +421,7 @@ def test_a_tf_dataset_is_read_into_arrays_with_its_batch_size():
 def test_a_tf_dataset_that_cannot_be_read_is_refused_in_words(make, message):
     import tensorflow as tf
 
-    from bandit_tune.checks import read_datasets
+    from bandit_tune.arm.checks import read_datasets
 
     with pytest.raises(ValueError, match=message):
         read_datasets(make(tf), None, None, None)
@@ -430,7 +430,7 @@ def test_a_tf_dataset_that_cannot_be_read_is_refused_in_words(make, message):
 
 
 def test_validation_data_with_validation_split_warns_that_keras_uses_validation_data():
-    from bandit_tune.checks import check_validation
+    from bandit_tune.arm.checks import check_validation
 
     with pytest.warns(UserWarning, match="validation_data is used and validation_split is ignored"):
         assert check_validation(0.2, (X, Y)) is None

@@ -7,7 +7,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from bandit_tune import simulate
-from bandit_tune.budget import Budget, parse_budget, plan_brackets
+from bandit_tune.driver.budget import Budget, parse_budget, plan_brackets
 from bandit_tune.policies import Hyperband, bracket_epochs, hyperband_brackets
 
 

@@ -4,7 +4,7 @@ import sys
 
 import pytest
 
-from bandit_tune import runtime
+from bandit_tune.ray_tune import cluster as runtime
 
 
 def _package(root, name):

@@ -28,7 +28,7 @@ from bandit_tune.policies import (
     ThompsonSampling,
     TopKAfterWarmup,
 )
-from bandit_tune.simulate import Simulation
+from bandit_tune.replay.simulate import Simulation
 
 MAX_T = 9
 
@@ -137,7 +137,7 @@ def test_next_arm_resumes_the_policys_pick_then_starts_new_arms_then_settles():
 
 
 def test_an_epoch_budget_is_exact_and_ends_the_paused_arms():
-    from bandit_tune.budget import Budget
+    from bandit_tune.driver.budget import Budget
 
     policy = _PauseAll()
     runner = Runner(policy, budget=Budget(max_total_epochs=2))
@@ -151,7 +151,7 @@ def test_an_epoch_budget_is_exact_and_ends_the_paused_arms():
 
 
 def test_an_arm_runs_ahead_up_to_the_next_decision_step_and_never_past_a_budget():
-    from bandit_tune.budget import Budget
+    from bandit_tune.driver.budget import Budget
 
     runner = Runner(ASHA(27, 3))  # rungs at 1, 3, 9, 27
     runner.add_arm("a", {})

@@ -341,7 +341,7 @@ def test_a_two_node_cluster_packs_arms_and_survives_losing_its_worker_node(tmp_p
 LOOPBACK_SCRIPT = """
 import json, psutil, ray
 from ray import tune  # ray imported before bandit_tune sets its environment, as in scripts
-from bandit_tune.runtime import ensure_ray
+from bandit_tune.ray_tune.cluster import ensure_ray
 ensure_ray(num_cpus=1)
 ray.get(ray.remote(lambda: 1).remote())  # a worker process is up too
 family = psutil.Process().children(recursive=True)

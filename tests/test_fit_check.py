@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
-from bandit_tune.fit_check import check_fit, sample, short_error
-from bandit_tune.hypermodel import as_hypermodel, record_hypermodel
+from bandit_tune.arm.fit_check import check_fit, sample, short_error
+from bandit_tune.arm.hypermodel import as_hypermodel, record_hypermodel
 
 X = np.random.default_rng(0).normal(size=(40, 8, 8)).astype("float32")
 Y = np.arange(40) % 10

@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 
 import bandit_tune
-from bandit_tune.curves import Curves
 from bandit_tune.policies import ASHA, Decision, FreezeThaw
 from bandit_tune.policies.registry import policy_by_name
-from bandit_tune.simulate import Simulation
+from bandit_tune.replay.curves import Curves
+from bandit_tune.replay.simulate import Simulation
 
 
 def _families(arms=24, seed=0):

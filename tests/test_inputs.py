@@ -1,4 +1,4 @@
-"""The tf.data input pipeline of bandit_tune.inputs (real Keras on TensorFlow, no Ray)."""
+"""The tf.data input pipeline of bandit_tune.arm.inputs (real Keras on TensorFlow, no Ray)."""
 
 from __future__ import annotations
 
@@ -11,8 +11,8 @@ keras = pytest.importorskip("keras")
 tf = pytest.importorskip("tensorflow")
 
 from bandit_tune import HyperModel  # noqa: E402
-from bandit_tune.hypermodel import as_hypermodel  # noqa: E402
-from bandit_tune.inputs import eligible, fit_inputs, uses_default_fit  # noqa: E402
+from bandit_tune.arm.hypermodel import as_hypermodel  # noqa: E402
+from bandit_tune.arm.inputs import eligible, fit_inputs, uses_default_fit  # noqa: E402
 
 
 def _data(n: int = 50) -> tuple[np.ndarray, np.ndarray]:
@@ -137,7 +137,7 @@ def test_only_hypermodels_with_keras_own_fit_get_the_pipeline() -> None:
 
 
 def test_prebuild_creates_optimizer_and_metric_variables_before_the_first_step() -> None:
-    from bandit_tune.inputs import prebuild
+    from bandit_tune.arm.inputs import prebuild
 
     x, y = _data(40)
     model = _model()
@@ -152,7 +152,7 @@ def test_prebuild_creates_optimizer_and_metric_variables_before_the_first_step()
 
 
 def test_prebuild_never_guesses_input_shapes() -> None:
-    from bandit_tune.inputs import prebuild
+    from bandit_tune.arm.inputs import prebuild
 
     x, y = _data(40)
     unbuilt = keras.Sequential([keras.layers.Dense(3, activation="softmax")])

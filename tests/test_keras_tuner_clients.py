@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 import bandit_tune as kt
-from bandit_tune.hypermodel import TunerHyperModel, as_hypermodel
+from bandit_tune.arm.hypermodel import TunerHyperModel, as_hypermodel
 from bandit_tune.space import record_space
 
 
@@ -294,7 +294,7 @@ def test_early_stopping_patience_survives_a_pause():
 
     import keras
 
-    from bandit_tune.callbacks import callback_states, restore_states
+    from bandit_tune.arm.callbacks import callback_states, restore_states
 
     rng = np.random.default_rng(0)
     x, y = rng.normal(size=(64, 4)), rng.integers(0, 2, 64)

@@ -92,30 +92,6 @@ def test_policies_import_nothing_outside_their_package():
             assert not outside, (module, outside)
 
 
-def test_the_driver_knows_policies_only_and_never_ray_or_tensorflow():
-    graph = _graph()
-    allowed = ("bandit_tune.driver", "bandit_tune.policies", "bandit_tune.project")
-    for module, edges in graph.items():
-        if module.startswith("bandit_tune.driver"):
-            assert all(e.startswith(allowed) for e in edges), (module, edges)
-    for root, _, files in os.walk(os.path.join(PACKAGE, "driver")):
-        for name in files:
-            if name.endswith(".py"):
-                with open(os.path.join(root, name)) as f:
-                    tree = ast.parse(f.read())
-                imported = {
-                    alias.name.split(".")[0]
-                    for node in ast.walk(tree)
-                    if isinstance(node, ast.Import)
-                    for alias in node.names
-                } | {
-                    (node.module or "").split(".")[0]
-                    for node in ast.walk(tree)
-                    if isinstance(node, ast.ImportFrom)
-                }
-                assert not imported & {"ray", "tensorflow", "keras"}, (name, imported)
-
-
 def test_cli_and_demo_do_not_import_each_other_both_ways():
     graph = _graph()
     assert not (
@@ -123,3 +99,124 @@ def test_cli_and_demo_do_not_import_each_other_both_ways():
         and "bandit_tune.demo" in graph["bandit_tune.cli"]
     )
     assert "bandit_tune.cli" not in graph["bandit_tune.demo"]
+
+
+# -- the folders' import rules -------------------------------------------------------------
+#: Files the package root may hold: the entry points and the shared vocabulary.
+ENTRY_POINTS = {"bandit_tune", "bandit_tune.cli", "bandit_tune.demo"}
+VOCABULARY = {"bandit_tune.objective", "bandit_tune.space"}
+
+#: Folder -> the folders (and vocabulary) it may import. A name ending in a module
+#: allows that module only.
+ALLOWED = {
+    "policies": {"policies"},
+    "vocabulary": {"vocabulary"},
+    "driver": {"driver", "policies", "vocabulary"},
+    "replay": {"replay", "driver", "policies", "vocabulary"},
+    "ray_tune": {"ray_tune", "replay", "driver", "policies", "vocabulary"},
+    "pool": {"pool", "ray_tune.cluster", "driver", "policies", "vocabulary"},
+    "arm": {"arm", "pool.worker", "ray_tune.cluster", "driver", "policies", "vocabulary"},
+    "tuner": {"tuner", "arm", "pool", "ray_tune", "replay", "driver", "policies", "vocabulary"},
+}
+
+#: Folder -> third-party packages it must never import (at any depth of a module).
+FORBIDDEN_PACKAGES = {
+    "policies": {"ray", "tensorflow", "keras"},
+    "driver": {"ray", "tensorflow", "keras"},
+    "replay": {"ray", "tensorflow", "keras"},
+    "ray_tune": {"tensorflow", "keras"},
+    "pool": {"tensorflow", "keras", "ray.tune", "ray.train", "ray.air"},
+    "tuner": {"tensorflow", "keras"},
+}
+
+
+def _room(module):
+    """The folder (or 'vocabulary', or 'entry') a module belongs to."""
+    if module in ENTRY_POINTS:
+        return "entry"
+    if module in VOCABULARY:
+        return "vocabulary"
+    parts = module.split(".")
+    return parts[1] if parts[1] in ALLOWED else None
+
+
+def _allowed(source_room, target):
+    room = _room(target)
+    for rule in ALLOWED[source_room]:
+        named = f"bandit_tune.{rule}"
+        if rule == room or target == named or target.startswith(named + "."):
+            return True
+    return False
+
+
+def test_the_package_root_holds_only_entry_points_and_the_vocabulary():
+    root = {n[: -len(".py")] for n in os.listdir(PACKAGE) if n.endswith(".py")}
+    allowed = {m.rpartition(".")[2] for m in ENTRY_POINTS | VOCABULARY} | {"__init__"}
+    assert root <= allowed, sorted(root - allowed)
+    folders = {
+        n for n in os.listdir(PACKAGE) if os.path.isfile(os.path.join(PACKAGE, n, "__init__.py"))
+    }
+    assert folders == set(ALLOWED) - {"vocabulary"}, folders
+
+
+def test_every_import_follows_its_folders_rule():
+    graph = _graph()
+    wrong = []
+    for module, edges in graph.items():
+        room = _room(module)
+        assert room is not None, module
+        if room == "entry":
+            continue
+        for target in edges:
+            if target != "bandit_tune" and not _allowed(room, target):
+                wrong.append(f"{module} -> {target}")
+    assert not wrong, "\n".join(sorted(wrong))
+
+
+def _third_party(path):
+    """Every module a file imports (dotted names as written), with the function it is in."""
+    with open(path) as f:
+        tree = ast.parse(f.read(), path)
+    found = []
+
+    def visit(node, function):
+        for child in ast.iter_child_nodes(node):
+            is_function = isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef))
+            inner = child.name if is_function else function
+            if isinstance(child, ast.Import):
+                found.extend((alias.name, function) for alias in child.names)
+            elif isinstance(child, ast.ImportFrom) and not child.level and child.module:
+                found.extend(
+                    (f"{child.module}.{alias.name}", function) for alias in child.names
+                )
+            visit(child, inner)
+
+    visit(tree, None)
+    return found
+
+
+def _imports_package(name, package):
+    return name == package or name.startswith(package + ".")
+
+
+def test_keras_and_tensorflow_load_only_in_arm_and_each_folder_keeps_off_its_packages():
+    wrong = []
+    for root, _, files in os.walk(PACKAGE):
+        for name in files:
+            if not name.endswith(".py"):
+                continue
+            path = os.path.join(root, name)
+            module = _module_name(path)
+            room = _room(module)
+            forbidden = set(FORBIDDEN_PACKAGES.get(room, ()))
+            if room == "vocabulary":
+                forbidden = {"tensorflow", "keras", "ray"}
+            for imported, function in _third_party(path):
+                for package in forbidden:
+                    if not _imports_package(imported, package):
+                        continue
+                    # a hyperparameter's Ray Tune domain: Ray only when asked for one
+                    if room == "vocabulary" and package == "ray" and function == "to_ray":
+                        continue
+                    wrong.append(f"{module} imports {imported} (in {function or 'the module'})")
+    assert not wrong, "\n".join(sorted(wrong))

@@ -5,7 +5,7 @@ import pytest
 
 keras = pytest.importorskip("keras")
 
-from bandit_tune import model_reuse  # noqa: E402
+from bandit_tune.arm import model_reuse  # noqa: E402
 
 
 def _mlp(units=16, rate=1e-2, dropout=0.0, loss="sparse_categorical_crossentropy", seed=0):

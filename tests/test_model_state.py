@@ -7,8 +7,8 @@ import pytest
 
 keras = pytest.importorskip("keras")
 
-from bandit_tune import model_state  # noqa: E402
-from bandit_tune.keras import restore_arm, save_arm  # noqa: E402
+from bandit_tune.arm import model_state  # noqa: E402
+from bandit_tune.arm.checkpoints import restore_arm, save_arm  # noqa: E402
 
 
 def _model(units=16):

@@ -26,7 +26,7 @@ from bandit_tune.policies.pareto import (
     pareto_front,
     tchebycheff_order,
 )
-from bandit_tune.simulate import Simulation
+from bandit_tune.replay.simulate import Simulation
 
 NAN = math.nan
 # (accuracy, -size): higher is better in both

@@ -311,7 +311,7 @@ def test_pbt_exploits_only_arms_of_the_same_architecture():
 @pytest.mark.parametrize("synch", [False, True])
 @pytest.mark.parametrize("seed", [0, 5])
 def test_retraining_with_an_arms_schedule_gives_its_model(synch, seed):
-    from bandit_tune.lineage import lineage_rows, schedule
+    from bandit_tune.driver.lineage import lineage_rows, schedule
 
     out = run(pbt(seed=seed, synch=synch), configs(), workers=3)
     runner, weights = out["runner"], out["weights"]
@@ -387,8 +387,8 @@ def test_a_population_that_could_never_exploit_is_refused_and_a_partial_one_warn
 def test_a_model_kept_at_a_checkpoint_is_forgotten_once_it_trains_on():
     """The in-memory resume cache: a model kept at epoch 3 that trains on is not epoch 3."""
     pytest.importorskip("keras")
-    from bandit_tune.arm import forget_paused_model, keep_paused_model, take_paused_model
-    from bandit_tune.keras import ReportCallback
+    from bandit_tune.arm.checkpoints import ReportCallback
+    from bandit_tune.arm.train import forget_paused_model, keep_paused_model, take_paused_model
 
     called = []
     reporter = ReportCallback([3, 6], 9, on_train_on=lambda: called.append(True))
@@ -411,7 +411,7 @@ def test_an_exploit_in_memory_copies_weights_and_optimizer_state_but_not_the_rat
     import keras
     from pbt_parts import build_model
 
-    from bandit_tune.arm import copy_state
+    from bandit_tune.arm.train import copy_state
     from bandit_tune.space import HyperParameters
 
     x = np.random.default_rng(0).random((64, 8, 8)).astype("float32")

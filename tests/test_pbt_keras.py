@@ -70,7 +70,7 @@ def test_an_exploited_arm_starts_from_exactly_the_donors_state_with_its_new_valu
 ):
     import keras
 
-    from bandit_tune.keras import restore_arm
+    from bandit_tune.arm.checkpoints import restore_arm
     from bandit_tune.space import HyperParameters
 
     (x, y), (xv, yv), _ = digits_small

@@ -28,7 +28,7 @@ C, P, S = Decision.CONTINUE, Decision.PAUSE, Decision.STOP
 
 def test_policies_import_neither_ray_nor_tensorflow():
     code = (
-        "import bandit_tune.policies, bandit_tune.simulate, bandit_tune.space, sys; "
+        "import bandit_tune.policies, bandit_tune.replay.simulate, bandit_tune.space, sys; "
         "bad = [m for m in ('ray', 'tensorflow', 'keras') if m in sys.modules]; "
         "assert not bad, bad"
     )

@@ -408,7 +408,7 @@ def test_population_based_training_with_arm_classes(ray_local, tmp_path, synch):
     from pbt_toy import train
     from pool_arms import LrArm
 
-    from bandit_tune.lineage import schedule
+    from bandit_tune.driver.lineage import schedule
     from bandit_tune.policies import PopulationBasedTraining
 
     lrs = [0.9, 0.5, 0.3, 0.2, 0.1, 0.05, 0.02, 0.01]

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 import bandit_tune
-from bandit_tune.project import (
+from bandit_tune.driver.project import (
     LOCK_FILE,
     MARKER_FILE,
     Project,
@@ -132,7 +132,7 @@ def test_a_search_without_a_snapshot_is_kept_apart_and_a_foreign_folder_untouche
 
 _HOLDER = """
 import sys, time
-from bandit_tune.project import Project
+from bandit_tune.driver.project import Project
 project = Project(sys.argv[1], "p")
 project.acquire()
 print("LOCKED", flush=True)

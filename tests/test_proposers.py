@@ -4,10 +4,10 @@ import numpy as np
 import pytest
 
 import bandit_tune
-from bandit_tune.curves import Curves
 from bandit_tune.policies import ASHA, Hyperband, PolicyError
-from bandit_tune.proposers import GPProposer, Proposer, TPEProposer, encode
-from bandit_tune.simulate import Simulation
+from bandit_tune.replay.curves import Curves
+from bandit_tune.replay.proposers import GPProposer, Proposer, TPEProposer, encode
+from bandit_tune.replay.simulate import Simulation
 
 
 def _bowl(arms=120, max_t=9, seed=0):

@@ -12,7 +12,7 @@ ENV = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
 RECORD_SCRIPT = """
 import json, sys
 import bandit_tune
-from bandit_tune._recorder import SpaceRecording
+from bandit_tune.arm.recording import SpaceRecording
 
 def build_model(hp):
     import keras
@@ -27,7 +27,7 @@ def broken(hp):
     hp.Int("units", 8, 64)
     raise ValueError("broken on purpose")
 
-from bandit_tune.hypermodel import as_hypermodel
+from bandit_tune.arm.hypermodel import as_hypermodel
 space, problem = SpaceRecording(as_hypermodel(build_model)).result()
 assert problem is None
 tensorflow_here = "tensorflow" in sys.modules
@@ -55,7 +55,7 @@ def test_the_space_is_recorded_in_a_helper_and_errors_are_raised_here():
 
 LEAN_SCRIPT = """
 import json, sys
-from bandit_tune.runtime import import_keras_lean
+from bandit_tune.arm.setup import import_keras_lean
 import_keras_lean()
 loaded = {name: name in sys.modules for name in ("keras", "sklearn", "matplotlib", "pandas")}
 import sklearn, pandas  # still importable afterwards

@@ -1,8 +1,8 @@
 """The same runner in replay and on Ray: the same decisions, budgets included.
 
 Every built-in policy replays the same recorded curves through
-:func:`bandit_tune.simulate` (virtual workers) and through
-:func:`bandit_tune.replay.replay_on_ray` (real Ray Tune trials that report the
+:func:`bandit_tune.replay.simulate` (virtual workers) and through
+:func:`bandit_tune.ray_tune.replay_on_ray.replay_on_ray` (real Ray Tune trials that report the
 curves and checkpoint at the policy's decision steps), with one worker and with
 two: without a budget, with an epoch budget and with a wall-clock budget on the
 recorded epoch seconds. The decision sequences must be equal, step for step.
@@ -24,8 +24,8 @@ from bandit_tune.policies import (
     SuccessiveHalving,
     ThompsonSampling,
 )
-from bandit_tune.replay import replay_on_ray
-from bandit_tune.simulate import Simulation
+from bandit_tune.ray_tune.replay_on_ray import replay_on_ray
+from bandit_tune.replay.simulate import Simulation
 
 pytestmark = pytest.mark.ray
 

@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 
 from bandit_tune import simulate
-from bandit_tune.curves import Curves
 from bandit_tune.policies import ASHA, PASHA, CurveEnsemble, FreezeThaw, Hyperband, TopKAfterWarmup
-from bandit_tune.replay import replay_on_ray
+from bandit_tune.ray_tune.replay_on_ray import replay_on_ray
+from bandit_tune.replay.curves import Curves
 
 pytestmark = pytest.mark.ray
 EXAMPLES = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "examples")

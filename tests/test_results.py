@@ -3,7 +3,7 @@ import math
 import pandas as pd
 import pytest
 
-from bandit_tune.results import add_diagnosis, diagnose
+from bandit_tune.tuner.results import add_diagnosis, diagnose
 
 
 @pytest.mark.parametrize(
@@ -33,8 +33,8 @@ def test_diagnosis_columns_read_the_train_metric_at_the_best_epoch():
 
 
 def test_an_arm_that_diverged_ranks_after_every_usable_arm():
-    from bandit_tune.results import order_arms as _order_arms
-    from bandit_tune.results import rank_arms as _rank_arms
+    from bandit_tune.tuner.results import order_arms as _order_arms
+    from bandit_tune.tuner.results import rank_arms as _rank_arms
 
     frame = pd.DataFrame(
         {
@@ -55,7 +55,7 @@ def test_an_arm_that_diverged_ranks_after_every_usable_arm():
 
 def test_a_diverged_epoch_keeps_its_losses_and_voids_its_other_metrics():
     pytest.importorskip("keras")
-    from bandit_tune.keras import mark_divergence
+    from bandit_tune.arm.checkpoints import mark_divergence
 
     logs = {"loss": math.nan, "accuracy": 0.1, "val_loss": math.nan, "val_accuracy": 0.12}
     metrics = {**logs, "epoch": 3, "trial_seconds": 1.0}
@@ -72,7 +72,7 @@ def test_a_diverged_epoch_keeps_its_losses_and_voids_its_other_metrics():
 def test_chance_level_is_the_share_of_the_most_common_class():
     import numpy as np
 
-    from bandit_tune.results import chance_level
+    from bandit_tune.tuner.results import chance_level
 
     labels = np.array([0] * 6 + [1] * 3 + [2])
     assert chance_level("val_accuracy", labels) == 0.6
@@ -85,7 +85,7 @@ def test_chance_level_is_the_share_of_the_most_common_class():
 def test_arms_at_chance_are_marked_and_all_at_chance_is_said():
     import pandas as pd
 
-    from bandit_tune.results import mark_chance
+    from bandit_tune.tuner.results import mark_chance
 
     frame = pd.DataFrame(
         {"best_score": [0.95, 0.105, float("nan")], "diagnosis": ["ok", "ok", "unknown"]}
@@ -102,9 +102,9 @@ def test_tied_arms_the_live_view_and_results_name_the_same_best_arm():
     import io
 
     from bandit_tune.policies.registry import TrainToEnd
-    from bandit_tune.progress import Progress
-    from bandit_tune.results import order_arms
-    from bandit_tune.scheduler import BanditScheduler
+    from bandit_tune.ray_tune.scheduler import BanditScheduler
+    from bandit_tune.tuner.progress import Progress
+    from bandit_tune.tuner.results import order_arms
 
     scheduler = BanditScheduler(TrainToEnd(), metric="val_accuracy", mode="max")
     progress = Progress(scheduler, ("val_accuracy", "max"), 3, stream=io.StringIO(), live=False)

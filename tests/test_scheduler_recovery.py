@@ -14,7 +14,7 @@ from ray.tune.experiment import Trial  # noqa: E402
 
 from bandit_tune import BanditScheduler  # noqa: E402
 from bandit_tune.policies import Hyperband  # noqa: E402
-from bandit_tune.searchers import ArmSource  # noqa: E402
+from bandit_tune.ray_tune.searchers import ArmSource  # noqa: E402
 
 
 def _scheduler(recreates=True):
@@ -94,7 +94,7 @@ class _Controller:
 def test_an_arm_chosen_to_resume_is_stopped_when_the_budget_runs_out_first():
     """The searcher's question can pick a paused arm; if the budget ends before Ray asks
     for a trial, that paused trial must be stopped, or Tune waits on it forever."""
-    from bandit_tune.budget import Budget
+    from bandit_tune.driver.budget import Budget
     from bandit_tune.policies import SuccessiveHalving
 
     scheduler = BanditScheduler(SuccessiveHalving(3, 3), metric="val_loss", mode="min")
@@ -190,7 +190,7 @@ def _lost_actor_text(actor, failures):
 def test_the_actor_named_by_a_failure_is_read_from_rays_error_text():
     from ray.exceptions import ActorDiedError
 
-    from bandit_tune.scheduler import _failed_actor
+    from bandit_tune.ray_tune.scheduler import _failed_actor
 
     assert _failed_actor(_lost_actor_text(LOST, 1)) == LOST
     died = f"{ActorDiedError.BASE_ERROR_MSG}\n\tclass_name: ImplicitFunc\n\tactor_id: {LOST[::-1]}"
@@ -202,7 +202,7 @@ def test_the_actor_named_by_a_failure_is_read_from_rays_error_text():
 def test_one_lost_actor_takes_one_retry_however_many_calls_it_fails(monkeypatch):
     """A node lost while an arm trains and saves: Ray reports the actor's loss once per call
     in flight. It is one failure: the arm is placed again with its retries left."""
-    import bandit_tune.scheduler as module
+    import bandit_tune.ray_tune.scheduler as module
 
     scheduler = _scheduler()
     trial = _trial(max_failures=1)
@@ -235,7 +235,7 @@ def test_a_lost_worker_is_retried_even_without_retries_and_an_arms_own_error_is_
 ):
     """max_failures=0 (the default): an arm whose worker was lost is placed again, up to
     LOST_WORKER_RETRIES times, as on the pool; an error the arm raised ends it."""
-    import bandit_tune.scheduler as module
+    import bandit_tune.ray_tune.scheduler as module
     from bandit_tune.driver.runner import LOST_WORKER_RETRIES
 
     scheduler = _scheduler()

@@ -133,7 +133,7 @@ def test_parameters_declared_in_a_hypermodel_fit_are_recorded():
     import keras
 
     import bandit_tune
-    from bandit_tune.hypermodel import record_hypermodel
+    from bandit_tune.arm.hypermodel import record_hypermodel
 
     class Tunable(bandit_tune.HyperModel):
         def build(self, hp):
@@ -153,7 +153,7 @@ def test_parameters_declared_in_a_hypermodel_fit_are_recorded():
 
 def test_bayesian_optimization_with_a_seed_proposes_the_same_first_configurations():
     import bandit_tune
-    from bandit_tune.hypermodel import record_hypermodel
+    from bandit_tune.arm.hypermodel import record_hypermodel
 
     def build(hp):
         import keras

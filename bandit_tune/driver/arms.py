@@ -305,3 +305,13 @@ def results_before_last_exploit(arm: Any, n: int) -> int:
     if "EXPLOIT" not in labels or len(labels) != n:
         return 0
     return n - labels[::-1].index("EXPLOIT")
+
+
+def error_line(text: str) -> str:
+    """The failing exception's own line from an arm's error (Ray wraps it in a traceback)."""
+    import re
+
+    lines = [line.strip() for line in re.sub(r"\x1b\[[0-9;]*m", "", text).splitlines()]
+    lines = [line for line in lines if line and not line.startswith(("File ", "^", "~", "[["))]
+    named = [line for line in lines if re.match(r"^[A-Za-z_.]*(Error|Exception|Interrupt)\b", line)]
+    return (named or lines or [text.strip()])[-1]

@@ -1,6 +1,6 @@
 """The runner with what a search sets on it: the part of a scheduler that needs no Ray Tune.
 
-:class:`~bandit_tune.scheduler.BanditScheduler` (a Ray Tune ``TrialScheduler``)
+:class:`~bandit_tune.ray_tune.scheduler.BanditScheduler` (a Ray Tune ``TrialScheduler``)
 is this plus Ray's trial events. The pool's search (``backend="pool"``) holds
 its runner in a plain :class:`RunnerHost`, so its driver never imports Ray
 Tune (~1.4 s of CPU at start-up).
@@ -77,7 +77,7 @@ class RunnerHost:
 
     @property
     def budget(self) -> Any:
-        """The search's limits (:class:`~bandit_tune.budget.Budget`), enforced by the runner."""
+        """The search's limits (:class:`~bandit_tune.driver.budget.Budget`), enforced here."""
         return self.runner.budget
 
     @budget.setter

@@ -1,6 +1,6 @@
 """The runner: the one run loop every backend drives, over the arm table.
 
-A backend — :func:`bandit_tune.simulate`'s virtual workers, or
+A backend — :func:`bandit_tune.replay.simulate`'s virtual workers, or
 :class:`bandit_tune.BanditScheduler` on Ray Tune — only moves arms between
 workers. It tells the runner what happened (:meth:`Runner.add_arm`,
 :meth:`Runner.report`, :meth:`Runner.arm_ended`) and asks it what a free worker
@@ -135,7 +135,7 @@ class Runner:
             list of directions, one per objective; :meth:`report` then gets a
             sequence of values and the policy (a multi-objective one) a tuple.
         metric: the metric's name (kept in the snapshot).
-        budget: a :class:`~bandit_tune.budget.Budget` (epochs, wall clock, target
+        budget: a :class:`~bandit_tune.driver.budget.Budget` (epochs, wall clock, target
             score) or ``None``.
         slots: arms that may train at once (``None``: as many as the backend runs).
         clock: the clock of the wall-clock budget and of re-plans (``time.monotonic``
@@ -608,7 +608,7 @@ class Runner:
         now = time.monotonic()
         if not force and now - self._snapshot_at < max(0.5, 20 * self._snapshot_cost):
             return
-        from bandit_tune.project import write_json
+        from bandit_tune.driver.project import write_json
 
         write_json(self.state_path, self.state())
         self._snapshot_at = time.monotonic()

@@ -1,7 +1,7 @@
 """Pure arm policies: decide which arm trains, pauses or stops. No Ray, no TensorFlow.
 
 Every policy implements :class:`ArmPolicy`; the same object runs in
-:func:`bandit_tune.simulate` and under :class:`bandit_tune.BanditScheduler` on Ray.
+:func:`bandit_tune.replay.simulate` and under :class:`bandit_tune.BanditScheduler` on Ray.
 """
 
 from bandit_tune.policies._rungs import (

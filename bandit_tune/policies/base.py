@@ -3,7 +3,7 @@
 A policy sees only plain values — an arm id, a step (epochs trained so far) and a
 score already oriented so that higher is better — and answers with a
 :class:`Decision`. It never imports Ray or TensorFlow, so the same object can be
-unit-tested, replayed over recorded learning curves (:func:`bandit_tune.simulate`)
+unit-tested, replayed over recorded learning curves (:func:`bandit_tune.replay.simulate`)
 and run on a Ray cluster (:class:`bandit_tune.BanditScheduler`).
 """
 
@@ -70,7 +70,7 @@ class ArmPolicy:
 
     Subclass it and override :meth:`on_result` (the only required hook). The
     runner — :class:`bandit_tune.BanditScheduler` on Ray or
-    :func:`bandit_tune.simulate` in replay — calls the hooks in this order:
+    :func:`bandit_tune.replay.simulate` in replay — calls the hooks in this order:
 
     1. :meth:`on_arm_added` once per arm, before its first result;
     2. :meth:`on_result` after every reported step of a running arm;

@@ -31,7 +31,7 @@ class Hyperband(SynchronousHalving):
         eta: reduction factor (>= 2).
         min_t: the least epochs before the first decision.
         max_total_epochs: plan whole brackets that train at most this many epochs
-            in all (see :func:`bandit_tune.budget.plan_brackets`) and run them once,
+            in all (see :func:`bandit_tune.driver.budget.plan_brackets`) and run them once,
             instead of cycling over the full plan.
 
     Example::

@@ -195,8 +195,8 @@ def run_arms(
         raise TypeError(
             f"parameters must be a dict of keyword arguments for setup, got {parameters!r:.80}"
         )
-    from bandit_tune.budget import Budget, parse_budget
-    from bandit_tune.project import STATE_FILE, Project, read_state
+    from bandit_tune.driver.budget import Budget, parse_budget
+    from bandit_tune.driver.project import STATE_FILE, Project, read_state
 
     seconds = None if budget is None else parse_budget(budget)
     project = Project(directory, project_name)

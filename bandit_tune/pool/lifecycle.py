@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from bandit_tune.driver.idle import on_release
 from bandit_tune.pool.worker import ArmWorker
 
 _POOL: dict[str, Any] = {"job": None, "workers": {}}
@@ -75,15 +76,15 @@ def _workers(count: int, cpus: float, gpus: float) -> list[Any]:
     return shelf
 
 
-def start_workers(count: int, cpus: float, gpus: float, keras: bool = False) -> list[Any]:
-    """Start (or reuse) ``count`` workers now and let them import what arms need.
+def start_workers(count: int, cpus: float, gpus: float, setup: Any = None) -> list[Any]:
+    """Start (or reuse) ``count`` workers now and let them prepare for arms (``setup()``).
 
     Called by a tuner as soon as Ray is up, so the workers' imports overlap what
     the driver does before the first arm (recording the search space).
     """
     workers = _workers(count, cpus, gpus)
     for worker in workers:
-        worker.warm.remote(keras)
+        worker.warm.remote(setup)
     return workers
 
 
@@ -135,3 +136,6 @@ def shutdown_pool() -> None:
     for shelf in _POOL["workers"].values():
         _kill(shelf)
     _POOL["workers"] = {}
+
+
+on_release(shutdown_pool)  # a Ray Tune run started later takes their CPUs

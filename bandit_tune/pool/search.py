@@ -35,7 +35,7 @@ class PoolResult:
         path: the project folder (state, checkpoints).
         stop_reason: why a budget ended the search (``None``: the policy finished).
         lineage: a population-based policy's exploits per arm (see
-            :class:`~bandit_tune.driver.Arm`); :func:`bandit_tune.lineage.schedule`
+            :class:`~bandit_tune.driver.Arm`); :func:`bandit_tune.driver.lineage.schedule`
             turns them into each arm's schedule.
     """
 
@@ -165,7 +165,7 @@ class PoolSearch:
         """
         import ray
 
-        from bandit_tune.runtime import ensure_ray
+        from bandit_tune.ray_tune.cluster import ensure_ray
 
         started = time.perf_counter()
         resources = ensure_ray(address)

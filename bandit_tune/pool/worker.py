@@ -12,6 +12,7 @@ import copy
 import os
 import queue
 import shutil
+import sys
 import threading
 import time
 from typing import Any
@@ -56,10 +57,9 @@ def _make(
 ) -> Any:
     """An arm object of ``cls`` set up with ``config`` (a Trainable without Ray Tune's session)."""
     extra = parameters or {}
-    try:
-        from ray.tune import Trainable
-    except ImportError:  # pragma: no cover - ray is a dependency
-        Trainable = None  # type: ignore[assignment,misc]  # noqa: N806
+    # a subclass of Ray Tune's Trainable was defined with Ray Tune loaded: the pool
+    # itself never imports it
+    Trainable = getattr(sys.modules.get("ray.tune"), "Trainable", None)  # noqa: N806
     if Trainable is not None and issubclass(cls, Trainable):
         # Trainable.__init__ opens a log folder under ~/ray_results and a resource
         # monitor per object; an arm needs neither, only what its methods read.
@@ -328,7 +328,7 @@ class ArmWorker:
             self.drop(arm_id)
         import sys
 
-        kept = getattr(sys.modules.get("bandit_tune.arm"), "_PAUSED_MODELS", None)
+        kept = getattr(sys.modules.get("bandit_tune.arm.train"), "_PAUSED_MODELS", None)
         if kept is not None:
             kept.clear()  # models of an earlier search's arms (arm ids repeat across searches)
         self.cls, self.root, self.step_key = cls, root, step_key
@@ -416,13 +416,10 @@ class ArmWorker:
         """The arms this worker holds in memory."""
         return list(self.arms)
 
-    def warm(self, keras: bool) -> bool:
-        """Import what arms need before the first arm comes (Keras, when asked)."""
-        if keras:
-            from bandit_tune.runtime import import_keras_lean
-
-            import_keras_lean()
-            import keras as _  # noqa: F401
+    def warm(self, setup: Any = None) -> bool:
+        """Prepare for the first arm before it comes: run ``setup()`` here (e.g. import Keras)."""
+        if setup is not None:
+            setup()
         return True
 
     def call(self, function: Any, *args: Any) -> Any:

@@ -1,6 +1,6 @@
 """Where an arm reports to: Ray Tune's session, or the pool's (``BanditTuner(backend="pool")``).
 
-The arm trainables (:func:`bandit_tune.arm.train_arm`, the cross-validated one and
+The arm trainables (:func:`bandit_tune.arm.train.train_arm`, the cross-validated one and
 the Keras callback that reports each epoch) call these instead of ``ray.tune``'s
 functions, so the same code runs as a Ray Tune trial and as a function arm on the
 pool's long-lived workers.

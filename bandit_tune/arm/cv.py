@@ -93,18 +93,17 @@ def train_arm_cv(
 ) -> None:
     """Ray Tune function trainable for one cross-validated arm.
 
-    ``input_key`` (one per search): see :func:`bandit_tune.arm.train_arm`. Every
+    ``input_key`` (one per search): see :func:`bandit_tune.arm.train.train_arm`. Every
     report carries the model's ``params`` (and ``latency_ms`` with ``latency``),
     measured on the first fold's model.
     """
-    from bandit_tune import session
-    from bandit_tune.runtime import import_keras_lean, unpack
+    from bandit_tune.arm import report as session
+    from bandit_tune.arm.setup import import_keras_lean
+    from bandit_tune.ray_tune.cluster import unpack
 
     import_keras_lean()  # before anything imports Keras in this worker
-    from bandit_tune.arm import build_arm, report_finished
-    from bandit_tune.callbacks import callback_states, per_arm, restore_states
-    from bandit_tune.inputs import fit_inputs, prebuild, uses_default_fit
-    from bandit_tune.keras import (
+    from bandit_tune.arm.callbacks import callback_states, per_arm, restore_states
+    from bandit_tune.arm.checkpoints import (
         EPOCH_KEY,
         checkpoint_callbacks,
         checkpoint_epoch,
@@ -113,6 +112,8 @@ def train_arm_cv(
         restore_arm,
         save_arm,
     )
+    from bandit_tune.arm.inputs import fit_inputs, prebuild, uses_default_fit
+    from bandit_tune.arm.train import build_arm, report_finished
 
     hypermodel, callbacks = unpack(hypermodel), unpack(callbacks)
 
@@ -176,7 +177,7 @@ def train_arm_cv(
         if trained == 0:
             return
         if not sizes:
-            from bandit_tune.keras import forward_latency_ms
+            from bandit_tune.arm.checkpoints import forward_latency_ms
 
             weights = models[0].trainable_weights
             sizes["params"] = int(sum(int(np.prod(w.shape)) for w in weights))

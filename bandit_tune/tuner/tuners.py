@@ -1,4 +1,4 @@
-"""keras-tuner's tuner classes, each a :class:`~bandit_tune.search.BanditTuner` with a policy.
+"""keras-tuner's tuner classes, each a :class:`~bandit_tune.tuner.search.BanditTuner` with a policy.
 
 ``Hyperband``, ``SuccessiveHalving`` and ``ASHA`` run the bandit policy of the
 same name; ``RandomSearch``, ``GridSearch`` and ``BayesianOptimization`` choose
@@ -10,10 +10,10 @@ from __future__ import annotations
 from typing import Any
 
 from bandit_tune import policies
-from bandit_tune.hypermodel import record_hypermodel
+from bandit_tune.arm.hypermodel import record_hypermodel
 from bandit_tune.policies.base import ArmPolicy
-from bandit_tune.search import BanditTuner
 from bandit_tune.space import SearchSpace
+from bandit_tune.tuner.search import BanditTuner
 
 
 class Hyperband(BanditTuner):
@@ -274,7 +274,7 @@ class BayesianOptimization(BanditTuner):
         )
 
     def _searcher(self, configs: list[dict[str, Any]], scheduler: Any) -> Any:
-        from bandit_tune.searchers import GatedSearcher
+        from bandit_tune.ray_tune.searchers import GatedSearcher
 
         return GatedSearcher(self.make_searcher(self.space_), scheduler, self.n_arms())
 

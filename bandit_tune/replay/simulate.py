@@ -100,7 +100,7 @@ def simulate(
             diverged) — an array ``[arms, epochs]``, a list of curves of any
             lengths, :func:`~bandit_tune.load_curves`'s :class:`~bandit_tune.Curves`,
             or a tuner after ``search``, its ``results_`` or its project directory
-            (see :func:`~bandit_tune.curves.as_curves`). An arm whose curve ends
+            (see :func:`~bandit_tune.replay.curves.as_curves`). An arm whose curve ends
             stops there.
         n_workers: arms trained at the same time.
         budget: epochs in all (the tuner's ``max_total_epochs``; ``None``: until the
@@ -119,7 +119,7 @@ def simulate(
             the worker's replacement joins ``worker_restart`` seconds later. Drawn
             with ``seed`` (0 when ``None``), so a replay stays reproducible.
         worker_restart: seconds until a lost worker's replacement joins.
-        proposer: a :class:`~bandit_tune.proposers.Proposer` that picks which
+        proposer: a :class:`~bandit_tune.replay.proposers.Proposer` that picks which
             recorded arm starts next from the arms' configurations and every
             result so far (the searcher's role on Ray); ``None``: the seeded order.
 
@@ -165,8 +165,8 @@ class Simulation:
         worker_restart: float = 60.0,
         proposer: Any = None,
     ) -> None:
-        from bandit_tune.budget import Budget
-        from bandit_tune.curves import as_curves
+        from bandit_tune.driver.budget import Budget
+        from bandit_tune.replay.curves import as_curves
 
         recorded = as_curves(curves)
         self.scores, self.lengths = recorded.scores, recorded.lengths
@@ -246,7 +246,7 @@ class Simulation:
         if proposer is not None:
             if not callable(getattr(proposer, "propose", None)):
                 raise TypeError(
-                    "proposer must be a bandit_tune.proposers.Proposer, got "
+                    "proposer must be a bandit_tune.replay.proposers.Proposer, got "
                     f"{type(proposer).__name__}"
                 )
             proposer.setup(self.configs, self.scores.shape[1], seed)

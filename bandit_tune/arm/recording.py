@@ -4,12 +4,12 @@ Recording calls ``build_model(hp)``, so it needs Keras: ~8 s of import on a
 2-core laptop, on the path to the first epoch. In a thread of the user's process
 it competed with Ray's start for the interpreter; in this helper it runs beside
 it, imports Keras without its optional integrations
-(:func:`bandit_tune.runtime.import_keras_lean`) and leaves the user's process
+(:func:`bandit_tune.arm.setup.import_keras_lean`) and leaves the user's process
 free of TensorFlow until the user asks for a model. Whatever goes wrong here
 (an unpicklable hypermodel, an error in ``build_model``) makes the tuner record
 in its own process instead, where the error is raised as it is.
 
-    python -m bandit_tune._recorder PAYLOAD RESULT
+    python -m bandit_tune.arm.recording PAYLOAD RESULT
 """
 
 from __future__ import annotations
@@ -32,8 +32,8 @@ def _record_and_check(
     garbage collection (~0.2 s in a worker's heap, twice), and the worker's arms
     clear the session themselves now and then.
     """
-    from bandit_tune.fit_check import check_fit
-    from bandit_tune.hypermodel import check_mutable, record_hypermodel
+    from bandit_tune.arm.fit_check import check_fit
+    from bandit_tune.arm.hypermodel import check_mutable, record_hypermodel
 
     space = record_hypermodel(hypermodel, sample, clear=clear)
     problem = check_mutable(hypermodel, space, mutable) if mutable else None
@@ -50,10 +50,10 @@ class SpaceRecording:
     When Keras is imported in this process already, the space is recorded in a
     thread here instead, begun by :meth:`start_here` (without it, :meth:`result`
     records it then).
-    With ``sample`` (:func:`bandit_tune.fit_check.sample` of the data) the helper
+    With ``sample`` (:func:`bandit_tune.arm.fit_check.sample` of the data) the helper
     also tries one model on it; :meth:`result` returns ``(space, problem)``.
     ``mutable``: hyperparameters that must not change the model's variables
-    (population-based training's), checked by :func:`bandit_tune.hypermodel.check_mutable`.
+    (population-based training's), checked by :func:`bandit_tune.arm.hypermodel.check_mutable`.
     """
 
     def __init__(self, hypermodel: Any, sample: Any = None, mutable: Any = ()) -> None:
@@ -88,7 +88,7 @@ class SpaceRecording:
         env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": os.environ.get("TF_CPP_MIN_LOG_LEVEL", "2")}
         try:
             self._process = subprocess.Popen(
-                [sys.executable, "-m", "bandit_tune._recorder", source, self._result],
+                [sys.executable, "-m", "bandit_tune.arm.recording", source, self._result],
                 stdin=subprocess.DEVNULL,
                 stderr=subprocess.DEVNULL,
                 env=env,
@@ -195,7 +195,7 @@ def main(argv: list[str]) -> int:
     for entry in reversed(payload["path"]):
         if entry not in sys.path:
             sys.path.insert(0, entry)
-    from bandit_tune.runtime import import_keras_lean
+    from bandit_tune.arm.setup import import_keras_lean
 
     import_keras_lean()  # before the hypermodel: unpickling it may import Keras
     recorded = _record_and_check(

@@ -2,8 +2,8 @@
 
 :func:`as_curves` turns whatever a user has — an array ``[arms, epochs]``, a list
 of curves of different lengths, a tuner, its ``results_``, or the directory of
-a finished search — into one :class:`Curves`, which :func:`bandit_tune.simulate`
-and :func:`bandit_tune.compare` replay.
+a finished search — into one :class:`Curves`, which :func:`bandit_tune.replay.simulate`
+and :func:`bandit_tune.replay.compare` replay.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 DATA_DIR = os.path.join(os.path.dirname(__file__), "data")
-#: Shipped curve sets: name -> (file in ``bandit_tune/data``, the metric it is judged by).
+#: Shipped curve sets: name -> (file in ``bandit_tune/replay/data``, the metric it is judged by).
 SHIPPED = {
     "digits_mlp": ("digits_mlp_curves.npz", "val_accuracy"),
     "digits_cnn": ("digits_cnn_curves.npz", "val_accuracy"),
@@ -186,7 +186,7 @@ def as_curves(source: Any) -> Curves:
     if isinstance(source, Curves):
         return source
     if isinstance(source, (str, os.PathLike)):
-        from bandit_tune.results import load_arms
+        from bandit_tune.driver.project import load_arms
 
         return _from_arms(load_arms(os.fspath(source)))
     if hasattr(source, "project_dir") and hasattr(source, "results_"):

@@ -97,7 +97,7 @@ class TunerHyperModel(_Wrapping):
     ``tune_new_entries=False`` fixes such a parameter to its default. ``optimizer``,
     ``loss`` and ``metrics`` recompile each model with those in place of build's.
     An arm whose model has more than ``max_model_size`` parameters fails when it
-    is built (see :func:`bandit_tune.arm.build_arm`).
+    is built (see :func:`bandit_tune.arm.train.build_arm`).
     """
 
     def __init__(
@@ -169,7 +169,7 @@ class RunTrialHyperModel(_Wrapping):
 
 def _report_returned(out: Any, model: Any, callbacks: list[Any]) -> None:
     """Report a run_trial's returned score when it reported no epoch itself."""
-    from bandit_tune.keras import ReportCallback
+    from bandit_tune.arm.checkpoints import ReportCallback
 
     reporter = next((c for c in callbacks if isinstance(c, ReportCallback)), None)
     if reporter is None or reporter.last_epoch or reporter.objective is None:
@@ -266,7 +266,7 @@ def record_hypermodel(
 
     A ``fit`` override runs against a stand-in model that does not train; with
     ``sample`` (``(x, y, validation_data)``, a few rows of the search's data, as
-    :func:`bandit_tune.fit_check.sample` gives) it gets real data, so a custom
+    :func:`bandit_tune.arm.fit_check.sample` gives) it gets real data, so a custom
     training loop declares what it declares before it first calls the model.
     ``clear``: end with ``keras.backend.clear_session()`` (the models built here
     are dropped either way).

@@ -23,6 +23,7 @@ from ray.tune.schedulers import TrialScheduler
 
 from bandit_tune.driver.arms import RESERVED_PREFIX
 from bandit_tune.driver.host import RunnerHost
+from bandit_tune.driver.idle import release_idle_workers
 from bandit_tune.driver.runner import NEW, RESUME, WAIT, retry_limit
 from bandit_tune.policies.base import ArmPolicy, Decision, Exploit, PolicyError
 
@@ -102,7 +103,7 @@ class BanditScheduler(RunnerHost, TrialScheduler):
         self._trials: dict[str, Trial] = {}  # arm id -> its current Ray trial
         self._chosen: Trial | None = None
         #: Whether the searcher re-creates arms from the runner's wake list (set by
-        #: :class:`~bandit_tune.searchers.GatedSearcher`; a plain Ray searcher does not).
+        #: :class:`~bandit_tune.ray_tune.searchers.GatedSearcher`; a plain Ray searcher does not).
         self.recreates_arms = False
         # worker processes (pids) that paused or ended an arm, latest last: the next
         # arm Ray starts goes to such a worker, which may still hold paused models
@@ -138,9 +139,7 @@ class BanditScheduler(RunnerHost, TrialScheduler):
         :func:`bandit_tune.run_arms` (or ``backend="pool"``) kept for a next search
         are ended here, or they would hold the CPUs the trials need.
         """
-        from bandit_tune.pool import shutdown_pool
-
-        shutdown_pool()
+        release_idle_workers()
         if (self._metric and metric and metric != self._metric) or (
             self._mode and mode and mode != self._mode
         ):
@@ -320,7 +319,7 @@ class BanditScheduler(RunnerHost, TrialScheduler):
         self.failed_in_a_row += 1
         limit = self.max_consecutive_failures
         if limit is not None and self.failed_in_a_row >= limit:
-            from bandit_tune.results import error_line
+            from bandit_tune.driver.arms import error_line
 
             detail = error_line(_trial_error(trial)) if _trial_error(trial) else "see results_"
             raise TooManyFailures(

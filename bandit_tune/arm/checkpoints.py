@@ -22,7 +22,7 @@ from typing import Any
 import keras
 import numpy as np
 
-from bandit_tune.model_state import load_state, save_state
+from bandit_tune.arm.model_state import load_state, save_state
 
 EPOCH_KEY = "epoch"
 """Result key holding the number of epochs the arm has trained (1-based)."""
@@ -45,16 +45,16 @@ def save_arm(
     """Write weights, optimizer state and ``epoch`` into ``directory``.
 
     The layers' and the optimizer's variables (moments, iteration count) go into
-    one file (:mod:`bandit_tune.model_state`); no pickle is involved, so loading
+    one file (:mod:`bandit_tune.arm.model_state`); no pickle is involved, so loading
     it back is safe. ``best`` (the best epoch so far) is kept beside it:
     its epoch and value, and its weights when they are not the model's own.
     ``callbacks`` (the arm's own) save what must survive a pause (see
-    :func:`bandit_tune.callbacks.callback_states`).
+    :func:`bandit_tune.arm.callbacks.callback_states`).
     """
     save_state(model, directory)
     state: dict[str, Any] = {"epoch": epoch, "logs": _plain_logs(logs or {})}
     if callbacks:
-        from bandit_tune.callbacks import callback_states
+        from bandit_tune.arm.callbacks import callback_states
 
         state["callbacks"] = callback_states(callbacks)
     if best is not None:
@@ -254,7 +254,7 @@ class ReportCallback(keras.callbacks.Callback):
 
     def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
         """Report this epoch (1-based ``epoch`` key) and maybe a checkpoint."""
-        from bandit_tune import session
+        from bandit_tune.arm import report as session
 
         done = epoch + 1
         plain = _plain_logs(logs or {})
@@ -341,3 +341,25 @@ def configure_threads(cpus: int) -> None:
             tf.config.experimental.set_memory_growth(gpu, True)
     except (RuntimeError, ValueError, ImportError):
         pass  # already initialised in this (reused) worker: keep its settings
+
+
+def load_model(build: Any, hp: Any, checkpoint: str) -> Any:
+    """A model built by ``build(hp)`` with the weights of an arm's best epoch in ``checkpoint``.
+
+    With cross-validation the checkpoint holds one model per fold: fold 0's stands
+    in, at its last epoch. A checkpoint in remote storage is fetched first.
+    """
+    import os
+
+    from bandit_tune.arm.report import local_folder
+
+    keras.backend.clear_session()
+    model = build(hp)
+    with local_folder(checkpoint) as directory:
+        fold0 = os.path.join(directory, "fold0")
+        if os.path.isdir(fold0):
+            restore_arm(model, fold0)
+        else:
+            restore_arm(model, directory)
+            restore_best(model, directory)
+    return model

@@ -1,8 +1,8 @@
 """Proposers: which recorded arm a replay starts next, from configurations and results.
 
 On Ray a searcher (a fixed list, or Optuna's TPE through Ray Tune) hands the
-scheduler its next configuration. In replay (:func:`bandit_tune.simulate`,
-:func:`bandit_tune.compare`) the configurations are the recorded arms', so a
+scheduler its next configuration. In replay (:func:`bandit_tune.replay.simulate`,
+:func:`bandit_tune.replay.compare`) the configurations are the recorded arms', so a
 proposer picks one of the arms not started yet, having seen every result so
 far. Without one, a replay draws arms in the (seeded) recorded order, which is
 what a random search does.

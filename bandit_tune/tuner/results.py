@@ -8,7 +8,9 @@ from typing import Any
 
 import numpy as np
 
+from bandit_tune.driver.arms import error_line as error_line  # re-exported: results' view
 from bandit_tune.driver.arms import results_before_last_exploit
+from bandit_tune.driver.project import load_arms as load_arms  # re-exported: results' view
 
 OVERFIT_GAP = 0.05
 """Train-minus-validation gap that flags overfitting (objective units; relative for losses)."""
@@ -113,48 +115,6 @@ def mark_chance(frame: Any, chance: float | None) -> bool:
     at_chance = scored & (frame["best_score"] <= chance + CHANCE_MARGIN)
     frame.loc[at_chance, "diagnosis"] = "chance"
     return bool(scored.any() and at_chance[scored].all())
-
-
-def error_line(text: str) -> str:
-    """The failing exception's own line from an arm's error (Ray wraps it in a traceback)."""
-    import re
-
-    lines = [line.strip() for line in re.sub(r"\x1b\[[0-9;]*m", "", text).splitlines()]
-    lines = [line for line in lines if line and not line.startswith(("File ", "^", "~", "[["))]
-    named = [line for line in lines if re.match(r"^[A-Za-z_.]*(Error|Exception|Interrupt)\b", line)]
-    return (named or lines or [text.strip()])[-1]
-
-
-def load_arms(project_dir: str) -> dict[str, Any]:
-    """Read the ``arms.json`` a tuner wrote into ``project_dir``."""
-    import json
-    import os
-
-    path = os.path.join(project_dir, "arms.json")
-    if not os.path.exists(path):
-        state = os.path.join(project_dir, "state.json")
-        if os.path.exists(state):
-            # a search killed before it wrote arms.json: its snapshot holds every result
-            from bandit_tune.project import read_state
-
-            payload = read_state(state)
-            metric, mode = (payload.get("metric") or [None, "max"])[:2]
-            policy = payload.get("policy") or {}
-            rungs = list(payload.get("rungs") or [])
-            return {
-                "objective": [metric, mode],
-                "results": payload.get("results", {}),
-                "decisions": payload.get("history", {}),
-                "policy": policy,
-                "rungs": rungs,
-                "interrupted": "state.json",
-            }
-        raise FileNotFoundError(
-            f"{project_dir!r} holds no bandit_tune search (no arms.json or state.json); give "
-            "the directory/project_name folder of a search"
-        )
-    with open(path) as f:
-        return json.load(f)
 
 
 def leaderboard(arms: dict[str, Any]) -> Any:
@@ -353,7 +313,7 @@ def order_arms(frame: Any, direction: str) -> Any:
     """``frame`` (one row per arm) sorted best first; the order of ``results_``.
 
     Equal best scores are ordered by :func:`tie_break`, then by arm order; the live
-    view (:class:`~bandit_tune.progress.Progress`) names the same best arm.
+    view (:class:`~bandit_tune.tuner.progress.Progress`) names the same best arm.
     """
     losses = frame["best_epoch_loss"] if "best_epoch_loss" in frame else [math.nan] * len(frame)
     epochs_trained = frame["epochs"] if "epochs" in frame else [0] * len(frame)
@@ -482,7 +442,7 @@ def arm_table(
         rows.append({"arm_id": arm_id, **config, **dict(zip(_COLUMNS[1:], values, strict=True))})
     exploiting = getattr(scheduler.runner.policy, "mutable_keys", None) is not None
     if exploiting or any(a.lineage for a in arms):
-        from bandit_tune.lineage import schedule
+        from bandit_tune.driver.lineage import schedule
 
         saved = {a.arm_id: a.to_json() for a in arms}
         for row in rows:

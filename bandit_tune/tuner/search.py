@@ -1,9 +1,9 @@
 """The tuner users call: keras-tuner's constructor and methods, scikit-learn's results.
 
 ``BanditTuner(policy=...)`` takes any :class:`~bandit_tune.policies.ArmPolicy`;
-:mod:`bandit_tune.tuners` holds keras-tuner's named tuners built on it. Work
+:mod:`bandit_tune.tuner.tuners` holds keras-tuner's named tuners built on it. Work
 happens in :meth:`BanditTuner.search` on Ray Tune (each arm trains in
-:func:`bandit_tune.arm.train_arm`); what was learned lives in trailing-underscore
+:func:`bandit_tune.arm.train.train_arm`); what was learned lives in trailing-underscore
 attributes.
 """
 
@@ -20,11 +20,9 @@ from typing import Any
 import numpy as np
 
 from bandit_tune import policies
-from bandit_tune.arm import train_arm
-from bandit_tune.hypermodel import TunerHyperModel, as_hypermodel, record_hypermodel
-from bandit_tune.policies.base import ArmPolicy, check_policy
-from bandit_tune.policies.registry import TrainToEnd, policy_by_name
-from bandit_tune.project import (
+from bandit_tune.arm.hypermodel import TunerHyperModel, as_hypermodel, record_hypermodel
+from bandit_tune.arm.train import train_arm
+from bandit_tune.driver.project import (
     ARMS_FILE,
     STATE_FILE,
     Project,
@@ -32,6 +30,8 @@ from bandit_tune.project import (
     read_state,
     write_json,
 )
+from bandit_tune.policies.base import ArmPolicy, check_policy
+from bandit_tune.policies.registry import TrainToEnd, policy_by_name
 from bandit_tune.space import HyperParameters, SearchSpace, _plain
 
 # keras-tuner's rule: a metric Keras knows has a direction; anything else must say it.
@@ -203,7 +203,7 @@ class BanditTuner:
             worker builds once and reuses for every arm (same batches, reshuffled
             every epoch as Keras does; about twice as fast per epoch for small
             models). ``False`` hands the arrays to ``model.fit`` as they are. See
-            :mod:`bandit_tune.inputs` for what is left to Keras.
+            :mod:`bandit_tune.arm.inputs` for what is left to Keras.
         backend: ``"tune"`` runs every arm as a Ray Tune trial (the default);
             ``"pool"`` runs the arms on long-lived Ray workers that bandit_tune
             owns (:func:`bandit_tune.run_arms`): no trial per arm, and the workers
@@ -310,7 +310,7 @@ class BanditTuner:
         self.hypermodel = as_hypermodel(hypermodel)
         if type(self).run_trial is not BanditTuner.run_trial:
             # keras-tuner's way to change how each trial trains: it runs in the arm's worker
-            from bandit_tune.hypermodel import RunTrialHyperModel
+            from bandit_tune.arm.hypermodel import RunTrialHyperModel
 
             self.hypermodel = RunTrialHyperModel(self.hypermodel, type(self))
         if hyperparameters is not None or any(
@@ -371,7 +371,7 @@ class BanditTuner:
         self.max_retries_per_trial = max_retries_per_trial
         self.verbose = verbose
         self.hyperparameters = hyperparameters
-        from bandit_tune.budget import parse_budget
+        from bandit_tune.driver.budget import parse_budget
 
         self.budget = None if budget is None else parse_budget(budget)
         if self.budget is not None and self.budget < 10:
@@ -419,7 +419,7 @@ class BanditTuner:
 
     def _reload_if_finished(self) -> None:
         """keras-tuner's constructor reloads a finished project: its results are there at once."""
-        from bandit_tune.project import read_state
+        from bandit_tune.driver.project import read_state
 
         path = os.path.join(self.project_dir, STATE_FILE)
         if not os.path.isfile(path):
@@ -455,7 +455,7 @@ class BanditTuner:
 
     def _searcher(self, configs: list[dict[str, Any]], scheduler: Any) -> Any:
         """The Ray Tune searcher that hands out arms (a fixed list, gated by the scheduler)."""
-        from bandit_tune.searchers import GatedSearcher
+        from bandit_tune.ray_tune.searchers import GatedSearcher
 
         return GatedSearcher(configs, scheduler)
 
@@ -497,8 +497,8 @@ class BanditTuner:
         on the mean validation score over folds; ``cv_results_`` then has
         ``split{k}_test_score`` columns. Do not pass validation data with ``cv``.
         """
-        from bandit_tune.budget import Budget
-        from bandit_tune.checks import read_datasets
+        from bandit_tune.arm.checks import read_datasets
+        from bandit_tune.driver.budget import Budget
 
         x, y, validation_data, batch_size = read_datasets(x, y, validation_data, batch_size)
         limits = Budget(
@@ -526,11 +526,11 @@ class BanditTuner:
                     f"use 'val_{self.objective.name}'"
                 )
             self._check_data(x, y, 0.5, None)
-            from bandit_tune.cv import make_folds
+            from bandit_tune.arm.cv import make_folds
 
             data = (x, y, make_folds(x, y, cv, self.seed))
         else:
-            from bandit_tune.checks import check_validation
+            from bandit_tune.arm.checks import check_validation
 
             validation_split = check_validation(validation_split, validation_data)
             data = self._check_data(x, y, validation_split, validation_data)
@@ -573,9 +573,9 @@ class BanditTuner:
         fit_kwargs: dict[str, Any],
     ) -> BanditTuner:
         """The search itself, with the project folder locked."""
-        from bandit_tune._recorder import SpaceRecording
-        from bandit_tune.fit_check import sample
-        from bandit_tune.runtime import ensure_ray
+        from bandit_tune.arm.fit_check import sample
+        from bandit_tune.arm.recording import SpaceRecording
+        from bandit_tune.ray_tune.cluster import ensure_ray
 
         # The helper imports Keras, records the space and tries one model on a sample of
         # the data (~7 s of CPU) while Ray starts and Ray Tune is imported here (~4 s
@@ -587,7 +587,7 @@ class BanditTuner:
         recording: Any = None
         mutable = sorted(getattr(policy, "mutable_keys", None) or ())
         if self.backend == "pool":
-            from bandit_tune._recorder import WorkerRecording
+            from bandit_tune.arm.recording import WorkerRecording
             from bandit_tune.pool import warm_worker
 
             warm = warm_worker(self.cpus_per_arm, self.gpus_per_arm)
@@ -599,14 +599,15 @@ class BanditTuner:
             resources = ensure_ray(self.address)
             recording.start_here()
             if self.backend == "pool":
+                from bandit_tune.arm.setup import warm_keras
                 from bandit_tune.pool import start_workers
 
                 # the workers import Keras while the space is recorded
                 start_workers(
-                    self._slots(resources), self.cpus_per_arm, self.gpus_per_arm, keras=True
+                    self._slots(resources), self.cpus_per_arm, self.gpus_per_arm, warm_keras
                 )
-            from bandit_tune.callbacks import absolute_paths
-            from bandit_tune.runtime import Packed
+            from bandit_tune.arm.callbacks import absolute_paths
+            from bandit_tune.ray_tune.cluster import Packed
 
             if self.backend != "pool":  # the pool's search never needs Ray Tune
                 from ray import tune  # noqa: F401 - imported while the space is recorded
@@ -614,7 +615,7 @@ class BanditTuner:
             recording.cancel()
             raise
         space, problem = recording.result()
-        from bandit_tune.hypermodel import MUTABLE_PROBLEM
+        from bandit_tune.arm.hypermodel import MUTABLE_PROBLEM
 
         if problem is not None and problem.startswith(MUTABLE_PROBLEM):
             raise ValueError(problem)
@@ -661,7 +662,7 @@ class BanditTuner:
             fit_args["batch_size"] = batch_size
         steps = policy.decision_steps()
         if cv is not None:
-            from bandit_tune.cv import train_arm_cv as arm_function
+            from bandit_tune.arm.cv import train_arm_cv as arm_function
         else:
             arm_function = train_arm
         arm_kwargs = dict(
@@ -754,7 +755,7 @@ class BanditTuner:
                     return super().run_trial(trial, *args, **kwargs)
 
         The override runs in the arm's worker (see
-        :class:`~bandit_tune.hypermodel.RunTrialHyperModel`); this base method fits the
+        :class:`~bandit_tune.arm.hypermodel.RunTrialHyperModel`); this base method fits the
         arm's model there, with the callbacks that report every epoch to the policy.
         """
         fit = getattr(self, "_arm_fit", None)
@@ -782,7 +783,7 @@ class BanditTuner:
         if self.backend == "pool":
             from bandit_tune.driver.host import RunnerHost as host
         else:
-            from bandit_tune.scheduler import BanditScheduler as host
+            from bandit_tune.ray_tune.scheduler import BanditScheduler as host
 
         scheduler = host(
             policy,
@@ -876,7 +877,7 @@ class BanditTuner:
         max_epochs: int,
     ) -> Any:
         """``tuner.fit()`` with the progress display; a fault keeps what was learned."""
-        from bandit_tune.runtime import (
+        from bandit_tune.ray_tune.runtime import (
             interruptible,
             stop_trial_actors,
             tune_actors_on_idle_workers,
@@ -886,7 +887,7 @@ class BanditTuner:
         scheduler.snapshot(force=True)
         progress = contextlib.nullcontext()
         if self.verbose:
-            from bandit_tune.progress import Progress
+            from bandit_tune.tuner.progress import Progress
 
             budget = getattr(policy, "budget", None)
             progress = Progress(
@@ -937,7 +938,7 @@ class BanditTuner:
 
     def _flag_chance(self) -> None:
         """Mark arms whose accuracy stayed at chance; warn when every arm did."""
-        from bandit_tune.results import chance_level, mark_chance
+        from bandit_tune.tuner.results import chance_level, mark_chance
 
         chance = chance_level(self.objective.name, getattr(self, "_validation_labels", None))
         if mark_chance(self.results_, chance):
@@ -969,7 +970,7 @@ class BanditTuner:
 
     # -- results ---------------------------------------------------------------------
     def _collect(self, max_epochs: int, steps: Sequence[int] | None) -> None:
-        from bandit_tune.results import arm_table, cv_table
+        from bandit_tune.tuner.results import arm_table, cv_table
 
         names = list(self.space_.params)
         objective = (self.objective.name, self.objective.direction)
@@ -983,7 +984,7 @@ class BanditTuner:
             errors=getattr(self, "_arm_errors", None),
         )
         if len(self.objectives) > 1:
-            from bandit_tune.results import add_pareto
+            from bandit_tune.tuner.results import add_pareto
 
             self.results_ = add_pareto(
                 self.results_, self._histories, [(o.name, o.direction) for o in self.objectives]
@@ -1007,7 +1008,7 @@ class BanditTuner:
             if errors:
                 # the last line of a traceback names the error (e.g. an import that fails
                 # in the workers): show it rather than only pointing at results_
-                from bandit_tune.results import error_line
+                from bandit_tune.tuner.results import error_line
 
                 last = error_line(errors[0])
                 cause = f" ({len(errors)} arm(s) failed; the first with: {last})"
@@ -1026,7 +1027,7 @@ class BanditTuner:
         if "schedule" in self.results_:
             import pandas as pd
 
-            from bandit_tune.lineage import lineage_rows
+            from bandit_tune.driver.lineage import lineage_rows
 
             arms = self.scheduler_.runner.arms
             #: Population-based training: every exploit (who copied whom, when, old
@@ -1041,7 +1042,7 @@ class BanditTuner:
     @property
     def oracle(self) -> Any:
         """keras-tuner's ``tuner.oracle``: ``trials``, ``get_best_trials(n)``, ``get_trial(id)``."""
-        from bandit_tune.oracle import Oracle
+        from bandit_tune.tuner.oracle import Oracle
 
         return Oracle(self)
 
@@ -1052,7 +1053,7 @@ class BanditTuner:
         then work without training. A tuner made with ``overwrite=False`` for a
         project whose search finished reloads it at once.
         """
-        from bandit_tune.project import read_state
+        from bandit_tune.driver.project import read_state
 
         path = os.path.join(self.project_dir, STATE_FILE)
         if not os.path.exists(path):
@@ -1103,7 +1104,7 @@ class BanditTuner:
         mutable hyperparameter's schedule per arm, as ``<path without .png>_schedule.png``
         (an exploit is a triangle on the curves).
         """
-        from bandit_tune.results import load_arms, plot_arms, plot_schedules
+        from bandit_tune.tuner.results import load_arms, plot_arms, plot_schedules
 
         self._require_results()
         arms = load_arms(self.project_dir)
@@ -1117,7 +1118,7 @@ class BanditTuner:
 
     def plot_front(self, path: str = "front.png") -> str:
         """Save every arm (coloured by the rung it reached) and the Pareto front as a PNG."""
-        from bandit_tune.results import plot_front
+        from bandit_tune.tuner.results import plot_front
 
         self._require_results()
         if len(self.objectives) < 2:
@@ -1216,10 +1217,7 @@ class BanditTuner:
         ``get_best_models(len(tuner.pareto_front()))`` returns the front), or by
         ``preference(row)`` (higher preferred; ``row`` is a ``results_`` row) when given.
         """
-        import keras
-
-        from bandit_tune.keras import restore_arm, restore_best
-        from bandit_tune.session import local_folder
+        from bandit_tune.arm.checkpoints import load_model
 
         self._require_results()
         rows = self.results_
@@ -1234,17 +1232,8 @@ class BanditTuner:
                 isinstance(row["checkpoint"], float) and math.isnan(row["checkpoint"])
             ):
                 raise RuntimeError(f"arm {row['arm_id']} has no checkpoint to restore")
-            keras.backend.clear_session()
-            model = self.hypermodel.build(self._arm_hyperparameters(row))
-            with local_folder(str(row["checkpoint"])) as directory:
-                # with cv the checkpoint holds one model per fold: fold 0's stands in
-                fold0 = os.path.join(directory, "fold0")
-                if os.path.isdir(fold0):
-                    restore_arm(model, fold0)
-                else:
-                    restore_arm(model, directory)
-                    restore_best(model, directory)
-            models.append(model)
+            hp = self._arm_hyperparameters(row)
+            models.append(load_model(self.hypermodel.build, hp, str(row["checkpoint"])))
         return models
 
     def evaluate(self, x: Any, y: Any, **kwargs: Any) -> dict[str, float]:
@@ -1269,7 +1258,7 @@ class BanditTuner:
             print(f"Score: {row['best_score']}")
             print(f"Epochs: {row['epochs']} ({row['status']})")
             if isinstance(row.get("error"), str) and row["error"].strip():
-                from bandit_tune.results import error_line
+                from bandit_tune.tuner.results import error_line
 
                 print(f"Error: {error_line(row['error'])}")
             if row["diagnosis"] == "chance":
@@ -1285,7 +1274,7 @@ class BanditTuner:
     def _check_data(
         self, x: Any, y: Any, validation_split: Any, validation_data: Any
     ) -> tuple[Any, Any, Any]:
-        from bandit_tune.checks import check_finite, refuse_streams
+        from bandit_tune.arm.checks import check_finite, refuse_streams
 
         if x is None:
             raise ValueError("search needs training data: search(x, y, ...)")
@@ -1585,7 +1574,7 @@ def _shape_of(value: Any) -> Any:
 
 def _foreign(path: str) -> bool:
     """Whether ``path`` is a non-empty folder (or a file) that this library did not write."""
-    from bandit_tune.project import is_own_folder
+    from bandit_tune.driver.project import is_own_folder
 
     if not os.path.exists(path):
         return False
@@ -1594,7 +1583,7 @@ def _foreign(path: str) -> bool:
 
 def _holds_results(path: str) -> bool:
     """Whether a project folder holds anything beyond this library's marker and lock."""
-    from bandit_tune.project import LOCK_FILE, MARKER_FILE
+    from bandit_tune.driver.project import LOCK_FILE, MARKER_FILE
 
     return any(entry not in (LOCK_FILE, MARKER_FILE) for entry in os.listdir(path))
 

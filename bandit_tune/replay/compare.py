@@ -10,9 +10,9 @@ from typing import Any
 
 import numpy as np
 
-from bandit_tune.curves import Curves, as_curves
 from bandit_tune.policies.base import ArmPolicy
-from bandit_tune.simulate import SimulationResult, simulate
+from bandit_tune.replay.curves import Curves, as_curves
+from bandit_tune.replay.simulate import SimulationResult, simulate
 
 
 @dataclass
@@ -106,10 +106,10 @@ def compare(
         policies: ``{name: policy or zero-argument factory}`` or a list of policies
             (named by class). A policy object is deep-copied for every replay. A
             value may also be a pair ``(policy, proposer)``: the
-            :class:`~bandit_tune.proposers.Proposer` (or a factory of one) then
+            :class:`~bandit_tune.replay.proposers.Proposer` (or a factory of one) then
             picks which recorded arm starts next (model-based search, e.g.
             ``(Hyperband(27), GPProposer())``: BOHB-style).
-        curves: anything :func:`bandit_tune.simulate` takes (default: the shipped
+        curves: anything :func:`bandit_tune.replay.simulate` takes (default: the shipped
             ``load_curves("digits_mlp")``).
         seeds: each seed shuffles the order in which arms are drawn.
         n_workers: arms trained at the same time.
@@ -128,7 +128,7 @@ def compare(
     """
     import pandas as pd
 
-    from bandit_tune.curves import load_curves
+    from bandit_tune.replay.curves import load_curves
 
     recorded: Curves = load_curves() if curves is None else as_curves(curves)
     if isinstance(policies, Mapping):

@@ -105,7 +105,7 @@ def eligible(kwargs: dict[str, Any]) -> bool:
 
 def uses_default_fit(hypermodel: Any) -> bool:
     """Whether ``hypermodel`` trains with plain ``model.fit`` (it does not override ``fit``)."""
-    from bandit_tune.hypermodel import HyperModel, unwrap
+    from bandit_tune.arm.hypermodel import HyperModel, unwrap
 
     user = unwrap(hypermodel)
     return isinstance(user, HyperModel) and type(user).fit is HyperModel.fit

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 from ray.tune.search import Searcher
 
 if TYPE_CHECKING:  # pragma: no cover
-    from bandit_tune.scheduler import BanditScheduler
+    from bandit_tune.ray_tune.scheduler import BanditScheduler
 
 
 class _FixedList(Searcher):

@@ -12,7 +12,7 @@ import copy
 import os
 from typing import Any
 
-from bandit_tune.hypermodel import HyperModel, check_model
+from bandit_tune.arm.hypermodel import HyperModel, check_model
 from bandit_tune.space import HyperParameters
 
 _ARMS_BUILT = 0
@@ -55,9 +55,10 @@ def copy_state(source: Any, target: Any) -> None:
     """Give ``target`` (built with new values) ``source``'s weights and optimizer state.
 
     The learning rate stays ``target``'s own (population-based training's exploit in
-    memory: the same as :func:`bandit_tune.keras.restore_arm` from the donor's checkpoint).
+    memory: the same as :func:`bandit_tune.arm.checkpoints.restore_arm` from the donor's
+    checkpoint).
     """
-    from bandit_tune.keras import keeping_learning_rate
+    from bandit_tune.arm.checkpoints import keeping_learning_rate
 
     target.set_weights(source.get_weights())
     optimizer = getattr(target, "optimizer", None)
@@ -97,9 +98,9 @@ def build_arm(
     """In a worker: set TensorFlow threads, free the last arm's graph, build ``n_models`` models.
 
     ``reuse``: a finished arm's model of the same architecture, already traced, may
-    stand in for a freshly built one (:mod:`bandit_tune.model_reuse`).
+    stand in for a freshly built one (:mod:`bandit_tune.arm.model_reuse`).
     """
-    from bandit_tune.keras import configure_threads
+    from bandit_tune.arm.checkpoints import configure_threads
 
     configure_threads(cpus)
     global _ARMS_BUILT
@@ -114,7 +115,7 @@ def build_arm(
     hp = HyperParameters(config)
     models = []
     limit = getattr(hypermodel, "max_model_size", None)
-    from bandit_tune.inputs import uses_default_fit
+    from bandit_tune.arm.inputs import uses_default_fit
 
     compiled = uses_default_fit(hypermodel)  # a custom fit may train an uncompiled model
     for _ in range(n_models):
@@ -126,7 +127,7 @@ def build_arm(
                 f"max_model_size={limit:,}: the arm is skipped without training"
             )
         if reuse and compiled:
-            from bandit_tune import model_reuse
+            from bandit_tune.arm import model_reuse
 
             model = model_reuse.take(model) or model
         models.append(model)
@@ -135,7 +136,7 @@ def build_arm(
 
 def reuse_later(key: str, model: Any) -> None:
     """The arm ``key`` is over on this worker: its model may train a later arm."""
-    from bandit_tune import model_reuse
+    from bandit_tune.arm import model_reuse
 
     kept = _PAUSED_MODELS.get(key)
     if kept is not None and kept[0] is model:
@@ -158,20 +159,20 @@ def train_arm(
 ) -> None:
     """Ray Tune function trainable for one arm: build, maybe restore, fit, report.
 
-    ``input_key`` (one per search) lets :mod:`bandit_tune.inputs` feed NumPy data
+    ``input_key`` (one per search) lets :mod:`bandit_tune.arm.inputs` feed NumPy data
     through a tf.data pipeline kept on the worker; ``None`` leaves it to Keras.
     ``objective`` (``(metric, direction)``) keeps the best epoch's weights in the
     checkpoints. ``latency`` reports each model's forward latency (``latency_ms``).
     """
     import time
 
-    from bandit_tune import session
+    from bandit_tune.arm import report as session
+    from bandit_tune.arm.setup import import_keras_lean
     from bandit_tune.driver.exploit import exploited_from
-    from bandit_tune.runtime import import_keras_lean, unpack
+    from bandit_tune.ray_tune.cluster import unpack
 
     import_keras_lean()  # before anything imports Keras in this worker
-    from bandit_tune.inputs import fit_inputs, prebuild, uses_default_fit
-    from bandit_tune.keras import (
+    from bandit_tune.arm.checkpoints import (
         ReportCallback,
         checkpoint_best,
         checkpoint_callbacks,
@@ -180,6 +181,7 @@ def train_arm(
         restore_arm,
         save_arm,
     )
+    from bandit_tune.arm.inputs import fit_inputs, prebuild, uses_default_fit
 
     entered = time.perf_counter()
     hypermodel, callbacks = unpack(hypermodel), unpack(callbacks)
@@ -225,7 +227,7 @@ def train_arm(
                 hp = HyperParameters(config)
     if model is None:
         hp, (model,) = build_arm(config, hypermodel, cpus, 1, reuse=True)
-    from bandit_tune import model_reuse
+    from bandit_tune.arm import model_reuse
 
     x, y, validation_data = data
     # seconds from entering the trainable to the first epoch: build, restore (overhead)
@@ -240,7 +242,7 @@ def train_arm(
         "initial_epoch": initial_epoch,
         "node_id": _node_id(),
     }
-    from bandit_tune.callbacks import per_arm, restore_states
+    from bandit_tune.arm.callbacks import per_arm, restore_states
 
     arm_name = key
     own = [per_arm(copy.deepcopy(c), arm_name, 0, config) for c in callbacks]
@@ -300,7 +302,7 @@ def report_finished(logs: dict[str, float], epoch: int) -> None:
     metric from every trial, so the checkpoint's own logs are reported again (the
     scheduler takes a step it has seen as a repeat), and the arm ends as finished.
     """
-    from bandit_tune import session
-    from bandit_tune.keras import EPOCH_KEY
+    from bandit_tune.arm import report as session
+    from bandit_tune.arm.checkpoints import EPOCH_KEY
 
     session.report({**logs, EPOCH_KEY: epoch, "completed": True})

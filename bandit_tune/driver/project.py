@@ -270,3 +270,33 @@ class Project:
 
     def __exit__(self, *exc: Any) -> None:
         self.release()
+
+
+def load_arms(project_dir: str) -> dict[str, Any]:
+    """Read the ``arms.json`` a tuner wrote into ``project_dir``."""
+    import json
+    import os
+
+    path = os.path.join(project_dir, "arms.json")
+    if not os.path.exists(path):
+        state = os.path.join(project_dir, "state.json")
+        if os.path.exists(state):
+            # a search killed before it wrote arms.json: its snapshot holds every result
+            payload = read_state(state)
+            metric, mode = (payload.get("metric") or [None, "max"])[:2]
+            policy = payload.get("policy") or {}
+            rungs = list(payload.get("rungs") or [])
+            return {
+                "objective": [metric, mode],
+                "results": payload.get("results", {}),
+                "decisions": payload.get("history", {}),
+                "policy": policy,
+                "rungs": rungs,
+                "interrupted": "state.json",
+            }
+        raise FileNotFoundError(
+            f"{project_dir!r} holds no bandit_tune search (no arms.json or state.json); give "
+            "the directory/project_name folder of a search"
+        )
+    with open(path) as f:
+        return json.load(f)

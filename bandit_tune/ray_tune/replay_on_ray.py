@@ -1,6 +1,6 @@
 """Replay recorded learning curves on a real Ray Tune, through :class:`BanditScheduler`.
 
-The Ray twin of :func:`bandit_tune.simulate`: each arm is a Ray trial that
+The Ray twin of :func:`bandit_tune.replay.simulate`: each arm is a Ray trial that
 reports its recorded curve one epoch at a time, with a checkpoint so it can be
 paused and resumed. With one worker both give the same decisions for the same
 policy and curves — which is how a policy tried in replay is trusted on Ray.
@@ -19,7 +19,7 @@ import numpy as np
 from bandit_tune.policies.base import ArmPolicy
 
 if TYPE_CHECKING:
-    from bandit_tune.scheduler import BanditScheduler
+    from bandit_tune.ray_tune.scheduler import BanditScheduler
 
 
 def replay_trainable(
@@ -83,33 +83,33 @@ def replay_on_ray(
 ) -> list[tuple[str, int, float, str]]:
     """Run ``curves`` (``[arms, epochs]``, higher is better) through ``policy`` on Ray.
 
-    The Ray twin of :func:`bandit_tune.simulate`: the same runner drives it, so with
+    The Ray twin of :func:`bandit_tune.replay.simulate`: the same runner drives it, so with
     one worker both give the same decisions. With ``n_workers`` > 1 the order in
     which the workers' results arrive is Ray's; ``before_report`` (see
     :func:`replay_trainable`) can fix it, as the equivalence tests do, and then the
     decisions are the simulator's too. Replay trainables hold no model in memory,
     so a freed worker's own paused arms are not offered to the policy first (as
-    they are for Keras arms, see :class:`~bandit_tune.scheduler.BanditScheduler`):
+    they are for Keras arms, see :class:`~bandit_tune.ray_tune.scheduler.BanditScheduler`):
     the simulator does not model which worker ran an arm. ``on_scheduler`` is called
-    with the :class:`~bandit_tune.scheduler.BanditScheduler` before the run (to
+    with the :class:`~bandit_tune.ray_tune.scheduler.BanditScheduler` before the run (to
     observe it). ``max_total_epochs`` and
-    ``time_budget`` are :func:`~bandit_tune.simulate`'s ``budget`` and
+    ``time_budget`` are :func:`~bandit_tune.replay.simulate`'s ``budget`` and
     ``time_budget``; the wall-clock budget runs on a clock driven by the recorded
     epoch ``seconds`` (a scalar or an array like ``curves``; default 1.0), as the
     simulator's virtual clock is. ``configs`` (one per row of ``curves``) are the
-    arms' hyperparameters, which the policy sees as :func:`~bandit_tune.simulate`
+    arms' hyperparameters, which the policy sees as :func:`~bandit_tune.replay.simulate`
     shows it a recorded set's.
 
     Returns every decision as ``(arm, step, score, decision)`` with arms named as
-    :func:`bandit_tune.simulate` names them (``arm_00000`` ...), in the order made.
-    Ray must be initialised (see :func:`bandit_tune.runtime.ensure_ray`).
+    :func:`bandit_tune.replay.simulate` names them (``arm_00000`` ...), in the order made.
+    Ray must be initialised (see :func:`bandit_tune.ray_tune.cluster.ensure_ray`).
     """
     from ray import tune
 
-    from bandit_tune.budget import Budget
+    from bandit_tune.driver.budget import Budget
     from bandit_tune.driver.runner import RecordedClock
-    from bandit_tune.scheduler import BanditScheduler
-    from bandit_tune.searchers import ArmSource
+    from bandit_tune.ray_tune.scheduler import BanditScheduler
+    from bandit_tune.ray_tune.searchers import ArmSource
 
     scores = np.asarray(curves, dtype=float)
     times = np.broadcast_to(np.asarray(1.0 if seconds is None else seconds, float), scores.shape)

@@ -58,7 +58,7 @@ class Progress:
         self._fixed_start = started is not None
         self.epochs = 0
         self.best: tuple[float, str, int] | None = None  # (score, arm, step), oriented
-        from bandit_tune.results import companion_metric
+        from bandit_tune.tuner.results import companion_metric
 
         self._companion = companion_metric(self.name)
         self._arm_best: dict[str, tuple[float, float, int]] = {}  # arm -> score, loss, epoch
@@ -82,7 +82,7 @@ class Progress:
         # the arm's best so far (the first epoch that reached it, as results_ takes it),
         # ranked as results_ ranks arms: score, then the companion loss at that epoch,
         # then more epochs trained, then the arm that came first
-        from bandit_tune.results import tie_break
+        from bandit_tune.tuner.results import tie_break
 
         index = self._seen.setdefault(arm_id, len(self._seen))
         best = self._arm_best.get(arm_id)
