@@ -12,6 +12,7 @@ import importlib.util
 import sys
 from typing import TYPE_CHECKING, Any
 
+from bandit_tune.objective import Objective
 from bandit_tune.policies import PB2, ArmPolicy, Decision, Exploit, PopulationBasedTraining
 from bandit_tune.replay.compare import Comparison, compare
 from bandit_tune.replay.curves import Curves, as_curves, load_curves
@@ -37,7 +38,6 @@ _LAZY = {
     "Hyperband": "bandit_tune.tuner.tuners",
     "SuccessiveHalving": "bandit_tune.tuner.tuners",
     "ASHA": "bandit_tune.tuner.tuners",
-    "Objective": "bandit_tune.tuner.search",
     "RandomSearch": "bandit_tune.tuner.tuners",
     "BayesianOptimization": "bandit_tune.tuner.tuners",
     "GridSearch": "bandit_tune.tuner.tuners",
@@ -49,7 +49,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from bandit_tune.arm.hypermodel import HyperModel
     from bandit_tune.pool import PoolResult, run_arms
     from bandit_tune.ray_tune.scheduler import BanditScheduler
-    from bandit_tune.tuner.search import BanditTuner, Objective
+    from bandit_tune.tuner.search import BanditTuner
     from bandit_tune.tuner.tuners import (
         ASHA,
         BayesianOptimization,

@@ -321,3 +321,21 @@ def test_offering_the_paused_arms_does_not_copy_them():
     runner.next_arm(running=0, new_arms_left=True)
     assert seen and type(seen[-1]).__name__ == "PausedView"
     assert len(seen[-1]) == len(runner.arms.paused) > 10_000
+
+
+def test_consecutive_failures_stop_the_search_in_the_runner_whatever_the_backend():
+    """keras-tuner's max_consecutive_failed_trials is the runner's rule: an arm that ends
+    normally resets the count; retries do not count; the limit raises with the error."""
+    from bandit_tune.driver.runner import TooManyFailures
+
+    runner = Runner(SuccessiveHalving(max_t=3, eta=3))
+    runner.max_consecutive_failures = 2
+    for arm_id in "abcd":
+        runner.add_arm(arm_id, {"x": 1})
+    assert runner.arm_failed("a", retry=True) == []  # retried: not a failure for good
+    runner.arm_failed("a", retry=False, error="ValueError: first")
+    runner.arm_ended("b")  # ended normally: the count starts again
+    runner.arm_failed("c", retry=False)
+    with pytest.raises(TooManyFailures, match=r"2 arms failed in a row.*OSError: disk full"):
+        runner.arm_failed("d", retry=False, error="Traceback...\nOSError: disk full\n")
+    assert runner.arms["d"].state is ArmState.STOPPED

@@ -257,12 +257,15 @@ def test_keras_tuner_arguments_out_of_scope_name_the_way_instead():
 
 
 @pytest.mark.ray
+@pytest.mark.parametrize("backend", ["tune", "pool"])
 def test_oversized_models_fail_and_consecutive_failures_stop_the_search(
-    ray_local, digits_small, tmp_path
+    ray_local, digits_small, tmp_path, backend
 ):
+    """``max_consecutive_failed_trials`` is the runner's rule: both backends obey it."""
     (x, y), (xv, yv), _ = digits_small
     tuner = kt.RandomSearch(
         _build_model,
+        backend=backend,
         objective="val_accuracy",
         max_trials=5,
         max_epochs=1,
@@ -270,7 +273,7 @@ def test_oversized_models_fail_and_consecutive_failures_stop_the_search(
         max_consecutive_failed_trials=2,
         seed=0,
         directory=str(tmp_path),
-        project_name="oversized",
+        project_name=f"oversized_{backend}",
         verbose=0,
     )
     with pytest.raises(RuntimeError, match=r"2 arms failed in a row.*max_model_size=100"):
@@ -496,3 +499,22 @@ def test_run_trial_overrides_run_in_the_arms(ray_local, digits_small, tmp_path):
     own.search(x, y, validation_data=(xv, yv))
     assert own.results_["best_score"].notna().all()  # the returned value is the score
     assert (own.results_["epochs"] == 1).all()
+
+
+def test_the_oracle_and_the_tuner_agree_on_every_direction_keras_tuner_infers():
+    """One rule for directions: the oracle's metrics view and the tuner's objective agree
+    on every metric name keras-tuner knows (also val_, numbered, and unknown names)."""
+    from bandit_tune.objective import _MAX_METRICS, _MIN_METRICS, Objective
+    from bandit_tune.tuner.oracle import MetricsTracker
+
+    names = sorted(_MAX_METRICS | _MIN_METRICS)
+    names += [f"val_{n}" for n in names] + [f"{n}_1" for n in names] + ["val_mae", "mae"]
+    for name in names:
+        tuner_side = kt.BanditTuner(_build_model, objective=name, verbose=0).objective
+        tracker = MetricsTracker(history={name: [(1, 0.5), (2, 0.25), (3, 0.75)]})
+        assert tracker.get_direction(name) == tuner_side.direction, name
+        expected = 0.25 if tuner_side.direction == "min" else 0.75
+        assert tracker.get_best_value(name) == expected, name
+    assert MetricsTracker().get_direction("val_mae") == "min"  # was "max": no "loss" in it
+    assert Objective.direction_of("my_custom_loss") == "min"
+    assert Objective.direction_of("dice_coef") == "max"

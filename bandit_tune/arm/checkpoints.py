@@ -23,6 +23,7 @@ import keras
 import numpy as np
 
 from bandit_tune.arm.model_state import load_state, save_state
+from bandit_tune.objective import better
 
 EPOCH_KEY = "epoch"
 """Result key holding the number of epochs the arm has trained (1-based)."""
@@ -305,11 +306,8 @@ class ReportCallback(keras.callbacks.Callback):
         value = metrics.get(name)
         if not isinstance(value, (int, float)) or not math.isfinite(value):
             return
-        if self.best is not None:
-            if direction == "max" and value <= self.best[1]:
-                return
-            if direction == "min" and value >= self.best[1]:
-                return
+        if self.best is not None and not better(value, self.best[1], direction):
+            return
         self.best = (epoch, float(value), self.model.get_weights())
 
 

@@ -19,6 +19,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from bandit_tune.objective import orient
 from bandit_tune.policies._rungs import plan_brackets
 
 __all__ = ["Budget", "parse_budget", "plan_brackets"]
@@ -106,9 +107,7 @@ class Budget:
         if seconds is not None and seconds == seconds and seconds >= 0:
             self.epoch_seconds += (seconds - self.epoch_seconds) / self.epochs
         if self.target_score is not None and value == value:
-            reached = (
-                value >= self.target_score if self.mode == "max" else value <= self.target_score
-            )
+            reached = orient(value, self.mode) >= orient(self.target_score, self.mode)
             if reached and self.reason is None:
                 self.reason = f"target_score {self.target_score} reached"
 

@@ -55,12 +55,17 @@ class RunnerHost:
         self.arm_of: dict[str, str] = {}
         #: The error that ended the search, if the policy or a result was at fault.
         self.policy_error: Exception | None = None
-        #: Arms that may fail one after another before the search stops (keras-tuner's
-        #: ``max_consecutive_failed_trials``); ``None``: no limit.
-        self.max_consecutive_failures: int | None = None
-        self.failed_in_a_row = 0
 
     # -- what the tuner sets and reads (the runner's) --------------------------------
+    @property
+    def max_consecutive_failures(self) -> int | None:
+        """Arms that may fail for good one after another (the runner enforces it)."""
+        return self.runner.max_consecutive_failures
+
+    @max_consecutive_failures.setter
+    def max_consecutive_failures(self, value: int | None) -> None:
+        self.runner.max_consecutive_failures = value
+
     @property
     def policy(self) -> ArmPolicy:
         """The arm policy."""

@@ -25,6 +25,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from bandit_tune.driver.arms import Arm, ArmTable
+from bandit_tune.objective import orient
 from bandit_tune.policies.base import (
     ArmPolicy,
     ArmState,
@@ -52,6 +53,10 @@ def retry_limit(max_failures: int, lost_worker: bool) -> int:
     if lost_worker and max_failures >= 0:
         return max(max_failures, LOST_WORKER_RETRIES)
     return max_failures
+
+class TooManyFailures(RuntimeError):
+    """More arms failed one after another than ``max_consecutive_failed_trials`` allows."""
+
 
 RESUME = "resume"
 """:meth:`Runner.next_arm`: resume the paused arm it names."""
@@ -89,7 +94,7 @@ def _oriented(value: Any, directions: Sequence[str]) -> tuple[float, ...]:
         raise ValueError(
             f"a result has {len(values)} objective values, the search {len(directions)}"
         )
-    return tuple(-v if d == "min" else v for v, d in zip(values, directions))
+    return tuple(orient(v, d) for v, d in zip(values, directions))
 
 
 class RecordedClock:
@@ -197,6 +202,11 @@ class Runner:
         #: Arms that took an exploit since the backend last asked (:meth:`take_exploited`):
         #: a copy of their model a worker holds is stale.
         self.exploited: list[str] = []
+        #: Arms that may fail for good one after another before the search stops
+        #: (keras-tuner's ``max_consecutive_failed_trials``); ``None``: no limit.
+        self.max_consecutive_failures: int | None = None
+        #: Arms that failed for good since the last arm that ended otherwise.
+        self.failed_in_a_row = 0
         self._ended: list[str] = []
         self._decision_count = 0
         self._decision_seconds = 0.0
@@ -256,7 +266,7 @@ class Runner:
             # kept before the policy runs: a result that breaks the policy is not lost
             arm.results.append(result)
         if isinstance(self.mode, str):
-            score = -value if self.mode == "min" else value
+            score = orient(value, self.mode)
         else:
             score = _oriented(value, self.mode)
             value = value[0]  # the budget's target_score and rate read the first objective
@@ -310,11 +320,16 @@ class Runner:
             )
 
     def arm_ended(self, arm_id: str) -> list[str]:
-        """The arm ended on its own (completed, stopped itself, failed, was removed).
+        """The arm ended on its own (completed, stopped itself, was removed).
 
         The policy hears ``on_arm_finished`` once, unless it ended the arm itself.
         Returns the arms to end.
         """
+        if arm_id in self.arms:
+            self.failed_in_a_row = 0
+        return self._end_arm(arm_id)
+
+    def _end_arm(self, arm_id: str) -> list[str]:
         arm = self.arms.get(arm_id)
         if arm is None or self.frozen:
             return []
@@ -328,10 +343,15 @@ class Runner:
         self.snapshot()
         return ended
 
-    def arm_failed(self, arm_id: str, retry: bool, counts: bool = True) -> list[str]:
+    def arm_failed(
+        self, arm_id: str, retry: bool, counts: bool = True, error: str | None = None
+    ) -> list[str]:
         """The arm's training failed; with ``retry`` it is placed again from its checkpoint.
 
         ``counts=False``: a failure already counted (another report of the same loss).
+        An arm that fails for good counts towards :attr:`max_consecutive_failures`;
+        reaching it raises :class:`TooManyFailures` (naming ``error``'s own line), on
+        every backend alike.
         """
         arm = self.arms.get(arm_id)
         if arm is None or self.frozen:
@@ -344,7 +364,19 @@ class Runner:
             self.wake.append(arm_id)
             self.snapshot(force=True)
             return []
-        return self.arm_ended(arm_id)
+        ended = self._end_arm(arm_id)
+        self.failed_in_a_row += 1
+        limit = self.max_consecutive_failures
+        if limit is not None and self.failed_in_a_row >= limit:
+            from bandit_tune.driver.arms import error_line
+
+            detail = error_line(error) if error else "see results_"
+            raise TooManyFailures(
+                f"{self.failed_in_a_row} arms failed in a row (max_consecutive_failed_trials="
+                f"{limit}); the last with: {detail}. Fix what fails (build_model, the data, "
+                "a callback), or pass a larger max_consecutive_failed_trials (None: no limit)"
+            )
+        return ended
 
     # -- what a free worker does next -------------------------------------------------
     def next_arm(

@@ -456,7 +456,7 @@ class PoolSearch:
         if arm is None:
             return
         retry = arm.failures < self.max_failures and arm.state is not ArmState.STOPPED
-        self._end(runner.arm_failed(arm_id, retry=retry))
+        self._end(runner.arm_failed(arm_id, retry=retry, error=self.errors[arm_id]))
         if not self.succeeded and len(self.errors) >= 3 and not retry:
             raise RuntimeError(
                 f"the first {len(self.errors)} arms all failed; the first error "
@@ -493,7 +493,7 @@ class PoolSearch:
                 retry = arm.failures < retry_limit(self.max_failures, lost_worker=True)
                 if not retry:
                     self.errors[lost] = f"its worker died: {exc}"
-                self._end(self.runner.arm_failed(lost, retry=retry))
+                self._end(self.runner.arm_failed(lost, retry=retry, error=self.errors.get(lost)))
         if w in self.free:
             self.free.remove(w)
         fresh = _replace(self.workers[w], self.cpus, self.gpus)

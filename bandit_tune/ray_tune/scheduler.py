@@ -24,7 +24,7 @@ from ray.tune.schedulers import TrialScheduler
 from bandit_tune.driver.arms import RESERVED_PREFIX
 from bandit_tune.driver.host import RunnerHost
 from bandit_tune.driver.idle import release_idle_workers
-from bandit_tune.driver.runner import NEW, RESUME, WAIT, retry_limit
+from bandit_tune.driver.runner import NEW, RESUME, WAIT, TooManyFailures, retry_limit
 from bandit_tune.policies.base import ArmPolicy, Decision, Exploit, PolicyError
 
 
@@ -48,10 +48,6 @@ def _failed_actor(text: str) -> str | None:
     """The Ray actor the latest failure in a trial's error text names (``None``: none named)."""
     found = _ACTOR.search(text.rsplit("Failure #", 1)[-1])
     return found.group(1) if found else None
-
-
-class TooManyFailures(RuntimeError):
-    """More arms failed one after another than ``max_consecutive_failed_trials`` allows."""
 
 
 class BanditScheduler(RunnerHost, TrialScheduler):
@@ -265,7 +261,6 @@ class BanditScheduler(RunnerHost, TrialScheduler):
         self, tune_controller: Any, trial: Trial, result: dict[str, Any]
     ) -> None:
         """The arm ended (completed its epochs, stopped itself, or was stopped)."""
-        self.failed_in_a_row = 0
         self._finish(tune_controller, trial)
 
     def _on_trial_error(self, tune_controller: Any, trial: Trial) -> None:
@@ -315,18 +310,8 @@ class BanditScheduler(RunnerHost, TrialScheduler):
         self._note_freed(arm_id)
         if self._chosen is trial:
             self._chosen = None
-        self._stop(tune_controller, self.runner.arm_failed(arm_id, retry=False))
-        self.failed_in_a_row += 1
-        limit = self.max_consecutive_failures
-        if limit is not None and self.failed_in_a_row >= limit:
-            from bandit_tune.driver.arms import error_line
-
-            detail = error_line(_trial_error(trial)) if _trial_error(trial) else "see results_"
-            raise TooManyFailures(
-                f"{self.failed_in_a_row} arms failed in a row (max_consecutive_failed_trials="
-                f"{limit}); the last with: {detail}. Fix what fails (build_model, the data, "
-                "a callback), or pass a larger max_consecutive_failed_trials (None: no limit)"
-            )
+        error = _trial_error(trial) or None
+        self._stop(tune_controller, self.runner.arm_failed(arm_id, retry=False, error=error))
 
     def _on_trial_remove(self, tune_controller: Any, trial: Trial) -> None:
         """A paused or pending arm was removed."""

@@ -16,6 +16,8 @@ from typing import Any
 
 import numpy as np
 
+from bandit_tune.objective import orient, sign
+
 DATA_DIR = os.path.join(os.path.dirname(__file__), "data")
 #: Shipped curve sets: name -> (file in ``bandit_tune/replay/data``, the metric it is judged by).
 SHIPPED = {
@@ -88,7 +90,7 @@ class Curves:
 
     def original(self, score: float) -> float:
         """Turn an oriented score back into the metric's own sign."""
-        return score if self.mode == "max" else -score
+        return orient(score, self.mode)
 
 
 def _ragged(rows: list[Any], seconds: Any = None) -> Curves:
@@ -145,7 +147,7 @@ def load_curves(name: str = "digits_mlp", metric: str | None = None) -> Curves:
         seconds = data["seconds"].astype(float)
         configs = json.loads(str(data["configs"]))
     mode = "max" if metric == "val_accuracy" else "min"
-    scores = values if mode == "max" else -values
+    scores = values * sign(mode)
     lengths = np.full(len(scores), scores.shape[1], dtype=int)
     return Curves(scores, lengths, seconds, configs, metric, mode)
 
@@ -160,7 +162,7 @@ def _from_arms(arms: dict[str, Any]) -> Curves:
                 by_epoch[int(r["epoch"])] = r  # a retried epoch counts once, the last time
         ordered = [by_epoch[e] for e in sorted(by_epoch)]
         values = [float(r.get(name, math.nan)) for r in ordered]
-        rows.append(values if direction == "max" else [-v for v in values])
+        rows.append([orient(v, direction) for v in values])
         times.append([float(r.get("time_this_iter_s", 1.0)) for r in ordered])
         config = next((r.get("config") for r in ordered if isinstance(r.get("config"), dict)), {})
         configs.append(config)
@@ -194,8 +196,7 @@ def as_curves(source: Any) -> Curves:
     if hasattr(source, "columns") and "curve" in getattr(source, "columns", ()):
         name, direction = source.attrs.get("objective", ("score", "max"))
         rows = [list(c) if c is not None else [] for c in source["curve"]]
-        if direction == "min":
-            rows = [[-v for v in r] for r in rows]
+        rows = [[orient(v, direction) for v in r] for r in rows]
         seconds = list(source["curve_seconds"]) if "curve_seconds" in source else None
         keep = [i for i, r in enumerate(rows) if r]
         if not keep:

@@ -12,6 +12,8 @@ import math
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from bandit_tune.objective import Objective
+
 if TYPE_CHECKING:
     from bandit_tune.space import HyperParameters
 
@@ -47,15 +49,12 @@ class MetricsTracker:
 
     def get_best_value(self, name: str) -> float | None:
         """The best value of ``name`` (lowest for a loss or a ``min`` objective)."""
-        values = [v for _, v in self.history.get(name, []) if not math.isnan(v)]
-        if not values:
-            return None
-        direction = self.directions.get(name) or ("min" if "loss" in name else "max")
-        return min(values) if direction == "min" else max(values)
+        objective = Objective(name, self.get_direction(name))
+        return objective.best_of(v for _, v in self.history.get(name, []))
 
     def get_direction(self, name: str) -> str:
         """``"min"`` or ``"max"`` for ``name``."""
-        return self.directions.get(name) or ("min" if "loss" in name else "max")
+        return self.directions.get(name) or Objective.direction_of(name)
 
 
 @dataclass

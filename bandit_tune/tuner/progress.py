@@ -13,6 +13,8 @@ import sys
 import time
 from typing import Any, TextIO
 
+from bandit_tune.objective import orient
+
 
 def _clock(seconds: float) -> str:
     seconds = max(0, int(seconds))
@@ -147,7 +149,7 @@ class Progress:
         if self.best is None:
             return "best: -"
         score, arm_id, step = self.best
-        value = score if self.direction == "max" else -score
+        value = orient(score, self.direction)
         config = self.scheduler.configs.get(arm_id, {})
         params = " ".join(f"{k}={_short(v)}" for k, v in config.items())
         return f"best {self.name} = {value:.4f} (arm {arm_id[-5:]}, epoch {step}): {params}"

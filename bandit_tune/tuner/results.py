@@ -11,6 +11,7 @@ import numpy as np
 from bandit_tune.driver.arms import error_line as error_line  # re-exported: results' view
 from bandit_tune.driver.arms import results_before_last_exploit
 from bandit_tune.driver.project import load_arms as load_arms  # re-exported: results' view
+from bandit_tune.objective import best_index, best_of, sign
 
 OVERFIT_GAP = 0.05
 """Train-minus-validation gap that flags overfitting (objective units; relative for losses)."""
@@ -126,7 +127,8 @@ def leaderboard(arms: dict[str, Any]) -> Any:
     for arm_id, results in arms["results"].items():
         scores = [r[name] for r in results if name in r and _finite(r[name])]
         decisions = arms["decisions"].get(arm_id, [])
-        best = (max if direction == "max" else min)(scores) if scores else math.nan
+        found = best_of(scores, direction)
+        best = math.nan if found is None else found
         rows.append(
             {
                 "arm_id": arm_id[-8:],
@@ -402,8 +404,8 @@ def arm_table(
             if own:  # an exploited arm's model holds only its epochs since then
                 finite[:own] = False
             if finite.any():
-                masked = np.where(finite, values, np.nan)
-                pick = np.nanargmax(masked) if direction == "max" else np.nanargmin(masked)
+                pick = best_index(np.where(finite, values, np.nan).tolist(), direction)
+                assert pick is not None  # some value is finite
                 score, best_epoch = float(values[pick]), int(epochs[pick])
                 if companion is not None and companion in history:
                     best_loss = float(history[companion].to_numpy(dtype=float)[pick])
@@ -527,7 +529,7 @@ def add_pareto(frame: Any, histories: dict[str, Any], objectives: Sequence[tuple
             if name in at:
                 values[i, j] = float(at[name].to_numpy(dtype=float)[-1])
     attrs = dict(frame.attrs)
-    signs = np.array([1.0 if d == "max" else -1.0 for _, d in objectives])
+    signs = np.array([sign(d) for _, d in objectives])
     oriented = [tuple(v) for v in values * signs]
     rank = np.zeros(len(frame), dtype=int)
     for r, front in enumerate(non_dominated_fronts(oriented), 1):

@@ -14,7 +14,6 @@ import math
 import os
 import uuid
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -30,103 +29,11 @@ from bandit_tune.driver.project import (
     read_state,
     write_json,
 )
+from bandit_tune.driver.runner import TooManyFailures
+from bandit_tune.objective import objectives_of, sign
 from bandit_tune.policies.base import ArmPolicy, check_policy
 from bandit_tune.policies.registry import TrainToEnd, policy_by_name
 from bandit_tune.space import HyperParameters, SearchSpace, _plain
-
-# keras-tuner's rule: a metric Keras knows has a direction; anything else must say it.
-_MAX_METRICS = frozenset(
-    """accuracy acc binary_accuracy categorical_accuracy sparse_categorical_accuracy
-    top_k_categorical_accuracy sparse_top_k_categorical_accuracy auc precision recall
-    f1_score fbeta_score f1 r2_score r2 iou mean_iou binary_iou one_hot_iou one_hot_mean_iou
-    true_positives true_negatives precision_at_recall recall_at_precision
-    sensitivity_at_specificity specificity_at_sensitivity cosine_similarity""".split()
-)
-_MIN_METRICS = frozenset(
-    """loss mse mae mape msle rmse mean_squared_error mean_absolute_error
-    mean_absolute_percentage_error mean_squared_logarithmic_error root_mean_squared_error
-    logcosh log_cosh hinge squared_hinge categorical_hinge binary_crossentropy
-    categorical_crossentropy sparse_categorical_crossentropy binary_focal_crossentropy
-    categorical_focal_crossentropy kl_divergence kld kullback_leibler_divergence poisson
-    huber huber_loss false_positives false_negatives ctc dice params latency_ms""".split()
-)
-
-
-def objectives_of(objective: Any) -> list[Objective]:
-    """One objective, or a list of them; refuses a list that names a metric twice."""
-    if isinstance(objective, (list, tuple)):
-        if not objective:
-            raise ValueError("objective is an empty list; name at least one metric")
-        objectives = [Objective.of(o) for o in objective]
-    else:
-        objectives = [Objective.of(objective)]
-    seen: dict[str, str] = {}
-    for o in objectives:
-        if o.name in seen:
-            what = "conflicting directions" if seen[o.name] != o.direction else "the same direction"
-            raise ValueError(
-                f"objective {o.name!r} is named twice, with {what} ({seen[o.name]!r} and "
-                f"{o.direction!r}); name each metric once"
-            )
-        seen[o.name] = o.direction
-    return objectives
-
-
-def infer_direction(metric: str) -> str | None:
-    """``"max"`` or ``"min"`` for a metric Keras knows (as keras-tuner infers it), else ``None``.
-
-    ``val_`` and Keras' numbered suffixes (``auc_1``) are ignored; any name that
-    ends in ``loss`` is minimised.
-
-    >>> [infer_direction(m) for m in ("val_accuracy", "val_auc_1", "val_loss", "val_dice_coef")]
-    ['max', 'max', 'min', None]
-    """
-    import re
-
-    name = metric.lower().removeprefix("val_")
-    name = re.sub(r"_\d+$", "", name)
-    if name in _MAX_METRICS:
-        return "max"
-    if name in _MIN_METRICS or name.endswith("loss"):
-        return "min"
-    return None
-
-
-@dataclass(frozen=True)
-class Objective:
-    """The metric to optimise and its direction, as keras-tuner's ``Objective``."""
-
-    name: str
-    direction: str = "min"
-
-    def __post_init__(self) -> None:
-        if not isinstance(self.name, str) or not self.name:
-            raise ValueError(f"objective name must be a non-empty string, got {self.name!r}")
-        if self.direction not in ("min", "max"):
-            raise ValueError(f"objective direction must be 'min' or 'max', got {self.direction!r}")
-
-    @classmethod
-    def of(cls, objective: Any) -> Objective:
-        """Accept an ``Objective``, a keras-tuner ``Objective`` or a metric name."""
-        if isinstance(objective, Objective):
-            return objective
-        if isinstance(objective, str):
-            direction = infer_direction(objective) if objective else None
-            if direction is None:
-                raise ValueError(
-                    f"cannot infer whether {objective!r} is to be maximised or minimised: it is "
-                    "not a metric Keras knows. Say it with bandit_tune.Objective("
-                    f"{objective!r}, direction='max') or direction='min' (as keras-tuner asks "
-                    "for kt.Objective)"
-                )
-            return cls(objective, direction)
-        name, direction = getattr(objective, "name", None), getattr(objective, "direction", None)
-        if isinstance(name, str) and direction in ("min", "max"):
-            return cls(name, direction)
-        raise ValueError(
-            f"objective must be a metric name such as 'val_accuracy' or "
-            f"Objective(name, direction), got {objective!r}"
-        )
 
 
 class BanditTuner:
@@ -925,6 +832,8 @@ class BanditTuner:
             scheduler.snapshot(force=True)
             self._save_arms(scheduler)
             cause = scheduler.policy_error
+            if cause is None and isinstance(exc, TooManyFailures):
+                cause = exc  # the pool's runner raised it directly (Ray Tune wraps it)
             if cause is None:
                 raise
             try:  # what the arms did so far, for the user to see (errors included)
@@ -1192,7 +1101,7 @@ class BanditTuner:
 
         self._require_results()
         names = [o.name for o in self.objectives]
-        signs = np.array([1.0 if o.direction == "max" else -1.0 for o in self.objectives])
+        signs = np.array([sign(o.direction) for o in self.objectives])
         values = self.results_[names].to_numpy(dtype=float) * signs
         values = values[np.isfinite(values).all(axis=1)]
         if reference is None:
