@@ -161,12 +161,6 @@ class HyperParameter:
 
         return tune.choice(self.grid())
 
-    def _with_conditions(self, conditions: tuple[Condition, ...]) -> HyperParameter:
-        config = self.get_config()
-        config["conditions"] = list(conditions)
-        return type(self).from_config(config)
-
-
 class _Numerical(HyperParameter):
     def __init__(
         self,

@@ -161,11 +161,6 @@ def save_state(model: Any, directory: str) -> str:
     return path
 
 
-def has_state(directory: str) -> bool:
-    """Whether ``directory`` holds a model state :func:`load_state` can read."""
-    return any(os.path.exists(os.path.join(directory, name)) for name in (ARRAYS, H5))
-
-
 def load_state(model: Any, directory: str) -> None:
     """Load what :func:`save_state` wrote in ``directory`` into a built ``model``.
 

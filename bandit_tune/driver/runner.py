@@ -111,10 +111,6 @@ class RecordedClock:
         self.now = 0.0
         self._arm_time: dict[str, float] = {}
 
-    def advance(self, seconds: float) -> None:
-        """Move the clock on by ``seconds``."""
-        self.now += seconds
-
     def start(self, arm_id: str) -> None:
         """Arm ``arm_id`` starts (or resumes) on a worker now."""
         self._arm_time[arm_id] = self.now

@@ -29,6 +29,9 @@ def kendall_tau(pairs: Any) -> float:
 class AdaptiveASHA(ASHA):
     """ASHA (promotions) whose first decision rung moves up while it ranks arms poorly.
 
+    Paper: Bohdal et al., "PASHA: Efficient HPO and NAS with Progressive Resource
+    Allocation", ICLR 2023, https://arxiv.org/abs/2207.06940
+
     In the spirit of PASHA (Bohdal et al., ICLR 2023): cheap early epochs are
     only worth using for decisions when the ranking of arms they give agrees
     with the ranking a later rung gives. For every arm that reaches rung

@@ -18,6 +18,10 @@ _RUNNING, _PAUSED, _DONE = ArmState.RUNNING, ArmState.PAUSED, ArmState.STOPPED
 class ASHA(ArmPolicy):
     """Asynchronous successive halving with promotions (Li et al., 2020, Algorithm 2).
 
+    This is the arm policy; :class:`bandit_tune.ASHA` is the tuner that runs it on a
+    hypermodel. Paper: Li et al., "A System for Massively Parallel Hyperparameter
+    Tuning", MLSys 2020, https://arxiv.org/abs/1810.05934
+
     Rungs sit at the epochs of Hyperband's most aggressive bracket
     (``s_max + 1`` rungs, the top one exactly ``max_t``). When an arm reaches a
     rung it is promoted at once if it ranks in the top ``floor(n / eta)`` of the

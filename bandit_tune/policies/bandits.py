@@ -42,6 +42,9 @@ _RUNNING, _PAUSED, _DONE = ArmState.RUNNING, ArmState.PAUSED, ArmState.STOPPED
 class CurveBandit(ArmPolicy):
     """Base of the bandit policies: pulls, the curve extrapolation and the bookkeeping.
 
+    Background: Lattimore and Szepesvári, "Bandit Algorithms", 2020,
+    https://tor-lattimore.com/downloads/book/book.pdf
+
     Subclasses implement :meth:`index`. See the module docstring for the reward.
 
     Args:
@@ -250,6 +253,9 @@ class CurveBandit(ArmPolicy):
 class UCB(CurveBandit):
     """Upper confidence bound on the final score: pull the most optimistic arm.
 
+    Paper: Auer et al., "Finite-time Analysis of the Multiarmed Bandit Problem",
+    Machine Learning 2002, https://doi.org/10.1023/A:1013689704352
+
     Index: ``prediction + c * uncertainty`` (the bandit's "optimism in the face of
     uncertainty", Auer et al. 2002, on extrapolated learning curves). A larger
     ``c`` explores more.
@@ -278,6 +284,9 @@ class UCB(CurveBandit):
 
 class ThompsonSampling(CurveBandit):
     """Thompson sampling on the final score: pull the arm with the highest random draw.
+
+    Paper: Russo et al., "A Tutorial on Thompson Sampling", 2018,
+    https://arxiv.org/abs/1707.02038
 
     Index: a draw from ``Normal(prediction, uncertainty)`` (Thompson 1933); each
     arm is pulled with the probability that it is the best one. Seeded by ``seed``.

@@ -118,6 +118,10 @@ class CurveFit:
 class CurveEnsemble(ASHA):
     """ASHA that ranks each rung by predicted final scores from a curve ensemble.
 
+    Paper: Domhan et al., "Speeding up Automatic Hyperparameter Optimization of
+    Deep Neural Networks by Extrapolation of Learning Curves", IJCAI 2015,
+    https://www.ijcai.org/Proceedings/15/Papers/487.pdf
+
     Every result updates the arm's :class:`CurveFit` (O(1)). When the arm reaches
     a rung, it is ranked there not by the score it reached but by
     ``mean + kappa * spread`` of the score its ensemble predicts at ``max_t``

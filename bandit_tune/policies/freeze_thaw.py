@@ -165,6 +165,9 @@ class _Fit:
 class FreezeThaw(ASHA):
     """Freeze-thaw on ASHA's rungs, with one Gaussian process over (configuration, epochs).
 
+    Paper: Swersky et al., "Freeze-Thaw Bayesian Optimization", 2014,
+    https://arxiv.org/abs/1406.3896
+
     Every arm's score at each rung is a point ``(config, log(t) / log(max_t)) ->
     score`` of one Gaussian process (Matern-5/2, a length scale for the
     configuration axes chosen by marginal likelihood, scores standardised). When an

@@ -14,6 +14,11 @@ from bandit_tune.policies._synchronous import SynchronousHalving
 class Hyperband(SynchronousHalving):
     """Hyperband: successive halving over brackets that trade arms for epochs.
 
+    This is the arm policy; :class:`bandit_tune.Hyperband` is keras-tuner's tuner of
+    the same name, which runs it on a hypermodel. Paper: Li et al., "Hyperband: A
+    Novel Bandit-Based Approach to Hyperparameter Optimization", JMLR 2018,
+    https://jmlr.org/papers/v18/16-558.html
+
     Brackets follow Algorithm 1 of Li et al. (2018) computed exactly: with
     ``s_max`` the number of halvings between ``min_t`` and ``max_t``, bracket
     ``s`` starts ``n = ceil((s_max + 1) / (s + 1) * eta**s)`` arms and keeps

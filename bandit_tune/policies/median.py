@@ -13,6 +13,9 @@ from bandit_tune.policies.base import ArmPolicy, Decision, check_state
 class MedianStopping(ArmPolicy):
     """Stop an arm whose best score by step ``t`` is below the median of the others' running means.
 
+    Paper: Golovin et al., "Google Vizier: A Service for Black-Box Optimization",
+    KDD 2017, https://doi.org/10.1145/3097983.3098043
+
     Vizier's rule (Golovin et al., 2017, section 3.2.2): at step ``t`` an arm is
     stopped when its best score so far is strictly worse than the median, over
     the other arms that reached ``t``, of their running averages of the scores

@@ -283,6 +283,9 @@ def _weights(seed: int, index: int, k: int) -> list[float]:
 class MOSuccessiveHalving(_ParetoRanking, SuccessiveHalving):
     """Successive halving that keeps the top ``1/eta`` of each rung by Pareto order.
 
+    Paper: Schmucker et al., "Multi-objective Asynchronous Successive Halving",
+    2021, https://arxiv.org/abs/2106.12639
+
     As :class:`~bandit_tune.policies.SuccessiveHalving`, with scores that are
     tuples (one per objective, higher is better): see the module docstring.
 
@@ -312,6 +315,9 @@ class MOSuccessiveHalving(_ParetoRanking, SuccessiveHalving):
 
 class MOHyperband(_ParetoRanking, Hyperband):
     """Hyperband whose rungs keep the top ``1/eta`` by Pareto order (MO-Hyperband).
+
+    Paper: Schmucker et al., "Multi-objective Asynchronous Successive Halving",
+    2021, https://arxiv.org/abs/2106.12639
 
     As :class:`~bandit_tune.policies.Hyperband`, with scores that are tuples (one
     per objective, higher is better): see the module docstring.

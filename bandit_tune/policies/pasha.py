@@ -15,6 +15,8 @@ _DONE = ArmState.STOPPED
 class PASHA(ASHA):
     """Progressive ASHA (Bohdal et al., ICLR 2023): grow the top rung only while needed.
 
+    Paper: https://arxiv.org/abs/2207.06940
+
     ASHA trains its best arms to ``max_t`` whatever the curves look like. PASHA
     starts with two rungs (``rungs[0]`` and ``rungs[1]``): arms that reach the
     current top rung wait there instead of being promoted. Each arm that arrives

@@ -58,6 +58,9 @@ def _check_mutation(name: str, spec: Any) -> None:
 class PopulationBasedTraining(ArmPolicy):
     """Population-based training: weak arms take a strong arm's weights and perturbed values.
 
+    Paper: Jaderberg et al., "Population Based Training of Neural Networks",
+    2017, https://arxiv.org/abs/1711.09846
+
     Args:
         max_t: epochs each arm trains in all (exploits included).
         hyperparam_mutations: the hyperparameters that may change during training,
@@ -538,6 +541,10 @@ def _from_unit(spec: Any, u: float) -> Any:
 
 class PB2(PopulationBasedTraining):
     """Population-based bandits (Parker-Holder et al., 2020): PBT exploring with a GP bandit.
+
+    Paper: Parker-Holder et al., "Provably Efficient Online Hyperparameter
+    Optimization with Population-Based Bandits", NeurIPS 2020,
+    https://arxiv.org/abs/2002.02518
 
     Exploit as :class:`PopulationBasedTraining`. Explore differs for the bounded
     numeric mutations (``Float``/``Int`` hyperparameters of the space): instead of a

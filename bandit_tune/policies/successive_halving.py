@@ -9,6 +9,11 @@ from bandit_tune.policies._synchronous import SynchronousHalving
 class SuccessiveHalving(SynchronousHalving):
     """Successive halving: train ``n`` arms a little, keep the top ``1/eta``, repeat.
 
+    This is the arm policy; :class:`bandit_tune.SuccessiveHalving` is the tuner that
+    runs it on a hypermodel. Paper: Jamieson and Talwalkar, "Non-stochastic Best Arm
+    Identification and Hyperparameter Optimization", AISTATS 2016,
+    https://arxiv.org/abs/1502.07943
+
     Synchronous: an arm that reaches a rung pauses until all arms of its bracket
     have reached it (or left); then exactly ``floor(n / eta**(i+1))`` of the best
     are resumed and the others stop. By default the bracket is Hyperband's most

@@ -12,6 +12,9 @@ from bandit_tune.policies.base import ArmPolicy, Decision, check_state
 class TopKAfterWarmup(ArmPolicy):
     """Train ``arms`` arms for ``warmup`` epochs each, then only the best ``keep`` to ``max_t``.
 
+    Paper: Egele et al., "Is One Epoch All You Need For Multi-Fidelity
+    Hyperparameter Optimization?", 2023, https://arxiv.org/abs/2307.15422
+
     The baseline of Egele et al. ("Is one epoch all you need for multi-fidelity
     hyperparameter optimization?", arXiv 2307.15422): rank every arm after one
     epoch, keep the top k, and train them fully. On classic benchmarks it matched

@@ -19,6 +19,10 @@ from bandit_tune.tuner.search import BanditTuner
 class Hyperband(BanditTuner):
     """keras-tuner's ``Hyperband`` constructor, run as Li et al.'s Hyperband on Ray Tune.
 
+    This is the tuner (keras-tuner's name, it trains a hypermodel); the arm policy it
+    runs is :class:`bandit_tune.policies.Hyperband`, which any tuner or a plain Ray
+    Tune run can take as ``policy=``.
+
     ``hyperband_iterations`` passes over all brackets (default 1). Arms train at
     most ``max_epochs``; promoted arms resume from their checkpoint, so the
     epochs trained in all equal ``policy.budget * hyperband_iterations``.
@@ -77,7 +81,11 @@ class Hyperband(BanditTuner):
 
 
 class SuccessiveHalving(BanditTuner):
-    """Synchronous successive halving (one bracket of ``max_trials`` arms) on Ray Tune."""
+    """Synchronous successive halving (one bracket of ``max_trials`` arms) on Ray Tune.
+
+    This is the tuner (it trains a hypermodel); the arm policy it runs is
+    :class:`bandit_tune.policies.SuccessiveHalving`.
+    """
 
     def __init__(
         self,
@@ -108,7 +116,11 @@ class SuccessiveHalving(BanditTuner):
 
 
 class ASHA(BanditTuner):
-    """Asynchronous successive halving (promotion variant) on Ray Tune."""
+    """Asynchronous successive halving (promotion variant) on Ray Tune.
+
+    This is the tuner (it trains a hypermodel); the arm policy it runs is
+    :class:`bandit_tune.policies.ASHA`.
+    """
 
     def __init__(
         self,
