@@ -139,7 +139,7 @@ def _run(args: argparse.Namespace) -> int:
     import os
 
     import bandit_tune
-    from bandit_tune.tuner.search import policy_by_name
+    from bandit_tune.policies.registry import policy_by_name
 
     build = _load_callable(args.model, "model")
     if not callable(build):

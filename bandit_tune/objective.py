@@ -167,8 +167,10 @@ class Objective:
         (:func:`infer_direction`) first, then ``min`` for a name that contains
         "loss", else ``max``.
 
-        >>> [Objective.direction_of(m) for m in ("val_mae", "val_accuracy", "my_loss_x", "score")]
-        ['min', 'max', 'min', 'max']
+        >>> Objective.direction_of("val_mae"), Objective.direction_of("my_loss_x")
+        ('min', 'min')
+        >>> Objective.direction_of("val_accuracy"), Objective.direction_of("score")
+        ('max', 'max')
         """
         return infer_direction(metric) or ("min" if "loss" in metric.lower() else "max")
 

@@ -316,7 +316,10 @@ def test_bad_input_is_refused_with_a_clear_message(make, error, message):
     ],
 )
 def test_fractional_shares_pack_as_many_arms_as_ray_fits(cpus, gpus, resources, slots):
-    assert tuner(cpus_per_arm=cpus, gpus_per_arm=gpus)._slots(resources) == slots
+    from bandit_tune.tuner.options import slots as arm_slots
+
+    t = tuner(cpus_per_arm=cpus, gpus_per_arm=gpus)
+    assert arm_slots(resources, t.max_concurrent, t.cpus_per_arm, t.gpus_per_arm) == slots
 
 
 def test_the_table_covers_at_least_25_cases():

@@ -18,6 +18,7 @@ from bandit_tune.driver.project import (
     Project,
     ProjectLockedError,
     check_project_name,
+    open_project,
     read_state,
     write_json,
 )
@@ -121,13 +122,12 @@ def test_a_search_without_a_snapshot_is_kept_apart_and_a_foreign_folder_untouche
     foreign = tmp_path / "p"
     foreign.mkdir()
     (foreign / "notes.txt").write_text("mine")
-    t = tuner(tmp_path, "p")
-    t._prepare_directory()
+    project, resume = open_project(str(tmp_path), "p", overwrite=False)
     try:
-        assert t.project_name.startswith("p_") and t.project_dir != str(foreign)
-        assert sorted(os.listdir(foreign)) == ["notes.txt"]
+        assert project.name.startswith("p_") and project.path != str(foreign)
+        assert sorted(os.listdir(foreign)) == ["notes.txt"] and resume is None
     finally:
-        t._project.release()
+        project.release()
 
 
 _HOLDER = """

@@ -300,3 +300,85 @@ def load_arms(project_dir: str) -> dict[str, Any]:
         )
     with open(path) as f:
         return json.load(f)
+
+
+def _foreign(path: str) -> bool:
+    """Whether ``path`` is a non-empty folder (or a file) that this library did not write."""
+    if not os.path.exists(path):
+        return False
+    return not os.path.isdir(path) or (bool(os.listdir(path)) and not is_own_folder(path))
+
+
+def _holds_results(path: str) -> bool:
+    """Whether a project folder holds anything beyond this library's marker and lock."""
+    return any(entry not in (LOCK_FILE, MARKER_FILE) for entry in os.listdir(path))
+
+
+def open_project(
+    directory: str, name: str, overwrite: bool, keep_apart: bool = True
+) -> tuple[Project, dict[str, Any] | None]:
+    """Lock ``directory/name`` for a search; return it and the snapshot it resumes (or ``None``).
+
+    The one rule for a search's folder, shared by the tuner and
+    :func:`bandit_tune.run_arms`: ``overwrite=True`` deletes only a folder this
+    library wrote, and only once the lock is held; a folder with a snapshot
+    resumes (keras-tuner's convention). With ``keep_apart`` a folder this library
+    did not write, or an earlier search's without a snapshot, is left alone and the
+    search starts beside it under a timestamped name (see the returned project's
+    ``name``).
+    """
+    try:
+        os.makedirs(directory, mode=0o700, exist_ok=True)
+    except OSError as exc:
+        raise OSError(f"cannot create results directory {directory!r}: {exc}") from exc
+    if not os.access(directory, os.W_OK):
+        raise PermissionError(
+            f"results directory {directory!r} is not writable; pass directory= a "
+            "folder you can write to"
+        )
+    project = Project(directory, name)
+    if overwrite:
+        project.refuse_foreign_overwrite()
+    elif keep_apart and _foreign(project.path):
+        project = _timestamped(directory, name)
+    project.acquire()  # fails at once while another live driver holds the project
+    try:
+        state_path = os.path.join(project.path, STATE_FILE)
+        resume = None
+        if overwrite:
+            project.clear()
+        elif os.path.exists(state_path):
+            resume = read_state(state_path)
+        elif keep_apart and _holds_results(project.path):
+            project.release()
+            project = _timestamped(directory, name)
+            project.acquire()
+    except BaseException:
+        project.release()
+        raise
+    return project, resume
+
+
+def _timestamped(directory: str, name: str) -> Project:
+    return Project(directory, f"{name}_{time.strftime('%Y%m%d-%H%M%S')}")
+
+
+def check_unchanged(saved: Any, now: dict[str, Any], path: str) -> None:
+    """Refuse to resume the search in ``path`` when its fingerprint changed.
+
+    ``saved`` and ``now`` are plain dicts (space, objective, policy, data shapes...);
+    a snapshot of an older version without one (``saved`` not a dict) is taken as is.
+    """
+    if not isinstance(saved, dict):
+        return
+    changed = [
+        f"{key}: was {saved.get(key)}, now {value}"
+        for key, value in now.items()
+        if saved.get(key) != value
+    ]
+    if changed:
+        raise ValueError(
+            f"the search in {path} was started with other settings, so it "
+            f"cannot be resumed: {'; '.join(changed)}. Pass overwrite=True to start "
+            "afresh (or another project_name), or run it with the settings it had"
+        )

@@ -54,7 +54,6 @@ another.
 from __future__ import annotations
 
 import math
-import os
 import time
 from collections.abc import Sequence
 from typing import Any
@@ -196,17 +195,11 @@ def run_arms(
             f"parameters must be a dict of keyword arguments for setup, got {parameters!r:.80}"
         )
     from bandit_tune.driver.budget import Budget, parse_budget
-    from bandit_tune.driver.project import STATE_FILE, Project, read_state
+    from bandit_tune.driver.project import open_project
 
     seconds = None if budget is None else parse_budget(budget)
-    project = Project(directory, project_name)
-    if overwrite:
-        project.refuse_foreign_overwrite()
+    project, saved = open_project(directory, project_name, overwrite, keep_apart=False)
     with project:
-        if overwrite:
-            project.clear()
-        state_path = os.path.join(project.path, STATE_FILE)
-        saved = read_state(state_path) if os.path.exists(state_path) else None
         runner = Runner(
             policy,
             mode=modes,
