@@ -265,6 +265,22 @@ def build_parser() -> argparse.ArgumentParser:
     )
     plan.add_argument("--workers", type=int, default=1, help="arms trained at once")
     plan.set_defaults(func=_plan)
+    _add_run(sub)
+    report = sub.add_parser(
+        "report",
+        help="leaderboard and learning-curve plot of a finished (or interrupted) search",
+        epilog="example:\n  bandit-tune report bandit_tune_results/digits_demo",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    report.add_argument("directory", help="the search's directory/project_name folder")
+    report.add_argument("--top", type=int, default=10, help="rows of the leaderboard")
+    report.add_argument("--plot", default=None, help="where to write the PNG")
+    report.set_defaults(func=_report)
+    return parser
+
+
+def _add_run(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """``bandit-tune run``: the user's own model file on the user's own data."""
     run = sub.add_parser(
         "run",
         help="tune your own model file on your own data",
@@ -299,17 +315,6 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--seed", type=int, default=0)
     run.add_argument("--top", type=int, default=10, help="rows of the summary")
     run.set_defaults(func=_run)
-    report = sub.add_parser(
-        "report",
-        help="leaderboard and learning-curve plot of a finished (or interrupted) search",
-        epilog="example:\n  bandit-tune report bandit_tune_results/digits_demo",
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    report.add_argument("directory", help="the search's directory/project_name folder")
-    report.add_argument("--top", type=int, default=10, help="rows of the leaderboard")
-    report.add_argument("--plot", default=None, help="where to write the PNG")
-    report.set_defaults(func=_report)
-    return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:

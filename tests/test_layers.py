@@ -220,3 +220,44 @@ def test_keras_and_tensorflow_load_only_in_arm_and_each_folder_keeps_off_its_pac
                         continue
                     wrong.append(f"{module} imports {imported} (in {function or 'the module'})")
     assert not wrong, "\n".join(sorted(wrong))
+
+
+def _code_lines(node, source_lines):
+    """Lines of ``node`` that hold code: not blank, not a comment, not a docstring."""
+    docstrings = set()
+    for inner in ast.walk(node):
+        body = getattr(inner, "body", None)
+        if (
+            isinstance(inner, (ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef))
+            and body
+            and isinstance(body[0], ast.Expr)
+            and isinstance(body[0].value, ast.Constant)
+            and isinstance(body[0].value.value, str)
+        ):
+            docstrings.update(range(body[0].lineno, body[0].end_lineno + 1))
+    return sum(
+        1
+        for number in range(node.lineno, node.end_lineno + 1)
+        if number not in docstrings
+        and source_lines[number - 1].strip()
+        and not source_lines[number - 1].strip().startswith("#")
+    )
+
+
+def test_no_function_holds_more_than_80_lines_of_code_and_the_tuner_class_300():
+    long = []
+    for root, _, files in os.walk(PACKAGE):
+        for name in files:
+            if not name.endswith(".py"):
+                continue
+            path = os.path.join(root, name)
+            with open(path) as f:
+                source = f.read()
+            lines = source.splitlines()
+            for node in ast.walk(ast.parse(source, path)):
+                if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                    if _code_lines(node, lines) > 80:
+                        long.append(f"{_module_name(path)}.{node.name}")
+                if isinstance(node, ast.ClassDef) and node.name == "BanditTuner":
+                    assert _code_lines(node, lines) <= 300, _code_lines(node, lines)
+    assert not long, long

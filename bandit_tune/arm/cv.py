@@ -103,46 +103,18 @@ def train_arm_cv(
 
     import_keras_lean()  # before anything imports Keras in this worker
     from bandit_tune.arm.callbacks import callback_states, per_arm, restore_states
-    from bandit_tune.arm.checkpoints import (
-        EPOCH_KEY,
-        checkpoint_callbacks,
-        checkpoint_epoch,
-        checkpoint_logs,
-        mark_divergence,
-        restore_arm,
-        save_arm,
-    )
     from bandit_tune.arm.inputs import fit_inputs, prebuild, uses_default_fit
-    from bandit_tune.arm.train import build_arm, report_finished
-
-    hypermodel, callbacks = unpack(hypermodel), unpack(callbacks)
-
-    x, y, folds = data
     from bandit_tune.driver.arms import RESERVED_PREFIX, plain_config
 
+    hypermodel, callbacks = unpack(hypermodel), unpack(callbacks)
+    x, y, folds = data
     resume_from = config.get(RESERVED_PREFIX + "checkpoint")
     arm_name = str(config.get(RESERVED_PREFIX + "arm_id") or session.arm_key())
     config = plain_config(config)
-    epoch = 0
-    states: dict[int, list[Any]] = {}
-    models: list[Any] = []
-    # the runner's checkpoint, else (an arm of an interrupted search) the snapshot's
-    with session.checkpoint_directory(resume_from) as directory:
-        if directory is not None:
-            fold0 = os.path.join(directory, "fold0")
-            epoch = checkpoint_epoch(fold0)
-            if epoch >= max_epochs:  # nothing left to train: build nothing
-                report_finished(checkpoint_logs(fold0), epoch)
-                return
-            hp, models = build_arm(config, hypermodel, cpus, len(folds))
-            from bandit_tune.driver.exploit import exploited_from
-
-            exploited = exploited_from(directory) is not None  # another arm's, new values
-            for k, model in enumerate(models):
-                restore_arm(model, os.path.join(directory, f"fold{k}"), exploited)
-                states[k] = checkpoint_callbacks(os.path.join(directory, f"fold{k}"))
-    if not models:
-        hp, models = build_arm(config, hypermodel, cpus, len(folds))
+    start = _start_folds(config, hypermodel, cpus, len(folds), max_epochs, resume_from)
+    if start is None:
+        return  # its checkpoint is at its last epoch: nothing left to train
+    hp, models, epoch, states = start
     # each fold's own copies of the callbacks, kept across segments (EarlyStopping's
     # count goes on from one rung to the next, and across a pause)
     own = [
@@ -177,37 +149,100 @@ def train_arm_cv(
         if trained == 0:
             return
         if not sizes:
-            from bandit_tune.arm.checkpoints import forward_latency_ms
-
-            weights = models[0].trainable_weights
-            sizes["params"] = int(sum(int(np.prod(w.shape)) for w in weights))
-            if latency:
-                sizes["latency_ms"] = forward_latency_ms(models[0])
-        for i in range(trained):
-            done = epoch + i + 1
-            metrics = summarise([logs[i] for logs in per_fold])
-            metrics.update(sizes)
-            diverged = mark_divergence(metrics, list(metrics))  # the fold logs only
-            metrics[EPOCH_KEY] = done
-            last = i == trained - 1 or diverged
-            metrics["early_stopped"] = bool(last and stopped and not diverged)
-            metrics["completed"] = bool(
-                last and not stopped and not diverged and trained < end - epoch
-            )
-            if last:
-                with tempfile.TemporaryDirectory() as directory:
-                    for k, model in enumerate(models):
-                        os.makedirs(os.path.join(directory, f"fold{k}"))
-                        # the fold-mean result goes with fold 0 (see report_finished)
-                        logs = metrics if k == 0 else None
-                        save_arm(
-                            model, os.path.join(directory, f"fold{k}"), done, logs, None, own[k]
-                        )
-                    session.report(metrics, checkpoint=directory)
-                if diverged:
-                    return
-            else:
-                session.report(metrics)
+            sizes.update(_sizes(models[0], latency))
+        if not _report_segment(per_fold, trained, epoch, end, stopped, sizes, models, own):
+            return  # diverged
         if trained < end - epoch or stopped:
             return  # the folds ended early (EarlyStopping or a fit with fewer epochs)
         epoch = end
+
+
+def _start_folds(
+    config: dict[str, Any],
+    hypermodel: Any,
+    cpus: int,
+    n_folds: int,
+    max_epochs: int,
+    resume_from: str | None,
+) -> tuple[Any, list[Any], int, dict[int, list[Any]]] | None:
+    """The folds' models: built, or restored from the checkpoint; ``(hp, models, epoch, states)``.
+
+    ``None`` (after reporting) when the checkpoint is at the last epoch already. The
+    checkpoint is the runner's, else (an arm of an interrupted search) the snapshot's.
+    """
+    from bandit_tune.arm import report as session
+    from bandit_tune.arm.checkpoints import (
+        checkpoint_callbacks,
+        checkpoint_epoch,
+        checkpoint_logs,
+        restore_arm,
+    )
+    from bandit_tune.arm.train import build_arm, report_finished
+    from bandit_tune.driver.exploit import exploited_from
+
+    states: dict[int, list[Any]] = {}
+    with session.checkpoint_directory(resume_from) as directory:
+        if directory is None:
+            hp, models = build_arm(config, hypermodel, cpus, n_folds)
+            return hp, models, 0, states
+        fold0 = os.path.join(directory, "fold0")
+        epoch = checkpoint_epoch(fold0)
+        if epoch >= max_epochs:  # nothing left to train: build nothing
+            report_finished(checkpoint_logs(fold0), epoch)
+            return None
+        hp, models = build_arm(config, hypermodel, cpus, n_folds)
+        exploited = exploited_from(directory) is not None  # another arm's, new values
+        for k, model in enumerate(models):
+            restore_arm(model, os.path.join(directory, f"fold{k}"), exploited)
+            states[k] = checkpoint_callbacks(os.path.join(directory, f"fold{k}"))
+        return hp, models, epoch, states
+
+
+def _sizes(model: Any, latency: bool) -> dict[str, float]:
+    """The model's ``params`` (and ``latency_ms``), reported with every result."""
+    from bandit_tune.arm.checkpoints import forward_latency_ms
+
+    sizes: dict[str, float] = {
+        "params": int(sum(int(np.prod(w.shape)) for w in model.trainable_weights))
+    }
+    if latency:
+        sizes["latency_ms"] = forward_latency_ms(model)
+    return sizes
+
+
+def _report_segment(
+    per_fold: list[list[dict[str, float]]],
+    trained: int,
+    epoch: int,
+    end: int,
+    stopped: bool,
+    sizes: dict[str, float],
+    models: list[Any],
+    own: list[list[Any]],
+) -> bool:
+    """Report the fold means of each epoch trained; a checkpoint with the last. False: diverged."""
+    from bandit_tune.arm import report as session
+    from bandit_tune.arm.checkpoints import EPOCH_KEY, mark_divergence, save_arm
+
+    for i in range(trained):
+        done = epoch + i + 1
+        metrics = summarise([logs[i] for logs in per_fold])
+        metrics.update(sizes)
+        diverged = mark_divergence(metrics, list(metrics))  # the fold logs only
+        metrics[EPOCH_KEY] = done
+        last = i == trained - 1 or diverged
+        metrics["early_stopped"] = bool(last and stopped and not diverged)
+        metrics["completed"] = bool(last and not stopped and not diverged and trained < end - epoch)
+        if not last:
+            session.report(metrics)
+            continue
+        with tempfile.TemporaryDirectory() as directory:
+            for k, model in enumerate(models):
+                os.makedirs(os.path.join(directory, f"fold{k}"))
+                # the fold-mean result goes with fold 0 (see report_finished)
+                logs = metrics if k == 0 else None
+                save_arm(model, os.path.join(directory, f"fold{k}"), done, logs, None, own[k])
+            session.report(metrics, checkpoint=directory)
+        if diverged:
+            return False
+    return True

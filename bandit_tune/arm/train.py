@@ -168,84 +168,29 @@ def train_arm(
 
     from bandit_tune.arm import report as session
     from bandit_tune.arm.setup import import_keras_lean
-    from bandit_tune.driver.exploit import exploited_from
     from bandit_tune.ray_tune.cluster import unpack
 
     import_keras_lean()  # before anything imports Keras in this worker
-    from bandit_tune.arm.checkpoints import (
-        ReportCallback,
-        checkpoint_best,
-        checkpoint_callbacks,
-        checkpoint_epoch,
-        checkpoint_logs,
-        restore_arm,
-        save_arm,
-    )
+    from bandit_tune.arm.checkpoints import ReportCallback
     from bandit_tune.arm.inputs import fit_inputs, prebuild, uses_default_fit
+    from bandit_tune.driver.arms import RESERVED_PREFIX, plain_config
 
     entered = time.perf_counter()
     hypermodel, callbacks = unpack(hypermodel), unpack(callbacks)
-    key = session.arm_key()
-    initial_epoch, _resumed_here, hp, best = 0, False, None, None
-    saved_states: list[Any] = []
-    model = None
-    from bandit_tune.driver.arms import RESERVED_PREFIX, plain_config
-
     resume_from = config.get(RESERVED_PREFIX + "checkpoint")
-    config_arm_id = config.get(RESERVED_PREFIX + "arm_id")  # an arm re-created as a new trial
-    config = plain_config(config)
     # models kept in this worker's memory are found by arm id (an arm re-created as a
     # new trial keeps its id; a donor is named by it)
-    key = str(config_arm_id or key)
-    in_memory_exploit = False
-    # the runner's checkpoint, else (an arm of an interrupted search) the snapshot's
-    with session.checkpoint_directory(resume_from) as directory:
-        if directory is not None:
-            initial_epoch = checkpoint_epoch(directory)
-            if initial_epoch >= max_epochs:  # nothing left to train: build nothing
-                report_finished(checkpoint_logs(directory), initial_epoch)
-                return
-            # another arm's checkpoint (population-based training's exploit): the
-            # model is built anew with the new values, and the donor's best is not ours
-            origin = exploited_from(directory)
-            exploited = origin is not None
-            best = None if exploited else checkpoint_best(directory)
-            saved_states = checkpoint_callbacks(directory)
-            model = take_paused_model(key, -1 if exploited else initial_epoch)
-            _resumed_here = model is not None
-            if model is None:
-                hp, (model,) = build_arm(config, hypermodel, cpus, 1, reuse=True)
-                donor = None
-                if origin is not None:  # the donor paused here at that step: copy in memory
-                    donor = peek_paused_model(str(origin["donor"]), int(origin["step"]))
-                if donor is not None:
-                    copy_state(donor, model)
-                    in_memory_exploit = True
-                else:
-                    initial_epoch = restore_arm(model, directory, keep_learning_rate=exploited)
-            else:
-                hp = HyperParameters(config)
-    if model is None:
-        hp, (model,) = build_arm(config, hypermodel, cpus, 1, reuse=True)
-    from bandit_tune.arm import model_reuse
-
+    key = str(config.get(RESERVED_PREFIX + "arm_id") or session.arm_key())
+    config = plain_config(config)
+    start = _start(key, config, hypermodel, cpus, max_epochs, resume_from)
+    if start is None:
+        return  # its checkpoint is at its last epoch: nothing left to train
+    hp, model, initial_epoch, best, saved_states, _resumed_here, in_memory_exploit = start
     x, y, validation_data = data
-    # seconds from entering the trainable to the first epoch: build, restore (overhead)
-    setup = {
-        "setup_s": time.perf_counter() - entered,
-        "segment_started": time.time() - (time.perf_counter() - entered),
-        "worker_pid": os.getpid(),
-        "resumed_in_memory": _resumed_here,
-        # a finished arm's model, already traced, took this arm's initial state
-        "model_reused": model_reuse.reused(model) and not _resumed_here,
-        "exploit_in_memory": in_memory_exploit,
-        "initial_epoch": initial_epoch,
-        "node_id": _node_id(),
-    }
+    setup = _setup_report(entered, model, _resumed_here, in_memory_exploit, initial_epoch)
     from bandit_tune.arm.callbacks import per_arm, restore_states
 
-    arm_name = key
-    own = [per_arm(copy.deepcopy(c), arm_name, 0, config) for c in callbacks]
+    own = [per_arm(copy.deepcopy(c), key, 0, config) for c in callbacks]
     reporter = ReportCallback(
         checkpoint_epochs,
         max_epochs,
@@ -260,10 +205,8 @@ def train_arm(
         latency=latency,
     )
     arm_callbacks = [*own, restore_states(own, saved_states), reporter]
-    kwargs = dict(fit_kwargs)
-    kwargs.update(
-        x=x, y=y, epochs=max_epochs, initial_epoch=initial_epoch, callbacks=arm_callbacks, verbose=0
-    )
+    kwargs = {**fit_kwargs, "x": x, "y": y, "epochs": max_epochs, "verbose": 0}
+    kwargs.update(initial_epoch=initial_epoch, callbacks=arm_callbacks)
     if validation_data is not None:
         kwargs["validation_data"] = validation_data
     if input_key is not None and uses_default_fit(hypermodel):
@@ -275,22 +218,106 @@ def train_arm(
         if session.dropped(exc) and uses_default_fit(hypermodel):
             reuse_later(key, model)  # the pool's driver is done with the arm here
         raise
+    _save_as_it_ends(model, reporter, arm_callbacks)
+    if uses_default_fit(hypermodel):
+        reuse_later(key, model)
+
+
+def _setup_report(
+    entered: float, model: Any, resumed_here: bool, in_memory_exploit: bool, initial_epoch: int
+) -> dict[str, Any]:
+    """What every result of this segment carries: its set-up seconds and how it started."""
+    import time
+
+    from bandit_tune.arm import model_reuse
+
+    return {
+        # seconds from entering the trainable to the first epoch: build, restore
+        "setup_s": time.perf_counter() - entered,
+        "segment_started": time.time() - (time.perf_counter() - entered),
+        "worker_pid": os.getpid(),
+        "resumed_in_memory": resumed_here,
+        # a finished arm's model, already traced, took this arm's initial state
+        "model_reused": model_reuse.reused(model) and not resumed_here,
+        "exploit_in_memory": in_memory_exploit,
+        "initial_epoch": initial_epoch,
+        "node_id": _node_id(),
+    }
+
+
+def _start(
+    key: str,
+    config: dict[str, Any],
+    hypermodel: HyperModel,
+    cpus: int,
+    max_epochs: int,
+    resume_from: str | None,
+) -> tuple[Any, Any, int, Any, list[Any], bool, bool] | None:
+    """The arm's model to train on: built, kept in this worker, or restored from a checkpoint.
+
+    Returns ``(hp, model, initial_epoch, best, callback states, resumed in memory,
+    exploit copied in memory)``, or ``None`` (after reporting) when the checkpoint is
+    at the last epoch already. The checkpoint is the runner's, else (an arm of an
+    interrupted search) the snapshot's.
+    """
+    from bandit_tune.arm import report as session
+    from bandit_tune.arm.checkpoints import (
+        checkpoint_best,
+        checkpoint_callbacks,
+        checkpoint_epoch,
+        checkpoint_logs,
+        restore_arm,
+    )
+    from bandit_tune.driver.exploit import exploited_from
+
+    with session.checkpoint_directory(resume_from) as directory:
+        if directory is None:
+            hp, (model,) = build_arm(config, hypermodel, cpus, 1, reuse=True)
+            return hp, model, 0, None, [], False, False
+        initial_epoch = checkpoint_epoch(directory)
+        if initial_epoch >= max_epochs:  # nothing left to train: build nothing
+            report_finished(checkpoint_logs(directory), initial_epoch)
+            return None
+        # another arm's checkpoint (population-based training's exploit): the model is
+        # built anew with the new values, and the donor's best is not ours
+        origin = exploited_from(directory)
+        exploited = origin is not None
+        best = None if exploited else checkpoint_best(directory)
+        saved_states = checkpoint_callbacks(directory)
+        model = take_paused_model(key, -1 if exploited else initial_epoch)
+        if model is not None:
+            return HyperParameters(config), model, initial_epoch, best, saved_states, True, False
+        hp, (model,) = build_arm(config, hypermodel, cpus, 1, reuse=True)
+        donor = None
+        if origin is not None:  # the donor paused here at that step: copy in memory
+            donor = peek_paused_model(str(origin["donor"]), int(origin["step"]))
+        if donor is not None:
+            copy_state(donor, model)
+            return hp, model, initial_epoch, best, saved_states, False, True
+        initial_epoch = restore_arm(model, directory, keep_learning_rate=exploited)
+        return hp, model, initial_epoch, best, saved_states, False, False
+
+
+def _save_as_it_ends(model: Any, reporter: Any, arm_callbacks: list[Any]) -> None:
+    """Report a last checkpoint when the model's final state is not the last one saved.
+
+    EarlyStopping put the best weights back after the last report, or a custom fit
+    (HyperModel.fit with its own loop) ended at an epoch that had no checkpoint.
+    """
+    import tempfile
+
+    from bandit_tune.arm import report as session
+    from bandit_tune.arm.checkpoints import save_arm
+
     restored = any(
         getattr(c, "restore_best_weights", False) and getattr(c, "stopped_epoch", 0)
         for c in arm_callbacks
     )
     unsaved = reporter.last_epoch and reporter.last_checkpoint != reporter.last_epoch
     if (restored or unsaved) and reporter.last_epoch:
-        import tempfile
-
-        # EarlyStopping put the best weights back after the last report, or a custom
-        # fit (HyperModel.fit with its own loop) ended at an epoch that had no
-        # checkpoint: save the model as it ends.
         with tempfile.TemporaryDirectory() as directory:
             save_arm(model, directory, reporter.last_epoch, reporter.last_logs, reporter.best)
             session.report(dict(reporter.last_logs), checkpoint=directory)
-    if uses_default_fit(hypermodel):
-        reuse_later(key, model)
 
 
 def report_finished(logs: dict[str, float], epoch: int) -> None:

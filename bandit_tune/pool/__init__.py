@@ -53,11 +53,11 @@ another.
 
 from __future__ import annotations
 
-import math
 import time
 from collections.abc import Sequence
 from typing import Any
 
+from bandit_tune.driver.checks import devices, integer
 from bandit_tune.driver.runner import Runner, check_directions
 from bandit_tune.policies.base import ArmPolicy
 from bandit_tune.pool.lifecycle import shutdown_pool, start_workers, warm_worker
@@ -86,6 +86,33 @@ __all__ = [
     "start_workers",
     "warm_worker",
 ]
+
+
+def _check_configs(configs: Any) -> list[dict[str, Any]]:
+    if isinstance(configs, (str, bytes, dict)) or not isinstance(configs, Sequence):
+        raise TypeError(
+            f"configs must be a list of configuration dicts, got {type(configs).__name__}"
+        )
+    configs = list(configs)
+    bad = next((i for i, c in enumerate(configs) if not isinstance(c, dict)), None)
+    if not configs or bad is not None:
+        raise ValueError(
+            "configs must be a non-empty list of dicts"
+            + (f"; item {bad} is a {type(configs[bad]).__name__}" if bad is not None else "")
+        )
+    return configs
+
+
+def _check_metrics(policy: ArmPolicy, metric: Any, mode: Any) -> tuple[list[str], Any]:
+    """``(metrics, modes)``: one direction per metric, that the policy takes."""
+    metrics = [metric] if isinstance(metric, str) else list(metric)
+    if not metrics or not all(isinstance(m, str) and m for m in metrics):
+        raise ValueError(f"metric must be a metric name (or several), got {metric!r}")
+    modes: Any = mode if isinstance(mode, str) else list(mode)
+    if len(metrics) > 1 and (isinstance(modes, str) or len(modes) != len(metrics)):
+        raise ValueError(f"give one mode per metric ({len(metrics)}), got {mode!r}")
+    check_directions(policy, modes)
+    return metrics, modes
 
 
 def run_arms(
@@ -144,50 +171,14 @@ def run_arms(
         KeyboardInterrupt: after saving the state; run the same call to resume.
     """
     _check_trainable(trainable, parameters if isinstance(parameters, dict) else {})
-    if isinstance(configs, (str, bytes, dict)) or not isinstance(configs, Sequence):
-        raise TypeError(
-            f"configs must be a list of configuration dicts, got {type(configs).__name__}"
-        )
-    configs = list(configs)
-    bad = next((i for i, c in enumerate(configs) if not isinstance(c, dict)), None)
-    if not configs or bad is not None:
-        raise ValueError(
-            "configs must be a non-empty list of dicts"
-            + (f"; item {bad} is a {type(configs[bad]).__name__}" if bad is not None else "")
-        )
-    metrics = [metric] if isinstance(metric, str) else list(metric)
-    if not metrics or not all(isinstance(m, str) and m for m in metrics):
-        raise ValueError(f"metric must be a metric name (or several), got {metric!r}")
-    modes: Any = mode if isinstance(mode, str) else list(mode)
-    if len(metrics) > 1 and (isinstance(modes, str) or len(modes) != len(metrics)):
-        raise ValueError(f"give one mode per metric ({len(metrics)}), got {mode!r}")
-    check_directions(policy, modes)
-    for label, value, zero in (
-        ("cpus_per_arm", cpus_per_arm, False),
-        ("gpus_per_arm", gpus_per_arm, True),
-    ):
-        if (
-            isinstance(value, bool)
-            or not isinstance(value, (int, float))
-            or not (value >= 0 if zero else value > 0)
-            or not math.isfinite(value)
-        ):
-            raise ValueError(
-                f"{label} must be a {'non-negative' if zero else 'positive'} "
-                f"number of devices, got {value!r}"
-            )
-    for label, value in (
-        ("max_concurrent", max_concurrent),
-        ("max_total_epochs", max_total_epochs),
-    ):
-        if value is not None and (
-            isinstance(value, bool) or not isinstance(value, int) or value < 1
-        ):
-            raise ValueError(f"{label} must be a positive integer or None, got {value!r}")
-    if isinstance(max_failures, bool) or not isinstance(max_failures, int) or max_failures < 0:
-        raise ValueError(f"max_failures must be an integer >= 0, got {max_failures!r}")
-    if isinstance(keep_paused, bool) or not isinstance(keep_paused, int) or keep_paused < 0:
-        raise ValueError(f"keep_paused must be an integer >= 0, got {keep_paused!r}")
+    configs = _check_configs(configs)
+    metrics, modes = _check_metrics(policy, metric, mode)
+    devices("cpus_per_arm", cpus_per_arm, zero=False)
+    devices("gpus_per_arm", gpus_per_arm, zero=True)
+    integer("max_concurrent", max_concurrent, optional=True)
+    integer("max_total_epochs", max_total_epochs, optional=True)
+    integer("max_failures", max_failures, minimum=0)
+    integer("keep_paused", keep_paused, minimum=0)
     if parameters is not None and (
         not isinstance(parameters, dict) or not all(isinstance(k, str) for k in parameters)
     ):

@@ -68,6 +68,47 @@ def replay_trainable(
             tune.report(report, checkpoint=tune.Checkpoint.from_directory(directory))
 
 
+def _record_decisions(scheduler: Any) -> list[tuple[str, int, float, str]]:
+    """A list the scheduler's decisions go into, arms named as the simulator names them."""
+    decisions: list[tuple[str, int, float, str]] = []
+    arm_of: dict[str, int] = {}
+
+    def record(arm_id: str, step: int, score: float, decision: str) -> None:
+        decisions.append((f"arm_{arm_of[arm_id]:05d}", step, score, decision))
+
+    scheduler.listeners.append(record)
+    original_add = scheduler.on_trial_add
+
+    def on_trial_add(tune_controller: Any, trial: Any) -> None:
+        arm_of[trial.trial_id] = int(trial.config["_arm"])
+        original_add(tune_controller, trial)
+
+    scheduler.on_trial_add = on_trial_add
+    return decisions
+
+
+def _replay_scheduler(
+    policy: ArmPolicy, n_workers: Any, max_total_epochs: int | None, time_budget: float | None
+) -> Any:
+    """The scheduler of a replay: ``n_workers`` slots, budgets on the recorded clock."""
+    from bandit_tune.driver.budget import Budget
+    from bandit_tune.driver.checks import integer
+    from bandit_tune.driver.runner import RecordedClock
+    from bandit_tune.ray_tune.scheduler import BanditScheduler
+
+    integer("n_workers", n_workers)
+    scheduler = BanditScheduler(policy, time_attr="epoch")
+    scheduler.slots = n_workers
+    scheduler.prefer_local = False
+    if max_total_epochs is not None or time_budget is not None:
+        clock = RecordedClock()
+        scheduler.runner.clock = clock
+        scheduler.budget = Budget(
+            seconds=time_budget, max_total_epochs=max_total_epochs, started=0.0, clock=clock
+        )
+    return scheduler
+
+
 def replay_on_ray(
     policy: ArmPolicy,
     curves: Any,
@@ -106,38 +147,12 @@ def replay_on_ray(
     """
     from ray import tune
 
-    from bandit_tune.driver.budget import Budget
-    from bandit_tune.driver.runner import RecordedClock
-    from bandit_tune.ray_tune.scheduler import BanditScheduler
     from bandit_tune.ray_tune.searchers import ArmSource
 
     scores = np.asarray(curves, dtype=float)
     times = np.broadcast_to(np.asarray(1.0 if seconds is None else seconds, float), scores.shape)
-    if isinstance(n_workers, bool) or not isinstance(n_workers, int) or n_workers < 1:
-        raise ValueError(f"n_workers must be an integer >= 1, got {n_workers!r}")
-    scheduler = BanditScheduler(policy, time_attr="epoch")
-    scheduler.slots = n_workers
-    scheduler.prefer_local = False
-    if max_total_epochs is not None or time_budget is not None:
-        clock = RecordedClock()
-        scheduler.runner.clock = clock
-        scheduler.budget = Budget(
-            seconds=time_budget, max_total_epochs=max_total_epochs, started=0.0, clock=clock
-        )
-    decisions: list[tuple[str, int, float, str]] = []
-    arm_of: dict[str, int] = {}
-
-    def record(arm_id: str, step: int, score: float, decision: str) -> None:
-        decisions.append((f"arm_{arm_of[arm_id]:05d}", step, score, decision))
-
-    scheduler.listeners.append(record)
-    original_add = scheduler.on_trial_add
-
-    def on_trial_add(tune_controller: Any, trial: Any) -> None:
-        arm_of[trial.trial_id] = int(trial.config["_arm"])
-        original_add(tune_controller, trial)
-
-    scheduler.on_trial_add = on_trial_add  # type: ignore[method-assign]
+    scheduler = _replay_scheduler(policy, n_workers, max_total_epochs, time_budget)
+    decisions = _record_decisions(scheduler)
     if on_scheduler is not None:
         on_scheduler(scheduler)
     if configs is not None and len(configs) != len(scores):

@@ -126,22 +126,10 @@ def compare(
         >>> list(result.table.columns)[:2]
         ['regret@2R', 'regret@5R']
     """
-    import pandas as pd
-
     from bandit_tune.replay.curves import load_curves
 
     recorded: Curves = load_curves() if curves is None else as_curves(curves)
-    if isinstance(policies, Mapping):
-        named = dict(policies)
-    else:
-        named = {}
-        for policy in policies:
-            name = type(policy).__name__
-            while name in named:
-                name += "'"
-            named[name] = policy
-    if not named:
-        raise ValueError("compare needs at least one policy")
+    named = _named(policies)
     budgets = tuple(float(b) for b in budgets)
     if not budgets or any(not (b > 0 and math.isfinite(b)) for b in budgets):
         raise ValueError(f"budgets must be positive multiples of R, got {budgets!r}")
@@ -164,7 +152,36 @@ def compare(
             runs[(name, seed)] = run
             rows.append(_regret_at(run, oracle, points))
         regrets[name] = np.vstack(rows)  # [seeds, budgets]
-    names = list(named)
+    table = _table(regrets, runs, budgets, seeds)
+    return Comparison(table, runs, budgets, max_t, oracle)
+
+
+def _named(policies: Any) -> dict[str, Any]:
+    """Policies by name: a mapping as given, else each under its class name (primed if taken)."""
+    if isinstance(policies, Mapping):
+        named = dict(policies)
+    else:
+        named = {}
+        for policy in policies:
+            name = type(policy).__name__
+            while name in named:
+                name += "'"
+            named[name] = policy
+    if not named:
+        raise ValueError("compare needs at least one policy")
+    return named
+
+
+def _table(
+    regrets: dict[str, np.ndarray],
+    runs: dict[tuple[str, int], SimulationResult],
+    budgets: tuple[float, ...],
+    seeds: list[int],
+) -> Any:
+    """Mean regret and its spread per budget, the mean rank and the epochs used, per policy."""
+    import pandas as pd
+
+    names = list(regrets)
     stacked = np.stack([regrets[n] for n in names])  # [policies, seeds, budgets]
     ranks = np.apply_along_axis(
         lambda v: pd.Series(v).rank(method="average").to_numpy(), 0, stacked
@@ -177,4 +194,4 @@ def compare(
         table[f"std@{label}"] = stacked[:, :, j].std(axis=1)
     table["mean_rank"] = ranks.mean(axis=(1, 2))
     table["epochs"] = [np.mean([runs[(n, s)].epochs_used for s in seeds]) for n in names]
-    return Comparison(table, runs, budgets, max_t, oracle)
+    return table

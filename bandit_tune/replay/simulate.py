@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from bandit_tune.driver.checks import integer, number
 from bandit_tune.driver.runner import NEW, RESUME, Runner
 from bandit_tune.policies.base import (
     ArmPolicy,
@@ -173,28 +174,11 @@ class Simulation:
         self.configs = recorded.configs
         self.objectives = recorded.n_objectives
         shape = self.scores.shape[:2]  # [arms, epochs]
-        if isinstance(n_workers, bool) or not isinstance(n_workers, int) or n_workers < 1:
-            raise ValueError(f"n_workers must be an integer >= 1, got {n_workers!r}")
-        if budget is not None and (not isinstance(budget, int) or budget < 1):
-            raise ValueError(f"budget must be a positive number of epochs or None, got {budget!r}")
-        if time_budget is not None and (
-            isinstance(time_budget, bool)
-            or not isinstance(time_budget, (int, float))
-            or not time_budget > 0
-        ):
-            raise ValueError(f"time_budget must be positive seconds or None, got {time_budget!r}")
+        _check_limits(n_workers, budget, time_budget)
         if seconds is None:
             seconds = recorded.seconds
         given = np.asarray(1.0 if seconds is None else seconds, dtype=float)
-        if given.ndim == 1 and len(given) == shape[0]:
-            given = given[:, None]  # one value per arm: its seconds per epoch
-        try:
-            self.times = np.broadcast_to(given, shape)
-        except ValueError:
-            raise ValueError(
-                f"seconds must be a number, one value per arm ({shape[0]}) or an "
-                f"array shaped like the curves {shape}, got shape {given.shape}"
-            ) from None
+        self.times = _epoch_times(given, shape)
         self._uneven = given.ndim > 0  # else every epoch takes the same time
         self._epoch = float(given) if given.ndim == 0 else 0.0
         order = list(range(self.scores.shape[0]))
@@ -202,17 +186,7 @@ class Simulation:
             order = [int(i) for i in np.random.default_rng(seed).permutation(len(order))]
         self.order = order[:max_arms] if max_arms is not None else order
         self.n_workers = n_workers
-        if worker_speed is None:
-            self.speed = [1.0] * n_workers
-        else:
-            self.speed = [float(v) for v in np.asarray(worker_speed, dtype=float).ravel()]
-            if len(self.speed) != n_workers or not all(
-                math.isfinite(v) and v > 0 for v in self.speed
-            ):
-                raise ValueError(
-                    f"worker_speed must be {n_workers} positive factors (one per worker), "
-                    f"got {worker_speed!r}"
-                )
+        self.speed = _speeds(worker_speed, n_workers)
         if isinstance(worker_loss, bool) or not 0.0 <= float(worker_loss) < 1.0:
             raise ValueError(f"worker_loss must be a chance in [0, 1), got {worker_loss!r}")
         if not float(worker_restart) >= 0:
@@ -238,17 +212,8 @@ class Simulation:
             self._front: list[tuple[float, ...]] = []
         self.runner.extra_state = self._extra
         self.proposer = proposer
-        if proposer is not None and self.objectives > 1:
-            raise ValueError(
-                "proposers model one objective; these curves hold "
-                f"{self.objectives}: replay them without a proposer"
-            )
         if proposer is not None:
-            if not callable(getattr(proposer, "propose", None)):
-                raise TypeError(
-                    "proposer must be a bandit_tune.replay.proposers.Proposer, got "
-                    f"{type(proposer).__name__}"
-                )
+            _check_proposer(proposer, self.objectives)
             proposer.setup(self.configs, self.scores.shape[1], seed)
         self.next_new = 0
         self.running: list[tuple[float, int, str, int]] = []  # (finish, tie, arm, worker)
@@ -427,3 +392,48 @@ class Simulation:
                     self.proposer.observe(row, step, float(self.scores[row, step - 1]))
         if result is not None:
             self.result = result
+
+
+def _check_limits(n_workers: Any, budget: Any, time_budget: Any) -> None:
+    integer("n_workers", n_workers)
+    integer("budget (epochs)", budget, optional=True)
+    number("time_budget (seconds)", time_budget, positive=True, optional=True)
+
+
+def _epoch_times(given: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+    """Seconds per epoch shaped ``[arms, epochs]``: one number, one per arm, or one per epoch."""
+    if given.ndim == 1 and len(given) == shape[0]:
+        given = given[:, None]  # one value per arm: its seconds per epoch
+    try:
+        return np.broadcast_to(given, shape)
+    except ValueError:
+        raise ValueError(
+            f"seconds must be a number, one value per arm ({shape[0]}) or an "
+            f"array shaped like the curves {shape}, got shape {given.shape}"
+        ) from None
+
+
+def _speeds(worker_speed: Any, n_workers: int) -> list[float]:
+    """Each worker's speed factor (1.0 each when not given)."""
+    if worker_speed is None:
+        return [1.0] * n_workers
+    speed = [float(v) for v in np.asarray(worker_speed, dtype=float).ravel()]
+    if len(speed) != n_workers or not all(math.isfinite(v) and v > 0 for v in speed):
+        raise ValueError(
+            f"worker_speed must be {n_workers} positive factors (one per worker), "
+            f"got {worker_speed!r}"
+        )
+    return speed
+
+
+def _check_proposer(proposer: Any, objectives: int) -> None:
+    if objectives > 1:
+        raise ValueError(
+            "proposers model one objective; these curves hold "
+            f"{objectives}: replay them without a proposer"
+        )
+    if not callable(getattr(proposer, "propose", None)):
+        raise TypeError(
+            "proposer must be a bandit_tune.replay.proposers.Proposer, got "
+            f"{type(proposer).__name__}"
+        )

@@ -14,6 +14,8 @@ from typing import Any
 import numpy as np
 
 from bandit_tune import policies
+from bandit_tune.driver.checks import devices as resource_share
+from bandit_tune.driver.checks import flag, integer
 from bandit_tune.policies.base import check_policy
 from bandit_tune.policies.registry import policy_by_name
 from bandit_tune.space import HyperParameters, SearchSpace
@@ -48,40 +50,7 @@ def at_least_one(label: str, value: Any, optional: bool = False) -> Any:
     >>> at_least_one("max_trials", 3), at_least_one("max_trials", None, optional=True)
     (3, None)
     """
-    if optional and value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        allowed = " or None" if optional else ""
-        raise ValueError(f"{label} must be an integer >= 1{allowed}, got {value!r}")
-    return value
-
-
-def flag(label: str, value: Any) -> bool:
-    """``value`` if it is ``True`` or ``False``; else ValueError."""
-    if not isinstance(value, bool):
-        raise ValueError(f"{label} must be True or False, got {value!r}")
-    return value
-
-
-def resource_share(label: str, value: Any, zero: bool) -> float:
-    """A CPU or GPU count per arm as Ray takes it: a fraction below 1 packs arms on a device.
-
-    Ray reserves fractions of one device (``0.25``: four arms share a GPU) but only
-    whole devices above one, and counts in steps of 1/10,000.
-    """
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-        raise ValueError(f"{label} must be a number, got {value!r}")
-    if value < 0 or (value == 0 and not zero):
-        least = ">= 0" if zero else "> 0"
-        raise ValueError(f"{label} must be {least}, got {value!r}")
-    if value > 1 and value != int(value):
-        raise ValueError(
-            f"{label}={value!r}: above 1 it must be a whole number (Ray reserves a fraction "
-            "of one device, to pack several arms on it, or whole devices)"
-        )
-    if 0 < value < 1e-4:
-        raise ValueError(f"{label}={value!r} is below Ray's smallest share, 0.0001")
-    return float(value) if value < 1 else int(value)
+    return integer(label, value, 1, optional)
 
 
 def fits(total: float, share: float) -> int:
@@ -338,20 +307,8 @@ def check_options(
         "project_name": check_project_name(
             "untitled_project" if a["project_name"] is None else a["project_name"]
         ),
-        "overwrite": a["overwrite"],
-        "backend": a["backend"],
-        "cpus_per_arm": resource_share("cpus_per_arm", a["cpus_per_arm"], zero=False),
-        "gpus_per_arm": resource_share("gpus_per_arm", a["gpus_per_arm"], zero=True),
-        "max_concurrent": a["max_concurrent"],
-        "address": a["address"],
-        "max_retries_per_trial": a["max_retries_per_trial"],
-        "verbose": a["verbose"],
-        "hyperparameters": a["hyperparameters"],
+        **_run_settings(a),
         "budget": seconds,
-        "max_total_epochs": a["max_total_epochs"],
-        "target_score": a["target_score"],
-        "storage_path": a["storage_path"],
-        "fast_input": flag("fast_input", a["fast_input"]),
         "policy": plan_policy(
             a["policy"],
             objectives,
@@ -361,6 +318,28 @@ def check_options(
             a["max_total_epochs"],
             passes,
         ),
+    }
+
+
+def _run_settings(a: dict[str, Any]) -> dict[str, Any]:
+    """The arguments that say where and how arms run, checked."""
+    kept = (
+        "overwrite",
+        "backend",
+        "max_concurrent",
+        "address",
+        "max_retries_per_trial",
+        "verbose",
+        "hyperparameters",
+        "max_total_epochs",
+        "target_score",
+        "storage_path",
+    )
+    return {
+        **{k: a[k] for k in kept},
+        "cpus_per_arm": resource_share("cpus_per_arm", a["cpus_per_arm"], zero=False),
+        "gpus_per_arm": resource_share("gpus_per_arm", a["gpus_per_arm"], zero=True),
+        "fast_input": flag("fast_input", a["fast_input"]),
     }
 
 

@@ -353,8 +353,6 @@ def arm_table(
     behind a fault) and Ray's result grid (errors, final checkpoints), or
     ``errors`` (arm -> error) where no grid exists (the pool's arms).
     """
-    import os
-
     import pandas as pd
 
     objective_name, direction = objective
@@ -362,13 +360,7 @@ def arm_table(
     arms = scheduler.runner.arms
     rows = []
     histories: dict[str, Any] = {}
-    grid: dict[str, Any] = {}
-    for result in result_grid or ():
-        trial_id = (result.metrics or {}).get("trial_id") or os.path.basename(result.path)
-        arm_id = scheduler.arm_of.get(trial_id, trial_id)
-        if result.error is not None and arm_id in grid and grid[arm_id].error is None:
-            continue  # an arm re-created after a failure: its later trial speaks for it
-        grid[arm_id] = result
+    grid = _grid_by_arm(result_grid, scheduler.arm_of)
     # every arm of the search: this run's, and those of an interrupted run it resumed
     arm_ids = list(dict.fromkeys([*arms.ids(), *grid]))
     for arm_id in arm_ids:
@@ -391,40 +383,13 @@ def arm_table(
         checkpoint = arm.checkpoint if arm is not None else None
         if result is not None and result.checkpoint is not None:
             checkpoint = result.checkpoint.path
-        score, best_epoch, last, best_loss = math.nan, 0, math.nan, math.nan
-        curve: list[float] = []
-        curve_seconds: list[float] = []
-        if history is not None and objective_name in history:
-            values = history[objective_name].to_numpy(dtype=float)
-            epochs = (
-                history["epoch"].to_numpy() if "epoch" in history else np.arange(1, len(values) + 1)
-            )
-            finite = np.isfinite(values)
-            own = results_before_last_exploit(arm, len(values))
-            if own:  # an exploited arm's model holds only its epochs since then
-                finite[:own] = False
-            if finite.any():
-                pick = best_index(np.where(finite, values, np.nan).tolist(), direction)
-                assert pick is not None  # some value is finite
-                score, best_epoch = float(values[pick]), int(epochs[pick])
-                if companion is not None and companion in history:
-                    best_loss = float(history[companion].to_numpy(dtype=float)[pick])
-            last = float(values[-1])
+        score, best_epoch, best_loss, last, curve, curve_seconds = _best_of(
+            history, objective_name, direction, companion, arm
+        )
+        if curve:
             histories[arm_id] = history
-            curve = [float(v) for v in values]
-            if "time_this_iter_s" in history:
-                curve_seconds = [float(v) for v in history["time_this_iter_s"]]
         trained = int(metrics.get("epoch", 0) or 0)
-        if error is not None:
-            status = "error"
-        elif metrics.get("diverged"):
-            status = "diverged"
-        elif metrics.get("early_stopped"):
-            status = "early_stopped"
-        elif trained >= max_epochs or metrics.get("completed"):
-            status = "completed"
-        else:
-            status = "stopped"
+        status = _status(error, metrics, trained, max_epochs)
         rung = max([s for s in (steps or []) if s <= trained], default=trained)
         values = (
             trained,
@@ -442,15 +407,7 @@ def arm_table(
             curve_seconds or None,
         )
         rows.append({"arm_id": arm_id, **config, **dict(zip(_COLUMNS[1:], values, strict=True))})
-    exploiting = getattr(scheduler.runner.policy, "mutable_keys", None) is not None
-    if exploiting or any(a.lineage for a in arms):
-        from bandit_tune.driver.lineage import schedule
-
-        saved = {a.arm_id: a.to_json() for a in arms}
-        for row in rows:
-            arm = arms.get(row["arm_id"])
-            row["exploits"] = len(arm.lineage) if arm is not None else 0
-            row["schedule"] = schedule(saved, row["arm_id"]) if arm is not None else None
+    _add_schedules(rows, scheduler.runner)
     # a search whose budget ended before its first arm started has no rows: the same
     # columns, no arms
     if rows:
@@ -461,6 +418,76 @@ def arm_table(
     frame.attrs.update(objective=(objective_name, direction), params=list(names))
     add_diagnosis(frame, histories, objective_name, direction)
     return frame, histories
+
+
+def _grid_by_arm(result_grid: Any, arm_of: dict[str, str]) -> dict[str, Any]:
+    """Ray's results by arm: an arm re-created after a failure speaks through its later trial."""
+    import os
+
+    grid: dict[str, Any] = {}
+    for result in result_grid or ():
+        trial_id = (result.metrics or {}).get("trial_id") or os.path.basename(result.path)
+        arm_id = arm_of.get(trial_id, trial_id)
+        if result.error is not None and arm_id in grid and grid[arm_id].error is None:
+            continue
+        grid[arm_id] = result
+    return grid
+
+
+def _best_of(
+    history: Any, name: str, direction: str, companion: str | None, arm: Any
+) -> tuple[float, int, float, float, list[float], list[float]]:
+    """An arm's ``(best score, its epoch, the companion loss there, last score, curve, seconds)``.
+
+    The best epoch is the objective's one rule (:func:`bandit_tune.objective.best_index`)
+    over the epochs the arm's model holds (after its last exploit, if any).
+    """
+    if history is None or name not in history:
+        return math.nan, 0, math.nan, math.nan, [], []
+    values = history[name].to_numpy(dtype=float)
+    epochs = history["epoch"].to_numpy() if "epoch" in history else np.arange(1, len(values) + 1)
+    finite = np.isfinite(values)
+    own = results_before_last_exploit(arm, len(values))
+    if own:  # an exploited arm's model holds only its epochs since then
+        finite[:own] = False
+    score, best_epoch, best_loss = math.nan, 0, math.nan
+    pick = best_index(np.where(finite, values, np.nan).tolist(), direction)
+    if pick is not None:
+        score, best_epoch = float(values[pick]), int(epochs[pick])
+        if companion is not None and companion in history:
+            best_loss = float(history[companion].to_numpy(dtype=float)[pick])
+    seconds = []
+    if "time_this_iter_s" in history:
+        seconds = [float(v) for v in history["time_this_iter_s"]]
+    return score, best_epoch, best_loss, float(values[-1]), [float(v) for v in values], seconds
+
+
+def _status(error: Any, metrics: dict[str, Any], trained: int, max_epochs: int) -> str:
+    """How an arm ended: error, diverged, early_stopped, completed or stopped (by the policy)."""
+    if error is not None:
+        return "error"
+    if metrics.get("diverged"):
+        return "diverged"
+    if metrics.get("early_stopped"):
+        return "early_stopped"
+    if trained >= max_epochs or metrics.get("completed"):
+        return "completed"
+    return "stopped"
+
+
+def _add_schedules(rows: list[dict[str, Any]], runner: Any) -> None:
+    """Population-based training: each arm's exploits and the schedule its model trained with."""
+    arms = runner.arms
+    exploiting = getattr(runner.policy, "mutable_keys", None) is not None
+    if not exploiting and not any(a.lineage for a in arms):
+        return
+    from bandit_tune.driver.lineage import schedule
+
+    saved = {a.arm_id: a.to_json() for a in arms}
+    for row in rows:
+        arm = arms.get(row["arm_id"])
+        row["exploits"] = len(arm.lineage) if arm is not None else 0
+        row["schedule"] = schedule(saved, row["arm_id"]) if arm is not None else None
 
 
 def cv_table(

@@ -104,75 +104,26 @@ def execute(
         configs = list(resume["extra"]["configs"])
     check_configs(policy, configs)
     n_slots = slots(resources, s.max_concurrent, cpus, gpus)
-    scheduler = make_host(
-        s.backend,
-        policy,
-        s.objectives,
-        limits,
-        n_slots,
-        s.max_consecutive_failed_trials,
-        s.project_dir,
-    )
+    scheduler = make_host(s, policy, limits, n_slots)
     if pool:
-        source = pool_source(
-            scheduler,
-            configs,
-            s.objectives,
-            cpus,
-            gpus,
-            n_slots,
-            s.project_dir,
-            s.max_retries_per_trial,
-        )
+        source = pool_source(scheduler, configs, s, n_slots)
     else:
         source = searcher_for(configs, scheduler)
     printed = fingerprint(space, s.objectives, policy, max_epochs, prepared.data, prepared.cv)
-    space_config = [{"class_name": type(p).__name__, "config": p.get_config()} for p in space]
-    scheduler.extra_state = lambda: {
-        "configs": configs,
-        "fingerprint": printed,
-        "space": space_config,
-        "max_epochs": max_epochs,
-        "backend": s.backend,
-        **extra_state(),
-        **source.position(),
-    }
+    scheduler.extra_state = snapshot_extra(
+        configs, printed, space, max_epochs, s.backend, extra_state, source.position
+    )
     if resume is not None:
         resume_into(scheduler, source, resume, printed, s.backend, s.project_dir)
         if resume.get("extra", {}).get("finished"):
             return Ran(space, scheduler, None, None, None, reloaded=True)
     steps = policy.decision_steps()
-    function, arguments = arm_arguments(
-        s.hypermodel,
-        prepared.data,
-        prepared.cv,
-        fit_args,
-        callbacks,
-        max_epochs,
-        steps,
-        cpus,
-        s.fast_input,
-        s.objectives,
-    )
+    function, arguments = arm_arguments(s, prepared, fit_args, callbacks, max_epochs, steps)
     if pool:
         source.parameters, source.cls = arguments, function
         fit = lambda: source.run(s.address)  # noqa: E731
     else:
-        storage, name = experiment(
-            s.storage_path, s.directory, s.project_name, resume is not None
-        )
-        fit = run_tune(
-            function,
-            arguments,
-            scheduler,
-            source,
-            s.objectives[0],
-            cpus,
-            gpus,
-            storage,
-            name,
-            s.max_retries_per_trial,
-        )
+        fit = run_tune(function, arguments, scheduler, source, s, resume is not None)
 
     def on_fault(known: bool) -> None:
         from bandit_tune.tuner.outcome import save_arms
@@ -195,6 +146,28 @@ def execute(
     if pool:
         return Ran(space, scheduler, None, dict(source.errors), progress)
     return Ran(space, scheduler, grid, None, progress)
+
+
+def snapshot_extra(
+    configs: list[dict[str, Any]],
+    printed: dict[str, Any],
+    space: SearchSpace,
+    max_epochs: int,
+    backend: str,
+    tuner_state: Callable[[], dict[str, Any]],
+    position: Callable[[], dict[str, Any]],
+) -> Callable[[], dict[str, Any]]:
+    """What a resumed search needs beside the runner's state, read at every snapshot."""
+    space_config = [{"class_name": type(p).__name__, "config": p.get_config()} for p in space]
+    return lambda: {
+        "configs": configs,
+        "fingerprint": printed,
+        "space": space_config,
+        "max_epochs": max_epochs,
+        "backend": backend,
+        **tuner_state(),
+        **position(),
+    }
 
 
 def make_progress(
@@ -291,21 +264,14 @@ def check_configs(policy: ArmPolicy, configs: list[dict[str, Any]]) -> None:
             warnings.warn(warning, UserWarning, stacklevel=4)
 
 
-def make_host(
-    backend: str,
-    policy: ArmPolicy,
-    objectives: list[Objective],
-    limits: Any,
-    n_slots: int,
-    max_consecutive_failures: int | None,
-    project_dir: str,
-) -> Any:
+def make_host(s: Settings, policy: ArmPolicy, limits: Any, n_slots: int) -> Any:
     """The runner with its scheduler: Ray Tune's ``BanditScheduler``, or a plain host.
 
     On the pool the runner is held by a plain :class:`~bandit_tune.driver.host.RunnerHost`
     (the pool's search never imports Ray Tune).
     """
-    if backend == "pool":
+    objectives = s.objectives
+    if s.backend == "pool":
         from bandit_tune.driver.host import RunnerHost as host
     else:
         from bandit_tune.ray_tune.scheduler import BanditScheduler as host
@@ -320,21 +286,14 @@ def make_host(
     scheduler.slots = n_slots
     if limits.seconds or limits.max_total_epochs or limits.target_score is not None:
         scheduler.budget = limits
-    scheduler.max_consecutive_failures = max_consecutive_failures
-    scheduler.state_path = os.path.join(project_dir, STATE_FILE)
-    scheduler.runner.root = project_dir
+    scheduler.max_consecutive_failures = s.max_consecutive_failed_trials
+    scheduler.state_path = os.path.join(s.project_dir, STATE_FILE)
+    scheduler.runner.root = s.project_dir
     return scheduler
 
 
 def pool_source(
-    scheduler: Any,
-    configs: list[dict[str, Any]],
-    objectives: list[Objective],
-    cpus: float,
-    gpus: float,
-    n_slots: int,
-    project_dir: str,
-    max_failures: int,
+    scheduler: Any, configs: list[dict[str, Any]], s: Settings, n_slots: int
 ) -> Any:
     """The pool's arm source over the runner (its function and arguments come later)."""
     from bandit_tune.pool import PoolSearch
@@ -343,47 +302,44 @@ def pool_source(
         None,
         configs,
         scheduler.runner,
-        [o.name for o in objectives],
-        cpus,
-        gpus,
+        [o.name for o in s.objectives],
+        s.cpus_per_arm,
+        s.gpus_per_arm,
         n_slots,
-        project_dir,
-        max_failures,
+        s.project_dir,
+        s.max_retries_per_trial,
         keep_paused=8,
         step_key="epoch",
     )
 
 
 def arm_arguments(
-    hypermodel: Any,
-    data: Any,
-    cv: Any,
+    s: Settings,
+    prepared: Any,
     fit_kwargs: dict[str, Any],
     callbacks: Sequence[Any] | None,
     max_epochs: int,
     steps: Sequence[int] | None,
-    cpus: float,
-    fast_input: bool,
-    objectives: list[Objective],
 ) -> tuple[Callable[..., Any], dict[str, Any]]:
     """Every arm's training function and the keyword arguments it is called with."""
     from bandit_tune.arm.callbacks import absolute_paths
     from bandit_tune.ray_tune.cluster import Packed
 
+    cv, objectives = prepared.cv, s.objectives
     if cv is not None:
         from bandit_tune.arm.cv import train_arm_cv as function
     else:
         from bandit_tune.arm.train import train_arm as function
     objective = objectives[0]
     arguments = dict(
-        hypermodel=Packed(hypermodel),
-        data=data,
+        hypermodel=Packed(s.hypermodel),
+        data=prepared.data,
         fit_kwargs=fit_kwargs,
         callbacks=Packed(absolute_paths(list(callbacks or []))),
         max_epochs=max_epochs,
         checkpoint_epochs=None if steps is None else list(steps),
-        cpus=max(1, int(cpus)),
-        input_key=uuid.uuid4().hex if fast_input else None,
+        cpus=max(1, int(s.cpus_per_arm)),
+        input_key=uuid.uuid4().hex if s.fast_input else None,
         latency=any(o.name == "latency_ms" for o in objectives),
     )
     if cv is None:
@@ -396,12 +352,8 @@ def run_tune(
     arguments: dict[str, Any],
     scheduler: Any,
     source: Any,
-    objective: Objective,
-    cpus: float,
-    gpus: float,
-    storage: str,
-    experiment: str,
-    max_retries: int,
+    s: Settings,
+    resumed: bool,
 ) -> Callable[[], Any]:
     """The Ray Tune run of the arms, ready to call (``tune.Tuner(...).fit``)."""
     from ray import tune
@@ -409,8 +361,11 @@ def run_tune(
     from bandit_tune.driver.idle import release_idle_workers
 
     release_idle_workers()  # idle pool workers of an earlier search would hold the CPUs
+    storage, name = experiment(s.storage_path, s.directory, s.project_name, resumed)
+    objective = s.objectives[0]
     trainable = tune.with_resources(
-        tune.with_parameters(function, **arguments), {"cpu": cpus, "gpu": gpus}
+        tune.with_parameters(function, **arguments),
+        {"cpu": s.cpus_per_arm, "gpu": s.gpus_per_arm},
     )
     tuner = tune.Tuner(
         trainable,
@@ -426,11 +381,11 @@ def run_tune(
             reuse_actors=True,
         ),
         run_config=tune.RunConfig(
-            name=experiment,
+            name=name,
             storage_path=storage,
             verbose=0,
             checkpoint_config=tune.CheckpointConfig(num_to_keep=2),
-            failure_config=tune.FailureConfig(max_failures=max_retries),
+            failure_config=tune.FailureConfig(max_failures=s.max_retries_per_trial),
         ),
     )
     return tuner.fit
