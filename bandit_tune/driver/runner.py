@@ -22,7 +22,7 @@ import math
 import os
 import time
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, Protocol
 
 from bandit_tune.driver.arms import Arm, ArmTable
 from bandit_tune.objective import orient
@@ -95,6 +95,36 @@ def _oriented(value: Any, directions: Sequence[str]) -> tuple[float, ...]:
             f"a result has {len(values)} objective values, the search {len(directions)}"
         )
     return tuple(orient(v, d) for v, d in zip(values, directions))
+
+
+class Backend(Protocol):
+    """What :meth:`Runner.fill` needs of a backend that owns workers (the replay, the pool).
+
+    The backend moves arms between its workers; the runner decides which arm a
+    free worker takes. Ray Tune, which owns its own loop, asks
+    :meth:`Runner.place` one slot at a time instead.
+    """
+
+    def has_free_worker(self) -> bool:
+        """Whether a worker waits for an arm."""
+
+    def n_running(self) -> int:
+        """Arms training now."""
+
+    def has_new_config(self) -> bool:
+        """Whether another configuration is left to start as a new arm."""
+
+    def preferred(self) -> Sequence[str]:
+        """Paused arms to offer the policy first (those the free worker holds in memory)."""
+
+    def new_arm(self) -> tuple[str, dict[str, Any]]:
+        """Take the next configuration: ``(arm id, config)``."""
+
+    def launch(self, arm_id: str) -> None:
+        """Start or resume ``arm_id`` on the free worker (the runner has it running)."""
+
+    def end(self, arm_ids: list[str]) -> None:
+        """The runner ended these paused arms: workers that hold them forget them."""
 
 
 class RecordedClock:
@@ -416,6 +446,48 @@ class Runner:
         if waiting or (new_arms_left and self.accepts_new_arm(running)):
             return NEW, None
         return WAIT, None
+
+    def place(
+        self,
+        running: int,
+        new_arms_left: bool,
+        prefer: Sequence[str] = (),
+        waiting: bool = False,
+    ) -> tuple[str, str | None]:
+        """What one free worker does next, by the one rule every backend follows.
+
+        An arm waiting to be placed again (:attr:`wake`) first; then
+        :meth:`next_arm` (resume the policy's pick, else a new arm); and when that
+        says wait while nothing runs and paused arms remain, :meth:`settle` (the
+        policy resumes one, or every paused arm ends). Returns ``(RESUME, arm)``,
+        ``(NEW, None)`` or ``(WAIT, None)``; see :meth:`take_ended` for the arms it
+        ended.
+        """
+        if self.wake:
+            return RESUME, self.wake.popleft()
+        action, arm_id = self.next_arm(running, new_arms_left, prefer, waiting)
+        if action != WAIT or running or not self.arms.paused:
+            return action, arm_id
+        arm_id = self.settle()
+        return (WAIT, None) if arm_id is None else (RESUME, arm_id)
+
+    def fill(self, backend: Backend) -> None:
+        """Give each free worker of ``backend`` its next arm until none is left to give.
+
+        The run loop of a backend that owns its workers (the replay's virtual
+        workers, the pool's actors): see :meth:`place` for the rule.
+        """
+        while backend.has_free_worker():
+            action, arm_id = self.place(
+                backend.n_running(), backend.has_new_config(), backend.preferred()
+            )
+            backend.end(self.take_ended())
+            if action == NEW:
+                arm_id, config = backend.new_arm()
+                backend.end(self.add_arm(arm_id, config))
+            elif action != RESUME or arm_id is None:
+                return
+            backend.launch(arm_id)
 
     def settle(self) -> str | None:
         """Nothing runs and no new arm will come: let the policy settle with the paused arms.

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from bandit_tune.driver.arms import results_before_last_exploit
-from bandit_tune.driver.runner import NEW, RESUME, Runner, retry_limit
+from bandit_tune.driver.runner import Runner, retry_limit
 from bandit_tune.policies.base import ArmState, Decision
 from bandit_tune.pool.lifecycle import _replace, _workers, discard
 from bandit_tune.pool.worker import checkpoint_step, latest_checkpoint
@@ -402,36 +402,39 @@ class PoolSearch:
         self._end(exploited)  # a worker that holds one forgets it
 
     def _fill(self) -> None:
-        runner = self.runner
         self._forget_exploited()
-        while self.free:
-            w = self.free[0]
-            if runner.wake:
-                self.free.popleft()
-                self._launch(w, runner.wake.popleft())
-                continue
-            more = self.next_config < len(self.configs)
-            action, arm_id = runner.next_arm(len(self.running), more, prefer=list(self.held[w]))
-            self._end(runner.take_ended())
-            if action == RESUME and arm_id is not None:
-                self.free.popleft()
-                self._launch(w, arm_id)
-            elif action == NEW:
-                i = self.next_config
-                self.next_config += 1
-                arm_id = f"arm_{i:05d}"
-                self.free.popleft()
-                self._end(runner.add_arm(arm_id, self.configs[i]))
-                self._launch(w, arm_id)
-            elif not self.running and runner.arms.paused:
-                arm_id = runner.settle()
-                self._end(runner.take_ended())
-                if arm_id is None:
-                    return
-                self.free.popleft()
-                self._launch(w, arm_id)
-            else:
-                return
+        self.runner.fill(self)
+
+    # -- the backend the runner fills (driver.runner.Backend) ---------------------------
+    def has_free_worker(self) -> bool:
+        """Whether a worker waits for an arm."""
+        return bool(self.free)
+
+    def n_running(self) -> int:
+        """Arms training now."""
+        return len(self.running)
+
+    def has_new_config(self) -> bool:
+        """Whether a configuration is left to start."""
+        return self.next_config < len(self.configs)
+
+    def preferred(self) -> list[str]:
+        """The paused arms the next free worker holds in memory (a resume there skips a load)."""
+        return list(self.held[self.free[0]])
+
+    def new_arm(self) -> tuple[str, dict[str, Any]]:
+        """The next configuration as an arm."""
+        i = self.next_config
+        self.next_config += 1
+        return f"arm_{i:05d}", self.configs[i]
+
+    def launch(self, arm_id: str) -> None:
+        """Train ``arm_id`` on the next free worker."""
+        self._launch(self.free.popleft(), arm_id)
+
+    def end(self, arm_ids: list[str]) -> None:
+        """Arms the runner ended while paused: their workers forget them."""
+        self._end(arm_ids)
 
     def _end(self, arm_ids: list[str]) -> None:
         """Arms the runner ended while paused: their workers forget them."""

@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from bandit_tune.driver.checks import integer, number
-from bandit_tune.driver.runner import NEW, RESUME, Runner
+from bandit_tune.driver.runner import Runner
 from bandit_tune.policies.base import (
     ArmPolicy,
     ArmState,
@@ -285,31 +285,38 @@ class Simulation:
             heapq.heappush(self.free, worker)
 
     def _fill(self) -> None:
-        runner = self.runner
         self._rejoin()
-        while self.free:
-            if runner.wake:  # running when the snapshot was taken: they go on first
-                self._launch(runner.wake.popleft())
-                continue
-            more = self.next_new < len(self.order)
-            action, arm_id = runner.next_arm(len(self.running), more)
-            runner.take_ended()  # no worker holds a paused arm: nothing to stop
-            if action == RESUME and arm_id is not None:
-                self._launch(arm_id)
-            elif action == NEW:
-                row = self._next_row()
-                arm_id = f"arm_{row:05d}"
-                config = self.configs[row] if row < len(self.configs) else {}
-                runner.add_arm(arm_id, {"_arm": row, **config})
-                self._launch(arm_id)
-            elif not self.running and runner.arms.paused:
-                arm_id = runner.settle()
-                runner.take_ended()
-                if arm_id is None:
-                    return
-                self._launch(arm_id)
-            else:
-                return
+        self.runner.fill(self)
+
+    # -- the backend the runner fills (driver.runner.Backend) ---------------------------
+    def has_free_worker(self) -> bool:
+        """Whether a virtual worker waits for an arm."""
+        return bool(self.free)
+
+    def n_running(self) -> int:
+        """Arms training now."""
+        return len(self.running)
+
+    def has_new_config(self) -> bool:
+        """Whether a recorded curve is left to start."""
+        return self.next_new < len(self.order)
+
+    def preferred(self) -> list[str]:
+        """No worker holds a model in the replay: no arm comes first."""
+        return []
+
+    def new_arm(self) -> tuple[str, dict[str, Any]]:
+        """The next recorded curve as an arm."""
+        row = self._next_row()
+        config = self.configs[row] if row < len(self.configs) else {}
+        return f"arm_{row:05d}", {"_arm": row, **config}
+
+    def launch(self, arm_id: str) -> None:
+        """Train ``arm_id`` on the free worker."""
+        self._launch(arm_id)
+
+    def end(self, arm_ids: list[str]) -> None:
+        """No worker holds a paused arm in the replay: nothing to stop."""
 
     def run(self, max_results: int | None = None) -> SimulationResult:
         """Replay until the policy is done (or ``max_results`` more results); return the result."""
