@@ -1,6 +1,5 @@
 """Budgets: parsing, whole-bracket plans, re-plans and the driver's clock (no Ray)."""
 
-import time
 
 import pytest
 from hypothesis import given, settings
@@ -100,7 +99,8 @@ def test_budget_clock_counts_epochs_in_flight_and_target():
     low = Budget(target_score=0.1, mode="min")
     low.record(0.2)
     assert not low.exhausted()
-    clock = Budget(seconds=0.05, started=time.monotonic())
+    now = [100.0]
+    clock = Budget(seconds=0.05, started=100.0, clock=lambda: now[0])
     assert not clock.exhausted()
-    time.sleep(0.06)
+    now[0] += 0.06  # the injected clock: no sleeping
     assert clock.exhausted() and "budget of 0.05 s" in clock.reason

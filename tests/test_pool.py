@@ -74,10 +74,10 @@ def test_a_function_arm_trains_ahead_only_as_far_as_it_was_granted(tmp_path):
             report({"epoch": epoch, "score": epoch / 10})
 
     def settled(count):
+        # once it has reported all it may, it waits for the driver: nothing more starts
         deadline = time.monotonic() + 10
-        while len(started) < count and time.monotonic() < deadline:
-            time.sleep(0.01)
-        time.sleep(0.2)  # it would have gone further by now
+        while not (len(started) >= count and arm.waiting()) and time.monotonic() < deadline:
+            time.sleep(0.005)
         return list(started)
 
     arm = FunctionArm(fn, {}, None, {}, str(tmp_path))

@@ -285,6 +285,11 @@ class FunctionArm:
             self.last_checkpoint = path
         return metrics, path, step, seconds
 
+    def waiting(self) -> bool:
+        """Whether the function has reported every epoch it may: it trains no further now."""
+        with self._turn:
+            return self._thread is not None and self._produced >= self._allowed
+
     def cleanup(self) -> None:
         """End the thread (it leaves ``report`` with an exception it does not see)."""
         with self._turn:
