@@ -261,3 +261,22 @@ def test_no_function_holds_more_than_80_lines_of_code_and_the_tuner_class_300():
                 if isinstance(node, ast.ClassDef) and node.name == "BanditTuner":
                     assert _code_lines(node, lines) <= 300, _code_lines(node, lines)
     assert not long, long
+
+
+def test_only_the_runner_writes_an_arm():
+    """The arm table's fields change in driver/runner.py and driver/arms.py only."""
+    import re
+
+    fields = "failures|checkpoint|checkpoint_step|step|state|config|decided|worker|lineage"
+    write = re.compile(rf"\barm\.({fields})\s*(\+|-)?=(?!=)")
+    found = []
+    for root, _, files in os.walk(PACKAGE):
+        for name in files:
+            path = os.path.join(root, name)
+            if not name.endswith(".py") or path.endswith(("runner.py", "arms.py")):
+                continue
+            with open(path) as f:
+                for number, line in enumerate(f, 1):
+                    if write.search(line):
+                        found.append(f"{_module_name(path)}:{number}: {line.strip()}")
+    assert not found, "\n".join(found)

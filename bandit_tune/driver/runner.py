@@ -404,6 +404,18 @@ class Runner:
             )
         return ended
 
+    def saved(self, arm_id: str, checkpoint: str, step: int) -> None:
+        """A checkpoint of ``arm_id`` at ``step`` was written after its result (the pool's save)."""
+        arm = self.arms.get(arm_id)
+        if arm is not None and not self.frozen:
+            arm.checkpoint, arm.checkpoint_step = checkpoint, step
+
+    def failure_counted(self, arm_id: str) -> None:
+        """``arm_id`` failed and its backend places it again itself (Ray requeues the trial)."""
+        arm = self.arms.get(arm_id)
+        if arm is not None and not self.frozen:
+            arm.failures += 1
+
     # -- what a free worker does next -------------------------------------------------
     def next_arm(
         self,

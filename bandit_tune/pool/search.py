@@ -297,10 +297,8 @@ class PoolSearch:
             if kind == "save":
                 if self.saving.get(arm_id) is ref:
                     del self.saving[arm_id]
-                arm = runner.arms.get(arm_id)
-                if arm is not None and arm_id not in self.stale:
-                    arm.checkpoint = payload
-                    arm.checkpoint_step = checkpoint_step(payload)
+                if arm_id not in self.stale:
+                    runner.saved(arm_id, payload, checkpoint_step(payload))
                 self.stale.discard(arm_id)
                 continue
             self._result(w, arm_id, payload)

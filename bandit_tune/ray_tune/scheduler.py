@@ -300,7 +300,7 @@ class BanditScheduler(RunnerHost, TrialScheduler):
                 # Ray stopped the trial and requeues it (then adds it again): the
                 # policy keeps counting on it
                 if not again:
-                    arm.failures += 1
+                    self.runner.failure_counted(arm_id)
                 return
             if self.recreates_arms and (again or retries_left):
                 self._trials.pop(arm_id, None)
