@@ -11,6 +11,7 @@ from typing import Any
 
 from bandit_tune.driver.arms import results_before_last_exploit
 from bandit_tune.driver.runner import Runner, retry_limit
+from bandit_tune.objective import best_of, orient
 from bandit_tune.policies.base import ArmState, Decision
 from bandit_tune.pool.lifecycle import _replace, _workers, discard
 from bandit_tune.pool.worker import checkpoint_step, latest_checkpoint
@@ -509,7 +510,7 @@ class PoolSearch:
         """What the arms reported, as a :class:`PoolResult` (``seconds``: this call's wall)."""
         runner = self.runner
         first = self.metrics[0]
-        maximize = (runner.mode if isinstance(runner.mode, str) else runner.mode[0]) == "max"
+        direction = runner.mode if isinstance(runner.mode, str) else runner.mode[0]
         rows = []
         best: tuple[float, str] | None = None
         for arm in runner.arms:
@@ -518,7 +519,8 @@ class PoolSearch:
             values = [float(r[first]) for r in arm.results if first in r]
             finite = [float(r[first]) for r in own if first in r]
             finite = [v for v in finite if math.isfinite(v)]
-            top = (max(finite) if maximize else min(finite)) if finite else math.nan
+            found = best_of(finite, direction)
+            top = math.nan if found is None else found
             rows.append(
                 {
                     "arm": arm.arm_id,
@@ -531,15 +533,15 @@ class PoolSearch:
                 }
             )
             if finite:
-                key = top if maximize else -top
+                key = orient(top, direction)
                 if best is None or key > best[0]:
                     best = (key, arm.arm_id)
-        rows.sort(key=lambda r: (math.isnan(r["best"]), -r["best"] if maximize else r["best"]))
+        rows.sort(key=lambda r: (math.isnan(r["best"]), -orient(r["best"], direction)))
         best_arm = best[1] if best else None
         return PoolResult(
             best_arm=best_arm,
             best_config=dict(runner.arms[best_arm].config) if best_arm else None,
-            best_score=(best[0] if maximize else -best[0]) if best else math.nan,
+            best_score=orient(best[0], direction) if best else math.nan,
             arms=rows,
             results=runner.arms.results(),
             decisions={k: [tuple(d) for d in v] for k, v in runner.arms.decisions().items()},

@@ -11,7 +11,7 @@ import numpy as np
 from bandit_tune.driver.arms import error_line as error_line  # re-exported: results' view
 from bandit_tune.driver.arms import results_before_last_exploit
 from bandit_tune.driver.project import load_arms as load_arms  # re-exported: results' view
-from bandit_tune.objective import best_index, best_of, sign
+from bandit_tune.objective import best_index, best_of, orient, sign
 
 OVERFIT_GAP = 0.05
 """Train-minus-validation gap that flags overfitting (objective units; relative for losses)."""
@@ -37,13 +37,13 @@ def diagnose(train: float, val: float, best_val: float, direction: str) -> tuple
     """
     if not all(math.isfinite(v) for v in (train, val, best_val)):
         return "unknown", math.nan
-    sign = 1.0 if direction == "max" else -1.0
-    scale = 1.0 if direction == "max" else max(abs(val), 1e-12)
-    gap = sign * (train - val) / scale
+    up = sign(direction)
+    scale = 1.0 if up > 0 else max(abs(val), 1e-12)
+    gap = up * (train - val) / scale
     if gap > OVERFIT_GAP:
         return "overfit", gap
     shortfall = (
-        sign * (best_val - train) / (1.0 if direction == "max" else max(abs(best_val), 1e-12))
+        up * (best_val - train) / (1.0 if up > 0 else max(abs(best_val), 1e-12))
     )
     if shortfall > UNDERFIT_GAP:
         return "underfit", gap
@@ -58,9 +58,10 @@ def add_diagnosis(frame: Any, histories: dict[str, Any], objective: str, directi
     """
     train_name = _train_name(objective)
     best_val = frame["best_score"].dropna()
+    found = best_of(best_val.tolist(), direction)
     best = (
-        float(best_val.max() if direction == "max" else best_val.min())
-        if len(best_val)
+        float(found)
+        if found is not None
         else math.nan
     )
     trains, gaps, labels = [], [], []
@@ -271,7 +272,7 @@ def _arm_key(score: float, status: str, direction: str) -> tuple[int, float]:
     # then arms with no score
     if math.isnan(score):
         return (2, 0.0)
-    return (int(status == "diverged"), score if direction == "min" else -score)
+    return (int(status == "diverged"), -orient(score, direction))
 
 
 def companion_metric(objective: str) -> str | None:
@@ -597,7 +598,7 @@ def plot_front(frame: Any, objectives: Sequence[Sequence[str]], path: str) -> st
         # the trade-off of this pair alone, as a step line
         from bandit_tune.policies.pareto import non_dominated_fronts
 
-        signs = [1.0 if objectives[0][1] == "max" else -1.0, 1.0 if _direction == "max" else -1.0]
+        signs = [sign(objectives[0][1]), sign(_direction)]
         pair = frame[[first, name]].to_numpy(dtype=float) * signs
         pair_front = frame.iloc[non_dominated_fronts([tuple(p) for p in pair])[0]]
         ordered = pair_front.sort_values(name)
