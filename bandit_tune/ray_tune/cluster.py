@@ -84,7 +84,7 @@ def ensure_ray(address: str | None = None, num_cpus: int | None = None) -> dict[
     A Ray already initialised in this process is reused as it is.
     """
     # Ray binds a local instance to the interface address unless this is set before
-    # it starts (../shared/MEASURED.md); loopback keeps its ports off the network.
+    # it starts; loopback keeps its ports off the network.
     os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
