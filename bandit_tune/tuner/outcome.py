@@ -1,9 +1,9 @@
 """What a search leaves: ``results_`` and the best arm, arms.json, a reloaded search, summaries.
 
 Functions of explicit arguments that the tuner calls after (or instead of) a
-run: :func:`collect` builds the attributes a finished search sets, from the
-runner's arm table; :func:`from_state` rebuilds them from a saved snapshot;
-:func:`save_arms` writes ``arms.json``.
+run: :func:`table` and :func:`best` build the attributes a finished search sets,
+from the runner's arm table; :func:`from_state` reads them back from a saved
+snapshot; :func:`save_arms` writes ``arms.json``.
 """
 
 from __future__ import annotations
@@ -29,30 +29,22 @@ class SavedSearch:
         self.arm_of: dict[str, str] = {}
 
 
-def collect(
+def table(
     scheduler: Any,
     result_grid: Any,
     objectives: list[Objective],
     space: SearchSpace,
     max_epochs: int,
     steps: Sequence[int] | None,
-    n_splits: int,
-    stop_reason: str | None,
-    project_dir: str,
     errors: dict[str, str] | None = None,
-    validation_labels: Any = None,
 ) -> dict[str, Any]:
-    """The tuner's result attributes (``results_``, ``best_params_``...) by name.
-
-    Raises ``RuntimeError`` naming the cause when no arm reported a finite objective.
-    """
-    from bandit_tune.tuner.results import add_pareto, arm_table, cv_table
+    """``results_`` (one row per arm, best first) and each arm's history, by attribute name."""
+    from bandit_tune.tuner.results import add_pareto, arm_table
 
     objective = objectives[0]
-    names = list(space.params)
     pair = (objective.name, objective.direction)
     results, histories = arm_table(
-        scheduler, result_grid, pair, names, max_epochs, steps, errors=errors
+        scheduler, result_grid, pair, list(space.params), max_epochs, steps, errors=errors
     )
     if len(objectives) > 1:
         results = add_pareto(results, histories, [(o.name, o.direction) for o in objectives])
@@ -60,30 +52,51 @@ def collect(
         if param.kind == "fixed" and len(results):
             # a model-based searcher proposes only what varies: the constant is here too
             results[param.name] = [param.default] * len(results)
+    return {"results_": results, "_histories": histories}
+
+
+def best(
+    results: Any,
+    histories: dict[str, Any],
+    runner: Any,
+    objectives: list[Objective],
+    space: SearchSpace,
+    n_splits: int,
+    stop_reason: str | None,
+    project_dir: str,
+    validation_labels: Any = None,
+) -> dict[str, Any]:
+    """The best arm and the per-split table (``best_params_``, ``cv_results_``...) by name.
+
+    Raises ``RuntimeError`` naming the cause when no arm reported a finite objective.
+    """
+    from bandit_tune.tuner.results import cv_table
+
+    objective = objectives[0]
+    names = list(space.params)
     valid = results["best_score"].notna()
     _refuse_nothing_scored(results, valid, objective.name, stop_reason, project_dir)
     flag_chance(results, objective.name, validation_labels)
     best_index = int(results.index[valid][0])
-    best = results.loc[best_index]
+    row = results.loc[best_index]
+    pair = (objective.name, objective.direction)
     out: dict[str, Any] = {
-        "results_": results,
-        "_histories": histories,
         "cv_results_": cv_table(results, histories, pair, names, n_splits),
         "best_index_": best_index,
-        "best_params_": {k: _plain(best[k]) for k in names},
-        "best_score_": float(best["best_score"]),
+        "best_params_": {k: _plain(row[k]) for k in names},
+        "best_score_": float(row["best_score"]),
     }
     if "schedule" in results:
         import pandas as pd
 
         from bandit_tune.driver.lineage import lineage_rows
 
-        rows = lineage_rows({a.arm_id: a.to_json() for a in scheduler.runner.arms})
+        rows = lineage_rows({a.arm_id: a.to_json() for a in runner.arms})
         columns = ["order", "arm_id", "left_at", "donor", "donor_step"]
         # population-based training: every exploit (who copied whom, when, old and new
         # values), and the best arm's schedule (the values its model trained with)
         out["lineage_"] = pd.DataFrame(rows, columns=None if rows else columns)
-        out["best_schedule_"] = list(best["schedule"])
+        out["best_schedule_"] = list(row["schedule"])
     return out
 
 

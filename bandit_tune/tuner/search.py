@@ -309,6 +309,10 @@ class BanditTuner:
             self.space_, self.scheduler_, self.result_grid_ = space, scheduler, None
             self._collect(max_epochs, steps)
 
+        def configs_for(space: SearchSpace) -> list[dict[str, Any]]:
+            self.space_ = space  # a model-based tuner's searcher reads it
+            return self._configs(space)
+
         ran = run.execute(
             run.Settings.of(vars(self)),
             prepared,
@@ -318,7 +322,7 @@ class BanditTuner:
             fit_args,
             callbacks,
             self._resume_state,
-            self._configs,
+            configs_for,
             self._searcher,
             lambda: {"n_splits": getattr(self, "n_splits_", 1), "finished": self._finished},
             fault_results,
@@ -379,19 +383,29 @@ class BanditTuner:
 
     # -- results ---------------------------------------------------------------------
     def _collect(self, max_epochs: int, steps: Sequence[int] | None) -> None:
+        # the table first: it stays for the user to see when no arm scored (then it raises)
         vars(self).update(
-            outcome.collect(
+            outcome.table(
                 self.scheduler_,
                 self.result_grid_,
                 self.objectives,
                 self.space_,
                 max_epochs,
                 steps,
+                errors=getattr(self, "_arm_errors", None),
+            )
+        )
+        vars(self).update(
+            outcome.best(
+                self.results_,
+                self._histories,
+                self.scheduler_.runner,
+                self.objectives,
+                self.space_,
                 getattr(self, "n_splits_", 1),
                 getattr(self, "stop_reason_", None),
                 self.project_dir,
-                errors=getattr(self, "_arm_errors", None),
-                validation_labels=getattr(self, "_validation_labels", None),
+                getattr(self, "_validation_labels", None),
             )
         )
 
@@ -510,10 +524,8 @@ class BanditTuner:
     def evaluate(self, x: Any, y: Any, **kwargs: Any) -> dict[str, float]:
         """Score the best model on held-out data (the test set, used once)."""
         model = self.get_best_models(1)[0]
-        return {
-            k: float(v)
-            for k, v in model.evaluate(x, y, verbose=0, return_dict=True, **kwargs).items()
-        }
+        scores = model.evaluate(x, y, verbose=0, return_dict=True, **kwargs)
+        return {k: float(v) for k, v in scores.items()}
 
     def results_summary(self, num_trials: int = 10) -> None:
         """Print the best arms as keras-tuner does, plus epochs and status."""
