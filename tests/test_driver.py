@@ -336,6 +336,24 @@ def test_consecutive_failures_stop_the_search_in_the_runner_whatever_the_backend
     runner.arm_failed("a", retry=False, error="ValueError: first")
     runner.arm_ended("b")  # ended normally: the count starts again
     runner.arm_failed("c", retry=False)
+    assert runner.failed_in_a_row == 1
     with pytest.raises(TooManyFailures, match=r"2 arms failed in a row.*OSError: disk full"):
         runner.arm_failed("d", retry=False, error="Traceback...\nOSError: disk full\n")
     assert runner.arms["d"].state is ArmState.STOPPED
+
+
+def test_an_arm_that_trains_between_two_failures_breaks_the_run_of_failures():
+    """Under Hyperband arms pause at their first rung and rarely end: an epoch trained by
+    any arm is what shows the search works, so it resets max_consecutive_failed_trials."""
+    from bandit_tune.driver.runner import TooManyFailures
+
+    runner = Runner(Hyperband(max_t=9, eta=3))
+    runner.max_consecutive_failures = 2
+    for arm_id in "abcde":
+        runner.add_arm(arm_id, {"x": 1})
+    runner.arm_failed("a", retry=False)
+    runner.report("b", 1, 0.5)  # trains an epoch (and pauses at its rung): not a failure
+    runner.arm_failed("c", retry=False)
+    assert runner.failed_in_a_row == 1
+    with pytest.raises(TooManyFailures, match="2 arms failed in a row"):
+        runner.arm_failed("d", retry=False)

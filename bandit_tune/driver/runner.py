@@ -231,7 +231,7 @@ class Runner:
         #: Arms that may fail for good one after another before the search stops
         #: (keras-tuner's ``max_consecutive_failed_trials``); ``None``: no limit.
         self.max_consecutive_failures: int | None = None
-        #: Arms that failed for good since the last arm that ended otherwise.
+        #: Arms that failed for good since the last epoch any arm trained.
         self.failed_in_a_row = 0
         self._ended: list[str] = []
         self._decision_count = 0
@@ -284,6 +284,7 @@ class Runner:
         if step <= arm.step or self.frozen:
             return None, []
         self.version += 1
+        self.failed_in_a_row = 0  # an arm trained: the failures before it were not in a row
         arm.step = step
         if checkpoint:
             arm.checkpoint = checkpoint
