@@ -141,3 +141,26 @@ def test_tied_arms_the_live_view_and_results_name_the_same_best_arm():
     ordered = order_arms(pd.DataFrame(rows), "max")
     assert list(ordered["arm_id"]) == ["long", "short", "lossy", "low"]
     assert progress.best[1] == "long" and progress.best[2] == 2  # its best epoch
+
+
+def test_the_live_line_of_a_resumed_search_counts_the_epochs_recorded_before():
+    """A resumed search showed 'epochs 0/69' although 16 were recorded: the display takes
+    up the restored arms' decisions (and their best arm) when it starts."""
+    import io
+
+    from bandit_tune.driver.host import RunnerHost
+    from bandit_tune.policies import SuccessiveHalving
+    from bandit_tune.tuner.progress import Progress
+
+    first = RunnerHost(SuccessiveHalving(9, 3), metric="val_accuracy", mode="max")
+    for arm_id, score in (("a", 0.5), ("b", 0.7), ("c", 0.6)):
+        first.runner.add_arm(arm_id, {})
+        first.runner.report(arm_id, 1, score, {"val_accuracy": score})
+    resumed = RunnerHost(SuccessiveHalving(9, 3), metric="val_accuracy", mode="max")
+    resumed.restore_snapshot(first.runner.state())
+    out = io.StringIO()
+    progress = Progress(resumed, ("val_accuracy", "max"), 9, 27, stream=out, live=False)
+    with progress:
+        pass
+    assert progress.epochs == 3 and progress.best is not None and progress.best[1] == "b"
+    assert "epochs 3/27" in out.getvalue()

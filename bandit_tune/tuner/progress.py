@@ -80,6 +80,18 @@ class Progress:
         if self._view is None and time.monotonic() - self._last_line >= self.interval:
             self._line()
 
+    def _take_up(self) -> None:
+        """Count what a resumed search recorded before (its epochs, its best arm so far)."""
+        if self.epochs:
+            return
+        for arm in self.scheduler.runner.arms:
+            for step, score, _ in arm.decisions:
+                self.epochs += 1
+                if isinstance(score, (tuple, list)):
+                    score = score[0]
+                if score == score:
+                    self._consider(arm.arm_id, int(step), float(score))
+
     def _consider(self, arm_id: str, step: int, score: float) -> None:
         # the arm's best so far (the first epoch that reached it, as results_ takes it),
         # ranked as results_ ranks arms: score, then the companion loss at that epoch,
@@ -105,6 +117,7 @@ class Progress:
     def __enter__(self) -> Progress:
         if not self._fixed_start:
             self.start = time.monotonic()
+        self._take_up()
         if self.live:
             from rich.console import Console
             from rich.live import Live
