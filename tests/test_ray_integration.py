@@ -75,6 +75,39 @@ def test_bandit_scheduler_in_a_plain_tuner(ray_local, tmp_path):
     assert all(score <= 0 for h in scheduler.history.values() for _, score, _ in h)
 
 
+@pytest.mark.timeout(240)
+def test_paused_arms_resume_under_a_searcher_whose_concurrency_limit_counts_them(
+    ray_local, tmp_path
+):
+    """BasicVariantGenerator(max_concurrent=2) counts paused trials as live: with both arms
+    paused at ASHA's first rung it made no new trial, the policy waited for one, and the
+    run hung. The scheduler sees the searcher made none and lets the policy settle."""
+    from ray import tune
+    from ray.tune.search.basic_variant import BasicVariantGenerator
+
+    from bandit_tune.policies import ASHA
+
+    scheduler = BanditScheduler(ASHA(max_t=9, eta=3))
+    tuner = tune.Tuner(
+        _recorded_trainable,
+        param_space={"quality": tune.uniform(0.1, 1.0)},
+        tune_config=tune.TuneConfig(
+            scheduler=scheduler,
+            search_alg=BasicVariantGenerator(max_concurrent=2),
+            metric="val_loss",
+            mode="min",
+            num_samples=6,
+        ),
+        run_config=tune.RunConfig(storage_path=str(tmp_path), name="limited", verbose=0),
+    )
+    results = tuner.fit()
+    assert len(results) == 6 and not results.errors
+    histories = [r.metrics_dataframe for r in results]
+    for h in histories:  # every epoch once, a resumed arm from its checkpoint
+        assert list(h["training_iteration"]) == list(range(1, len(h) + 1))
+    assert max(len(h) for h in histories) == 9  # an arm was promoted to the top
+
+
 def _no_metric_trainable(config):
     from ray import tune
 

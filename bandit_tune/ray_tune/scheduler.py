@@ -50,6 +50,36 @@ def _failed_actor(text: str) -> str | None:
     return found.group(1) if found else None
 
 
+#: Ray Tune's per-trial result files, which its loggers copy back from storage on a resume.
+_RESULT_FILES = ("result.json", "progress.csv")
+
+
+def _upload_results(trial: Trial) -> None:
+    """Copy a paused trial's result files to its storage before it resumes.
+
+    When a trial with a checkpoint starts, Ray Tune's loggers first copy their files
+    back from the storage path; lines written since the last upload (periodic) were
+    lost, so ``Result.metrics_dataframe`` missed the epochs a trial trained between two
+    pauses. Uploading them as the trial resumes makes that copy a no-op. The runner
+    keeps every result itself; only Ray's own files are at stake here.
+    """
+    try:
+        import pyarrow.fs
+
+        storage = trial.storage
+        filesystem = storage.storage_filesystem
+        for name in _RESULT_FILES:
+            local = os.path.join(trial.local_path, name)
+            remote = f"{storage.trial_fs_path}/{name}"
+            same = isinstance(filesystem, pyarrow.fs.LocalFileSystem) and (
+                os.path.realpath(local) == os.path.realpath(remote)
+            )
+            if os.path.isfile(local) and not same:
+                pyarrow.fs.copy_files(local, remote, destination_filesystem=filesystem)
+    except Exception:  # noqa: BLE001 — another Ray layout: its loggers keep their behaviour
+        return
+
+
 class BanditScheduler(RunnerHost, TrialScheduler):
     """A Ray Tune scheduler driven by an arm policy.
 
@@ -119,6 +149,8 @@ class BanditScheduler(RunnerHost, TrialScheduler):
         # in either order; the policy is asked once per change, as in replay)
         self._decided: tuple[str, str | None] | None = None
         self._waited_at: tuple[int, int, bool] | None = None
+        # the state in which a plain searcher was last expected to make a new arm
+        self._new_stalled_at: tuple[int, int] | None = None
         self._controller: Any = None  # the last TuneController seen (to stop trials)
         #: Hooks running now (a Ctrl-C waits for them: the runner stays consistent).
         self.busy = 0
@@ -361,7 +393,19 @@ class BanditScheduler(RunnerHost, TrialScheduler):
             if self._freed:
                 self._freed.pop()
             return pending[0]
-        if action == WAIT and runner.arms.paused and not n_running and not runner.wake and no_new:
+        idle = not n_running and not pending and not runner.wake
+        if action == NEW and idle and runner.arms.paused and not self.recreates_arms:
+            # a plain Ray searcher was to make the new arm; asked again with nothing
+            # changed, it made none (a concurrency limit that counts the paused trials)
+            stalled = (runner.version, len(trials))
+            if self._new_stalled_at == stalled:
+                self._decided, action = None, WAIT
+            self._new_stalled_at = stalled
+        if action == WAIT and runner.arms.paused and idle:
+            # nothing runs or waits and the runner starts nothing: the policy settles (as
+            # Runner.place does in replay), also while a searcher with a concurrency limit
+            # holds back new trials because the paused ones count against it
+            self._decided = None
             arm_id = runner.settle()
             self._stop(tune_controller, runner.take_ended())
             if arm_id is not None:
@@ -422,6 +466,7 @@ class BanditScheduler(RunnerHost, TrialScheduler):
             self.runner.snapshot(force=True)
             return None
         self._chosen = trial
+        _upload_results(trial)
         return trial
 
     def _stop(self, tune_controller: Any, arm_ids: list[str]) -> None:
