@@ -436,3 +436,46 @@ def test_population_based_training_with_arm_classes(ray_local, tmp_path, synch):
     for arm_id, entries in found.lineage.items():
         own = [r["score"] for r in found.results[arm_id][entries[-1]["results"] :]]
         assert best[arm_id] == max(own), (arm_id, best[arm_id], own)
+
+
+def _one_epoch(config):
+    from ray import tune
+
+    tune.report({"score": config["x"]})
+
+
+@pytest.mark.timeout(180)
+def test_idle_pool_workers_end_after_their_timeout_and_free_the_cpus(ray_local, tmp_path):
+    """A pool search keeps its workers for the next one, but only for ``idle_timeout``: a
+    plain ray.tune.Tuner with Ray's own scheduler started next in the process waited for
+    ever while the idle workers held every CPU. Within the timeout a second search reuses
+    them (no new worker)."""
+    from ray import tune
+    from ray.tune.schedulers import ASHAScheduler
+
+    from bandit_tune.pool import lifecycle
+
+    def search(name):
+        return run_arms(
+            CurveArm, CONFIGS[:4], ASHA(3, 3), metric="score", cpus_per_arm=0.5,
+            directory=str(tmp_path), project_name=name, idle_timeout=3.0,
+        )
+
+    search("first")
+    workers = [w for shelf in lifecycle._POOL["workers"].values() for w in shelf]
+    assert len(workers) == 4  # 2 CPUs, half a CPU each: every CPU held
+    search("second")  # within the timeout: the same workers
+    assert [w for shelf in lifecycle._POOL["workers"].values() for w in shelf] == workers
+    tuner = tune.Tuner(
+        tune.with_resources(_one_epoch, {"cpu": 1}),
+        param_space={"x": tune.grid_search([0.1, 0.2])},
+        tune_config=tune.TuneConfig(
+            scheduler=ASHAScheduler(max_t=1), metric="score", mode="max"
+        ),
+        run_config=tune.RunConfig(storage_path=str(tmp_path), name="plain", verbose=0),
+    )
+    started = time.monotonic()
+    results = tuner.fit()  # Ray's own scheduler: nothing of ours ends the workers
+    assert len(results) == 2 and not results.errors
+    assert time.monotonic() - started < 60
+    assert not lifecycle._POOL["workers"]

@@ -57,10 +57,16 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-from bandit_tune.driver.checks import devices, integer
+from bandit_tune.driver.checks import devices, integer, number
 from bandit_tune.driver.runner import Runner, check_directions
 from bandit_tune.policies.base import ArmPolicy
-from bandit_tune.pool.lifecycle import shutdown_pool, start_workers, warm_worker
+from bandit_tune.pool.lifecycle import (
+    IDLE_TIMEOUT_S,
+    keep_idle,
+    shutdown_pool,
+    start_workers,
+    warm_worker,
+)
 from bandit_tune.pool.search import PoolResult, PoolSearch
 from bandit_tune.pool.worker import (
     ArmWorker,
@@ -73,12 +79,14 @@ from bandit_tune.pool.worker import (
 )
 
 __all__ = [
+    "IDLE_TIMEOUT_S",
     "ArmWorker",
     "FunctionArm",
     "PoolResult",
     "PoolSearch",
     "current_arm",
     "get_checkpoint",
+    "keep_idle",
     "latest_checkpoint",
     "report",
     "run_arms",
@@ -134,6 +142,7 @@ def run_arms(
     budget: str | float | None = None,
     address: str | None = None,
     parameters: dict[str, Any] | None = None,
+    idle_timeout: float | None = IDLE_TIMEOUT_S,
 ) -> PoolResult:
     """Run ``configs`` as arms of ``policy`` on long-lived Ray workers; return the best.
 
@@ -158,6 +167,10 @@ def run_arms(
             error recorded.
         keep_paused: paused arms a worker keeps in memory (older ones are dropped
             there and load from their checkpoint when resumed).
+        idle_timeout: seconds the workers stay, idle, after the call for a next
+            search of the process (it then starts at once); then they end and free
+            their CPUs and GPUs for other Ray work. ``None``: kept until
+            :func:`shutdown_pool`.
         max_total_epochs: stop once this many epochs were trained.
         budget: a wall-clock limit (``"90s"``, ``"10m"`` or seconds).
         address: a Ray cluster to join (default: a local Ray on 127.0.0.1).
@@ -179,6 +192,7 @@ def run_arms(
     integer("max_total_epochs", max_total_epochs, optional=True)
     integer("max_failures", max_failures, minimum=0)
     integer("keep_paused", keep_paused, minimum=0)
+    number("idle_timeout", idle_timeout, optional=True)
     if parameters is not None and (
         not isinstance(parameters, dict) or not all(isinstance(k, str) for k in parameters)
     ):
@@ -217,6 +231,7 @@ def run_arms(
             keep_paused,
         )
         runner.extra_state = search.extra_state
+        search.idle_timeout = idle_timeout
         search.parameters = dict(parameters or {})
         if saved is not None:
             search.restore(saved)

@@ -1,13 +1,63 @@
-"""The pool itself: the worker actors of this process, kept across its searches."""
+"""The pool itself: the worker actors of this process, kept across its searches.
+
+Idle workers are kept for the next search of the process (it then starts at once),
+but only for :data:`IDLE_TIMEOUT_S` seconds (``run_arms(idle_timeout=)``): after that
+they end and give their CPUs and GPUs back to whatever else runs on Ray (a plain
+``ray.tune.Tuner``, another user's job). A Ray Tune run the library starts ends them
+at once.
+"""
 
 from __future__ import annotations
 
+import threading
 from typing import Any
 
 from bandit_tune.driver.idle import on_release
 from bandit_tune.pool.worker import ArmWorker
 
-_POOL: dict[str, Any] = {"job": None, "workers": {}}
+_POOL: dict[str, Any] = {"job": None, "workers": {}, "busy": False, "timer": None}
+_LOCK = threading.Lock()
+
+#: Seconds idle workers wait for the next search of the process before they end.
+IDLE_TIMEOUT_S = 60.0
+
+
+def _cancel_idle_timer() -> None:
+    timer, _POOL["timer"] = _POOL["timer"], None
+    if timer is not None:
+        timer.cancel()
+
+
+def taken() -> None:
+    """A search takes the pool's workers: they are not idle (no idle timeout runs)."""
+    with _LOCK:
+        _cancel_idle_timer()
+        _POOL["busy"] = True
+
+
+def keep_idle(seconds: float | None = IDLE_TIMEOUT_S) -> None:
+    """The search ended: its workers wait ``seconds`` for the next one, then end.
+
+    ``None`` keeps them until :func:`shutdown_pool` or Ray's end.
+    """
+    with _LOCK:
+        _cancel_idle_timer()
+        _POOL["busy"] = False
+        if seconds is None or not _POOL["workers"]:
+            return
+        timer = threading.Timer(float(seconds), _end_idle)
+        timer.daemon = True
+        _POOL["timer"] = timer
+        timer.start()
+
+
+def _end_idle() -> None:
+    with _LOCK:
+        if _POOL["busy"] or _POOL["timer"] is not threading.current_thread():
+            return  # a search took the workers meanwhile
+        shelves, _POOL["workers"], _POOL["timer"] = _POOL["workers"], {}, None
+    for shelf in shelves.values():
+        _kill(shelf)
 
 
 def _kill(workers: list[Any]) -> None:
@@ -59,6 +109,7 @@ def _workers(count: int, cpus: float, gpus: float) -> list[Any]:
     """
     import ray
 
+    taken()
     job = ray.get_runtime_context().get_job_id()
     if _POOL["job"] != job:  # Ray was restarted: the old actors are gone
         _POOL["job"], _POOL["workers"] = job, {}
@@ -98,6 +149,8 @@ def warm_worker(cpus: float, gpus: float) -> Any:
     if _POOL["job"] != ray.get_runtime_context().get_job_id():
         return None
     shelf = _POOL["workers"].get((cpus, gpus)) or []
+    if shelf:
+        taken()  # the search that asks uses it: it must not end meanwhile
     return shelf[0] if shelf else None
 
 
@@ -130,12 +183,13 @@ def shutdown_pool() -> None:
     """
     import sys
 
-    if "ray" not in sys.modules or not _POOL["workers"]:
-        _POOL["workers"] = {}
+    with _LOCK:
+        _cancel_idle_timer()
+        shelves, _POOL["workers"] = _POOL["workers"], {}
+    if "ray" not in sys.modules:
         return
-    for shelf in _POOL["workers"].values():
+    for shelf in shelves.values():
         _kill(shelf)
-    _POOL["workers"] = {}
 
 
 on_release(shutdown_pool)  # a Ray Tune run started later takes their CPUs

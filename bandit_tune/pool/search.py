@@ -13,7 +13,7 @@ from bandit_tune.driver.arms import results_before_last_exploit
 from bandit_tune.driver.runner import Runner, retry_limit
 from bandit_tune.objective import best_of, orient
 from bandit_tune.policies.base import ArmState, Decision
-from bandit_tune.pool.lifecycle import _replace, _workers, discard
+from bandit_tune.pool.lifecycle import IDLE_TIMEOUT_S, _replace, _workers, discard, keep_idle
 from bandit_tune.pool.worker import checkpoint_step, latest_checkpoint
 
 
@@ -96,6 +96,8 @@ class PoolSearch:
         self.max_failures, self.keep = max_failures, keep_paused
         self.step_key = step_key
         self.runner = runner
+        #: Seconds the workers stay idle for the next search once this one ends.
+        self.idle_timeout: float | None = IDLE_TIMEOUT_S
         # a population-based policy exploits checkpoints at its decision steps
         policy = runner.policy
         exploits = getattr(policy, "mutable_keys", None) is not None
@@ -219,6 +221,7 @@ class PoolSearch:
             for w in self.joining.values():  # never placed: they would hold a claim
                 discard(self.workers[w], self.cpus, self.gpus)
             self.joining.clear()
+            keep_idle(self.idle_timeout)
         self.finished = True
         self.runner.snapshot(force=True)
         return self.result(time.perf_counter() - started)
