@@ -203,32 +203,20 @@ def run_arms(
     from bandit_tune.driver.project import open_project
 
     seconds = None if budget is None else parse_budget(budget)
+    limits = None
+    if seconds is not None or max_total_epochs is not None:
+        limits = Budget(
+            seconds=seconds,
+            max_total_epochs=max_total_epochs,
+            started=time.monotonic(),
+            clock=time.monotonic,
+        )
     project, saved = open_project(directory, project_name, overwrite, keep_apart=False)
     with project:
-        runner = Runner(
-            policy,
-            mode=modes,
-            metric=metrics[0],
-            budget=None
-            if seconds is None and max_total_epochs is None
-            else Budget(
-                seconds=seconds,
-                max_total_epochs=max_total_epochs,
-                started=time.monotonic(),
-                clock=time.monotonic,
-            ),
-        )
+        runner = Runner(policy, mode=modes, metric=metrics[0], budget=limits)
         search = PoolSearch(
-            trainable,
-            configs,
-            runner,
-            metrics,
-            float(cpus_per_arm),
-            float(gpus_per_arm),
-            max_concurrent,
-            project.path,
-            max_failures,
-            keep_paused,
+            trainable, configs, runner, metrics, float(cpus_per_arm), float(gpus_per_arm),
+            max_concurrent, project.path, max_failures, keep_paused,
         )
         runner.extra_state = search.extra_state
         search.idle_timeout = idle_timeout

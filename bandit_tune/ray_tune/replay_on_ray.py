@@ -169,17 +169,10 @@ def replay_on_ray(
         checkpoint_epochs=None if steps is None else [int(s) for s in steps],
         before_report=before_report,
     )
-    tuner = tune.Tuner(
-        tune.with_resources(trainable, {"cpu": 1}),
-        tune_config=tune.TuneConfig(
-            metric="score",
-            mode="max",
-            search_alg=source,
-            scheduler=scheduler,
-            num_samples=-1,
-            reuse_actors=True,
-        ),
-        run_config=tune.RunConfig(storage_path=storage_path, name=name, verbose=0),
+    config = tune.TuneConfig(
+        metric="score", mode="max", search_alg=source, scheduler=scheduler, num_samples=-1,
+        reuse_actors=True,
     )
-    tuner.fit()
+    run = tune.RunConfig(storage_path=storage_path, name=name, verbose=0)
+    tune.Tuner(tune.with_resources(trainable, {"cpu": 1}), tune_config=config, run_config=run).fit()
     return decisions
