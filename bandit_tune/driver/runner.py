@@ -466,20 +466,22 @@ class Runner:
         new_arms_left: bool,
         prefer: Sequence[str] = (),
         waiting: bool = False,
+        wake_first: bool = True,
     ) -> tuple[str, str | None]:
         """What one free worker does next, by the one rule every backend follows.
 
         An arm waiting to be placed again (:attr:`wake`) first; then
         :meth:`next_arm` (resume the policy's pick, else a new arm); and when that
-        says wait while nothing runs and paused arms remain, :meth:`settle` (the
-        policy resumes one, or every paused arm ends). Returns ``(RESUME, arm)``,
-        ``(NEW, None)`` or ``(WAIT, None)``; see :meth:`take_ended` for the arms it
-        ended.
+        says wait while nothing runs, nothing waits to be placed and paused arms
+        remain, :meth:`settle` (the policy resumes one, or every paused arm ends).
+        Returns ``(RESUME, arm)``, ``(NEW, None)`` or ``(WAIT, None)``; see
+        :meth:`take_ended` for the arms it ended. ``wake_first=False``: the backend
+        places the :attr:`wake` arms itself (Ray Tune's searcher re-creates them).
         """
-        if self.wake:
+        if self.wake and wake_first:
             return RESUME, self.wake.popleft()
         action, arm_id = self.next_arm(running, new_arms_left, prefer, waiting)
-        if action != WAIT or running or not self.arms.paused:
+        if action != WAIT or running or self.wake or not self.arms.paused:
             return action, arm_id
         arm_id = self.settle()
         return (WAIT, None) if arm_id is None else (RESUME, arm_id)

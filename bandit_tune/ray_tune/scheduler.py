@@ -421,8 +421,10 @@ class BanditScheduler(RunnerHost, TrialScheduler):
         runner = self.runner
         if self._waited_at == (runner.version, running, waiting):
             return WAIT, None  # nothing changed since it said wait
-        action, arm_id = runner.next_arm(
-            running, new_arms_left, prefer=self._here(), waiting=waiting
+        # the runner's one rule (as the replay and the pool follow it), the wake list
+        # left to the searcher, which re-creates those arms as trials
+        action, arm_id = runner.place(
+            running, new_arms_left, prefer=self._here(), waiting=waiting, wake_first=False
         )
         self._stop(tune_controller, runner.take_ended())
         if action == WAIT:
