@@ -244,7 +244,7 @@ def _code_lines(node, source_lines):
     )
 
 
-def test_no_function_holds_more_than_80_lines_of_code_and_the_tuner_class_300():
+def test_no_function_is_over_80_lines_and_the_tuner_class_holds_300_of_code():
     long = []
     for root, _, files in os.walk(PACKAGE):
         for name in files:
@@ -256,7 +256,7 @@ def test_no_function_holds_more_than_80_lines_of_code_and_the_tuner_class_300():
             lines = source.splitlines()
             for node in ast.walk(ast.parse(source, path)):
                 if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
-                    if _code_lines(node, lines) > 80:
+                    if node.end_lineno - node.lineno + 1 > 80:  # docstring included
                         long.append(f"{_module_name(path)}.{node.name}")
                 if isinstance(node, ast.ClassDef) and node.name == "BanditTuner":
                     assert _code_lines(node, lines) <= 300, _code_lines(node, lines)

@@ -58,6 +58,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from bandit_tune.driver.checks import devices, integer, number
+from bandit_tune.driver.project import open_project
 from bandit_tune.driver.runner import Runner, check_directions
 from bandit_tune.policies.base import ArmPolicy
 from bandit_tune.pool.lifecycle import (
@@ -186,10 +187,34 @@ def run_arms(
     _check_trainable(trainable, parameters if isinstance(parameters, dict) else {})
     configs = _check_configs(configs)
     metrics, modes = _check_metrics(policy, metric, mode)
+    _check_settings(cpus_per_arm, gpus_per_arm, max_concurrent, max_total_epochs)
+    _check_keeping(max_failures, keep_paused, idle_timeout, parameters)
+    runner = Runner(policy, mode=modes, metric=metrics[0], budget=_limits(budget, max_total_epochs))
+    project, saved = open_project(directory, project_name, overwrite, keep_apart=False)
+    with project:
+        search = PoolSearch(
+            trainable, configs, runner, metrics, float(cpus_per_arm), float(gpus_per_arm),
+            max_concurrent, project.path, max_failures, keep_paused,
+        )
+        runner.extra_state = search.extra_state
+        search.idle_timeout, search.parameters = idle_timeout, dict(parameters or {})
+        if saved is not None:
+            search.restore(saved)
+            if saved.get("extra", {}).get("finished"):
+                return search.result(0.0)
+        return search.run(address)
+
+
+def _check_settings(
+    cpus_per_arm: Any, gpus_per_arm: Any, max_concurrent: Any, max_total_epochs: Any
+) -> None:
     devices("cpus_per_arm", cpus_per_arm, zero=False)
     devices("gpus_per_arm", gpus_per_arm, zero=True)
     integer("max_concurrent", max_concurrent, optional=True)
     integer("max_total_epochs", max_total_epochs, optional=True)
+
+
+def _check_keeping(max_failures: Any, keep_paused: Any, idle_timeout: Any, parameters: Any) -> None:
     integer("max_failures", max_failures, minimum=0)
     integer("keep_paused", keep_paused, minimum=0)
     number("idle_timeout", idle_timeout, optional=True)
@@ -199,30 +224,16 @@ def run_arms(
         raise TypeError(
             f"parameters must be a dict of keyword arguments for setup, got {parameters!r:.80}"
         )
+
+
+def _limits(budget: Any, max_total_epochs: int | None) -> Any:
+    """The search's budget (``None`` without a limit), its clock started now."""
     from bandit_tune.driver.budget import Budget, parse_budget
-    from bandit_tune.driver.project import open_project
 
     seconds = None if budget is None else parse_budget(budget)
-    limits = None
-    if seconds is not None or max_total_epochs is not None:
-        limits = Budget(
-            seconds=seconds,
-            max_total_epochs=max_total_epochs,
-            started=time.monotonic(),
-            clock=time.monotonic,
-        )
-    project, saved = open_project(directory, project_name, overwrite, keep_apart=False)
-    with project:
-        runner = Runner(policy, mode=modes, metric=metrics[0], budget=limits)
-        search = PoolSearch(
-            trainable, configs, runner, metrics, float(cpus_per_arm), float(gpus_per_arm),
-            max_concurrent, project.path, max_failures, keep_paused,
-        )
-        runner.extra_state = search.extra_state
-        search.idle_timeout = idle_timeout
-        search.parameters = dict(parameters or {})
-        if saved is not None:
-            search.restore(saved)
-            if saved.get("extra", {}).get("finished"):
-                return search.result(0.0)
-        return search.run(address)
+    if seconds is None and max_total_epochs is None:
+        return None
+    return Budget(
+        seconds=seconds, max_total_epochs=max_total_epochs, started=time.monotonic(),
+        clock=time.monotonic,
+    )
