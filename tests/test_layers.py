@@ -6,6 +6,14 @@ import os
 PACKAGE = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "bandit_tune")
 
 
+def _sources():
+    """The path of every Python file of the package."""
+    for root, _, files in os.walk(PACKAGE):
+        for name in sorted(files):
+            if name.endswith(".py"):
+                yield os.path.join(root, name)
+
+
 def _module_name(path):
     rel = os.path.relpath(path, os.path.dirname(PACKAGE))[: -len(".py")].replace(os.sep, ".")
     return rel.removesuffix(".__init__")
@@ -14,11 +22,8 @@ def _module_name(path):
 def _graph():
     """Module -> the bandit_tune modules it imports (at the top or inside functions)."""
     modules = {}
-    for root, _, files in os.walk(PACKAGE):
-        for name in files:
-            if name.endswith(".py"):
-                path = os.path.join(root, name)
-                modules[_module_name(path)] = path
+    for path in _sources():
+        modules[_module_name(path)] = path
     graph = {}
     for module, path in modules.items():
         with open(path) as f:
@@ -201,24 +206,20 @@ def _imports_package(name, package):
 
 def test_keras_and_tensorflow_load_only_in_arm_and_each_folder_keeps_off_its_packages():
     wrong = []
-    for root, _, files in os.walk(PACKAGE):
-        for name in files:
-            if not name.endswith(".py"):
-                continue
-            path = os.path.join(root, name)
-            module = _module_name(path)
-            room = _room(module)
-            forbidden = set(FORBIDDEN_PACKAGES.get(room, ()))
-            if room == "vocabulary":
-                forbidden = {"tensorflow", "keras", "ray"}
-            for imported, function in _third_party(path):
-                for package in forbidden:
-                    if not _imports_package(imported, package):
-                        continue
-                    # a hyperparameter's Ray Tune domain: Ray only when asked for one
-                    if room == "vocabulary" and package == "ray" and function == "to_ray":
-                        continue
-                    wrong.append(f"{module} imports {imported} (in {function or 'the module'})")
+    for path in _sources():
+        module = _module_name(path)
+        room = _room(module)
+        forbidden = set(FORBIDDEN_PACKAGES.get(room, ()))
+        if room == "vocabulary":
+            forbidden = {"tensorflow", "keras", "ray"}
+        for imported, function in _third_party(path):
+            for package in forbidden:
+                if not _imports_package(imported, package):
+                    continue
+                # a hyperparameter's Ray Tune domain: Ray only when asked for one
+                if room == "vocabulary" and package == "ray" and function == "to_ray":
+                    continue
+                wrong.append(f"{module} imports {imported} (in {function or 'the module'})")
     assert not wrong, "\n".join(sorted(wrong))
 
 
@@ -246,20 +247,16 @@ def _code_lines(node, source_lines):
 
 def test_no_function_is_over_80_lines_and_the_tuner_class_holds_300_of_code():
     long = []
-    for root, _, files in os.walk(PACKAGE):
-        for name in files:
-            if not name.endswith(".py"):
-                continue
-            path = os.path.join(root, name)
-            with open(path) as f:
-                source = f.read()
-            lines = source.splitlines()
-            for node in ast.walk(ast.parse(source, path)):
-                if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
-                    if node.end_lineno - node.lineno + 1 > 80:  # docstring included
-                        long.append(f"{_module_name(path)}.{node.name}")
-                if isinstance(node, ast.ClassDef) and node.name == "BanditTuner":
-                    assert _code_lines(node, lines) <= 300, _code_lines(node, lines)
+    for path in _sources():
+        with open(path) as f:
+            source = f.read()
+        lines = source.splitlines()
+        for node in ast.walk(ast.parse(source, path)):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                if node.end_lineno - node.lineno + 1 > 80:  # docstring included
+                    long.append(f"{_module_name(path)}.{node.name}")
+            if isinstance(node, ast.ClassDef) and node.name == "BanditTuner":
+                assert _code_lines(node, lines) <= 300, _code_lines(node, lines)
     assert not long, long
 
 
@@ -270,13 +267,11 @@ def test_only_the_runner_writes_an_arm():
     fields = "failures|checkpoint|checkpoint_step|step|state|config|decided|worker|lineage"
     write = re.compile(rf"\barm\.({fields})\s*(\+|-)?=(?!=)")
     found = []
-    for root, _, files in os.walk(PACKAGE):
-        for name in files:
-            path = os.path.join(root, name)
-            if not name.endswith(".py") or path.endswith(("runner.py", "arms.py")):
-                continue
-            with open(path) as f:
-                for number, line in enumerate(f, 1):
-                    if write.search(line):
-                        found.append(f"{_module_name(path)}:{number}: {line.strip()}")
+    for path in _sources():
+        if path.endswith(("runner.py", "arms.py")):
+            continue
+        with open(path) as f:
+            for number, line in enumerate(f, 1):
+                if write.search(line):
+                    found.append(f"{_module_name(path)}:{number}: {line.strip()}")
     assert not found, "\n".join(found)

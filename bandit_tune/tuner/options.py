@@ -3,12 +3,13 @@
 :func:`check_options` takes what ``BanditTuner(...)`` was given and returns the
 attributes the tuner keeps (the policy planned for a budget, the hypermodel
 wrapped for keras-tuner's overrides). Every check of a number lives in
-:func:`at_least_one` and :func:`resource_share`.
+:mod:`bandit_tune.driver.checks`, shared with ``run_arms`` and the replays.
 """
 
 from __future__ import annotations
 
 import math
+import os
 from typing import Any
 
 import numpy as np
@@ -42,15 +43,6 @@ def refuse_unsupported(tuner: str, kwargs: dict[str, Any]) -> None:
             "keras-tuner arguments bandit_tune takes)"
         )
     raise TypeError(f"{tuner}: " + "; ".join(lines))
-
-
-def at_least_one(label: str, value: Any, optional: bool = False) -> Any:
-    """``value`` if it is an integer >= 1 (or ``None`` when ``optional``); else ValueError.
-
-    >>> at_least_one("max_trials", 3), at_least_one("max_trials", None, optional=True)
-    (3, None)
-    """
-    return integer(label, value, 1, optional)
 
 
 def fits(total: float, share: float) -> int:
@@ -275,24 +267,22 @@ def check_options(
         a["hyperparameters"], a["tune_new_entries"], a["allow_new_entries"], a["metrics"]
     )
     objectives = objectives_of(a["objective"])
-    max_epochs = at_least_one("max_epochs", a["max_epochs"])
-    max_trials = at_least_one("max_trials", a["max_trials"], optional=True)
+    max_epochs = integer("max_epochs", a["max_epochs"])
+    max_trials = integer("max_trials", a["max_trials"], optional=True)
     _check_backend(a["backend"], fixed_sample, a["storage_path"], tuner)
     seconds = _check_limits(a["budget"], a["max_total_epochs"], max_epochs, a["target_score"])
     overrides = {
         k: a[k]
         for k in ("tune_new_entries", "allow_new_entries", "optimizer", "loss", "metrics")
     }
-    overrides["max_model_size"] = at_least_one(
-        "max_model_size", a["max_model_size"], optional=True
-    )
+    overrides["max_model_size"] = integer("max_model_size", a["max_model_size"], optional=True)
     return {
         "tuner_id": a["tuner_id"] or "tuner0",
-        "max_consecutive_failed_trials": at_least_one(
+        "max_consecutive_failed_trials": integer(
             "max_consecutive_failed_trials", a["max_consecutive_failed_trials"], optional=True
         ),
         "max_model_size": overrides["max_model_size"],
-        "executions_per_trial": at_least_one("executions_per_trial", a["executions_per_trial"]),
+        "executions_per_trial": integer("executions_per_trial", a["executions_per_trial"]),
         **{k: overrides[k] for k in ("tune_new_entries", "allow_new_entries")},
         **{k: overrides[k] for k in ("optimizer", "loss", "metrics")},
         "hypermodel": wrap_hypermodel(
@@ -303,7 +293,7 @@ def check_options(
         "max_epochs": max_epochs,
         "max_trials": max_trials,
         "seed": a["seed"],
-        "directory": _absolute(a["directory"] or "bandit_tune_results"),
+        "directory": os.path.abspath(a["directory"] or "bandit_tune_results"),
         "project_name": check_project_name(
             "untitled_project" if a["project_name"] is None else a["project_name"]
         ),
@@ -341,9 +331,3 @@ def _run_settings(a: dict[str, Any]) -> dict[str, Any]:
         "gpus_per_arm": resource_share("gpus_per_arm", a["gpus_per_arm"], zero=True),
         "fast_input": flag("fast_input", a["fast_input"]),
     }
-
-
-def _absolute(path: str) -> str:
-    import os
-
-    return os.path.abspath(path)
